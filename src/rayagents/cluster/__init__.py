@@ -1,0 +1,1 @@
+"""The driver: CLI, Ray connection, placement, supervision, results storage, statistics."""

@@ -1,0 +1,1 @@
+"""The run options schema: the ML-Agents trainer YAML plus cluster settings."""

@@ -1,0 +1,1 @@
+"""The learner: networks, trainers, reward signals, model export, checkpoints, the LearnerActor."""

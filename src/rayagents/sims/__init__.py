@@ -1,0 +1,1 @@
+"""The Unity end of the wire: the simulation host (rayagents-sim) and its scenes."""
