@@ -1,0 +1,1 @@
+"""The benchmarks behind the README's performance table; run them all with ``python -m bench``."""

@@ -1,0 +1,56 @@
+"""A benchmark result row and the README table it is written into."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+BEGIN = "<!-- bench:begin -->"
+END = "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured figure, as one line of the README table."""
+
+    benchmark: str
+    """What was measured, in words."""
+    value: str
+    """The measured figure with its unit."""
+    target: str
+    """The target from the issue, or '—' when there is none."""
+    met: bool | None
+    """Whether the target is met; None when there is no target."""
+    command: str
+    """The command that measures it."""
+
+
+def render(rows: list[Row], machine: str) -> str:
+    """The Markdown table (between the bench markers) for ``rows`` measured on ``machine``."""
+    lines = [
+        BEGIN,
+        f"Measured on {machine}.",
+        "",
+        "| benchmark | measured | target | met | command |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "—" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(f"| {r.benchmark} | {r.value} | {r.target} | {met} | `{r.command}` |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def rewrite_readme(readme: Path, section: str, rows: list[Row], machine: str) -> None:
+    """Replaces the bench table of ``section`` (a heading's text) in ``readme``; other sections stay."""
+    text = readme.read_text()
+    block = render(rows, machine)
+    pattern = re.compile(
+        rf"(### {re.escape(section)}\n\n){re.escape(BEGIN)}.*?{re.escape(END)}", re.DOTALL
+    )
+    if pattern.search(text):
+        text = pattern.sub(lambda m: m.group(1) + block, text)
+    else:
+        raise ValueError(f"{readme} has no '### {section}' heading followed by a bench table; add one first")
+    readme.write_text(text)

@@ -1,0 +1,252 @@
+"""Observations on the wire (``ObservationProto``) and as numpy arrays, at both ends.
+
+The trainer end decodes a batch of one sensor's observations (one proto per agent) into ``float32
+(n_agents, *shape)``; the Unity end (the simulation host) encodes one agent's observation as a proto.
+
+Float observations are decoded through their serialized bytes: a proto's packed ``float_data`` is the
+little-endian float32 array itself, so a batch is one ``SerializeToString`` per proto, one join and one
+``np.frombuffer``, several times faster than reading the repeated field element by element. Protos that are
+not laid out as expected (another shape, compressed, wrong size) take the general path, which checks each
+one and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from rayagents.protocol.communicator_objects.observation_pb2 import PNG, ObservationProto
+from rayagents.protocol.exceptions import UnityObservationException
+from rayagents.protocol.png import PngError, decode_png_stream, encode_png_stream
+from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
+from rayagents.protocol.wire import packed_varints, tag, varint
+
+VISUAL_DIMENSION_PROPERTIES = (
+    int(DimensionProperty.NONE),
+    int(DimensionProperty.TRANSLATIONAL_EQUIVARIANCE),
+    int(DimensionProperty.TRANSLATIONAL_EQUIVARIANCE),
+)
+"""What Unity sends for a CHW visual observation: ``(1, 2, 2)``."""
+
+VECTOR_DIMENSION_PROPERTIES = (int(DimensionProperty.NONE),)
+"""What Unity sends for a vector observation: ``(1,)``."""
+
+VARIABLE_LENGTH_DIMENSION_PROPERTIES = (int(DimensionProperty.VARIABLE_SIZE), int(DimensionProperty.NONE))
+"""What Unity sends for a buffer sensor ``(max_entities, entity_size)``: ``(4, 1)``."""
+
+# Keys of the ObservationProto fields written as bytes (field numbers from observation.proto).
+_TAG_SHAPE = tag(1, 2)  # packed int32
+_TAG_FLOAT_DATA = tag(4, 2)  # FloatData message
+_TAG_FLOAT_DATA_DATA = tag(1, 2)  # FloatData.data, packed float
+_TAG_DIMENSION_PROPERTIES = tag(6, 2)  # packed int32
+_TAG_OBSERVATION_TYPE = tag(7, 0)  # enum
+_TAG_NAME = tag(8, 2)  # string
+
+
+def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
+    """The spec of the sensor that sent ``obs``: its shape, dimension properties, type and name.
+
+    An empty ``dimension_properties`` list means ``UNSPECIFIED`` for every dimension.
+    """
+    shape = tuple(int(d) for d in obs.shape)
+    if len(obs.dimension_properties) > 0:
+        properties = tuple(DimensionProperty(int(p)) for p in obs.dimension_properties)
+    else:
+        properties = (DimensionProperty.UNSPECIFIED,) * len(shape)
+    try:
+        observation_type = ObservationType(int(obs.observation_type))
+    except ValueError:
+        raise UnityObservationException(
+            f"Sensor '{obs.name}' sent observation_type {int(obs.observation_type)}, which this trainer does not "
+            "know (0 = DEFAULT, 1 = GOAL_SIGNAL). Check that the ML-Agents package of the build speaks API 1.5.0."
+        ) from None
+    return ObservationSpec(shape=shape, dimension_property=properties, observation_type=observation_type, name=obs.name)
+
+
+def observations_to_array(protos: Sequence[ObservationProto], spec: ObservationSpec, *, behavior: str) -> np.ndarray:
+    """Decodes one sensor's observations of a batch of agents to ``float32 (len(protos), *spec.shape)``.
+
+    Float observations are reshaped to the spec's shape; PNG observations are split, decoded, mapped to
+    their channels and scaled to [0, 1] (CHW). Rank-1 and rank-2 observations holding NaN or Inf raise
+    ``UnityObservationException`` naming ``behavior`` and the sensor, as does any observation whose shape
+    is not the spec's.
+    """
+    shape = tuple(spec.shape)
+    count = len(protos)
+    if count == 0:
+        return np.zeros((0,) + shape, dtype=np.float32)
+    batch = _packed_float_batch(protos, shape)
+    if batch is None:
+        batch = np.empty((count,) + shape, dtype=np.float32)
+        for row, proto in enumerate(protos):
+            batch[row] = _observation_to_array(proto, spec, behavior=behavior, row=row)
+    if len(shape) in (1, 2):
+        _raise_on_nan_or_inf(batch, spec, behavior=behavior)
+    return batch
+
+
+def float_observation_proto(
+    values: np.ndarray,
+    name: str,
+    *,
+    dimension_properties: Sequence[int] | None = None,
+    observation_type: int = 0,
+) -> ObservationProto:
+    """An uncompressed observation of ``values`` (any shape; sent as float32, row-major) from sensor ``name``.
+
+    Without ``dimension_properties`` the ones Unity's sensors send are used: ``(1,)`` for a vector,
+    ``(4, 1)`` for a rank-2 (variable-length entity) observation, ``(1, 2, 2)`` for CHW, none otherwise.
+    """
+    array = np.ascontiguousarray(values, dtype="<f4")
+    head, tail = float_observation_layout(
+        array.shape, name, dimension_properties=dimension_properties, observation_type=observation_type
+    )
+    # Written as bytes and parsed once: several times cheaper than filling the repeated float field.
+    return ObservationProto.FromString(head + array.tobytes() + tail)
+
+
+def float_observation_layout(
+    shape: tuple[int, ...],
+    name: str,
+    *,
+    dimension_properties: Sequence[int] | None = None,
+    observation_type: int = 0,
+) -> tuple[bytes, bytes]:
+    """The serialized ``ObservationProto`` of a float observation of ``shape``, without its data.
+
+    The message is ``head + <float32 little-endian values> + tail``, fields in field-number order as
+    protobuf writes them. ``dimension_properties`` default as in :func:`float_observation_proto`.
+    """
+    shape = tuple(map(int, shape))
+    if dimension_properties is None:
+        dimension_properties = _default_dimension_properties(len(shape))
+    elif len(dimension_properties) not in (0, len(shape)):
+        raise ValueError(
+            f"sensor '{name}': {len(dimension_properties)} dimension properties for an observation of shape {shape}"
+        )
+    tail = [packed_varints(_TAG_DIMENSION_PROPERTIES, dimension_properties)]
+    if observation_type:
+        tail += [_TAG_OBSERVATION_TYPE, varint(int(observation_type))]
+    if name:
+        encoded = name.encode("utf-8")
+        tail += [_TAG_NAME, varint(len(encoded)), encoded]
+    return _float_head(shape), b"".join(tail)
+
+
+def png_observation_proto(chw: np.ndarray, name: str, *, observation_type: int = 0) -> ObservationProto:
+    """A PNG-compressed visual observation of ``chw`` (float in [0, 1], any channel count) from sensor ``name``.
+
+    Channels are packed three to a PNG and the PNGs concatenated. One channel is sent as one gray RGB PNG
+    with the mapping ``[0, 0, 0]``; three channels with no mapping; other counts with the mapping
+    ``[0, 1, ..., C-1]`` and zero padding channels mapped to ``-1``.
+    """
+    chw = np.asarray(chw)
+    try:
+        data, mapping = encode_png_stream(chw)
+    except PngError as error:
+        raise ValueError(f"sensor '{name}': {error}") from error
+    return ObservationProto(
+        shape=chw.shape,
+        compression_type=PNG,
+        compressed_data=data,
+        compressed_channel_mapping=mapping,
+        dimension_properties=VISUAL_DIMENSION_PROPERTIES,
+        observation_type=observation_type,
+        name=name,
+    )
+
+
+def _default_dimension_properties(rank: int) -> tuple[int, ...]:
+    """The dimension properties Unity's own sensors send for an observation of this rank."""
+    if rank == 1:
+        return VECTOR_DIMENSION_PROPERTIES
+    if rank == 2:
+        return VARIABLE_LENGTH_DIMENSION_PROPERTIES
+    if rank == 3:
+        return VISUAL_DIMENSION_PROPERTIES
+    return ()
+
+
+def _float_head(shape: tuple[int, ...]) -> bytes:
+    """The bytes of a float ``ObservationProto`` of ``shape`` before its float32 values: the shape field and
+    the ``float_data`` headers (``compression_type`` NONE is the default, so it is not written)."""
+    nbytes = 4 * math.prod(shape)
+    inner_header = _TAG_FLOAT_DATA_DATA + varint(nbytes) if nbytes else b""
+    return packed_varints(_TAG_SHAPE, shape) + _TAG_FLOAT_DATA + varint(len(inner_header) + nbytes) + inner_header
+
+
+def _packed_float_batch(protos: Sequence[ObservationProto], shape: tuple[int, ...]) -> np.ndarray | None:
+    """Decodes a batch of float observations of ``shape`` from their serialized bytes; None if any does not fit.
+
+    Protobuf serializes fields in field-number order and repeated scalars packed, so a float observation of
+    ``shape`` serializes to exactly ``prefix + raw float32 bytes + later fields``, where ``prefix`` holds the
+    shape and the ``float_data`` headers. A proto whose bytes do not start with that prefix (other shape,
+    compressed, other number of floats) sends the whole batch down the checked per-proto path.
+    """
+    size = math.prod(shape)
+    if size == 0:
+        return None
+    nbytes = 4 * size
+    prefix = _float_head(shape)
+    chunks = [proto.SerializeToString() for proto in protos]
+    if not all(chunk.startswith(prefix) for chunk in chunks):
+        return None
+    start = len(prefix)
+    length = len(chunks[0])
+    if all(len(chunk) == length for chunk in chunks):
+        rows = np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(chunks), length)
+        floats = rows[:, start : start + nbytes].copy().view("<f4")  # a copy: the result must be writable
+    else:
+        floats = np.frombuffer(bytearray(b"".join([chunk[start : start + nbytes] for chunk in chunks])), dtype="<f4")
+    return floats.astype(np.float32, copy=False).reshape((len(chunks),) + shape)
+
+
+def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, behavior: str, row: int) -> np.ndarray:
+    """Decodes one agent's observation, checking it against ``spec``; errors name the behavior and sensor."""
+    where = f"Observation '{spec.name}' of behavior '{behavior}' (agent {row} of the batch)"
+    shape = tuple(spec.shape)
+    sent_shape = tuple(int(d) for d in proto.shape)
+    if sent_shape != shape:
+        raise UnityObservationException(
+            f"{where} has shape {sent_shape}, but the behavior's spec says {shape}. All agents of a behavior must "
+            "send the same sensors with the same shapes; check the sensor settings of each agent in the scene."
+        )
+    if proto.compression_type == PNG:
+        channels = shape[0] if shape else 1
+        try:
+            array = decode_png_stream(proto.compressed_data, proto.compressed_channel_mapping, channels)
+        except PngError as error:
+            raise UnityObservationException(
+                f"{where} could not be decoded: {error}. Check the sensor's compression settings "
+                "(or set its compression to None)."
+            ) from error
+        if array.shape != shape:
+            raise UnityObservationException(
+                f"{where} decoded to shape {array.shape} but the spec says {shape}. Check the sensor's width, "
+                "height, grayscale setting and compressed channel mapping."
+            )
+        return array
+    data = proto.float_data.data
+    if len(data) != math.prod(shape):
+        raise UnityObservationException(
+            f"{where} holds {len(data)} floats, but its shape {shape} needs {math.prod(shape)}. Check that the "
+            "sensor writes exactly as many values as its declared size (e.g. VectorSensor size, "
+            "CollectObservations)."
+        )
+    return np.array(data, dtype=np.float32).reshape(shape)
+
+
+def _raise_on_nan_or_inf(batch: np.ndarray, spec: ObservationSpec, *, behavior: str) -> None:
+    """Raises ``UnityObservationException`` naming the behavior and sensor when ``batch`` holds NaN or Inf."""
+    finite = np.isfinite(batch)
+    if finite.all():
+        return
+    bad_rows = np.flatnonzero(~finite.reshape(len(batch), -1).all(axis=1))
+    raise UnityObservationException(
+        f"Observation '{spec.name}' of behavior '{behavior}' holds NaN or Inf values ({len(bad_rows)} of "
+        f"{len(batch)} agents, first at batch row {int(bad_rows[0])}). Check the code that fills this sensor "
+        "(CollectObservations or the simulator) for a division by zero, an uninitialized value, or physics that "
+        "blew up."
+    )
