@@ -1,0 +1,158 @@
+"""``rayagents-sim``: a player executable that runs a scene, and the builds and listing of scenes.
+
+Player: ``rayagents-sim --scene NAME [--mlagents-port P] [-logFile PATH|-] [-batchmode] [-nographics] ...``.
+It takes a Unity player's arguments and ignores the Unity arguments it does not know. Without a port it logs
+that there is no trainer and exits 0 (a Unity player would run inference).
+
+Others: ``rayagents-sim build NAME DIR`` writes a build folder; ``rayagents-sim list`` prints the scenes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Callable, Sequence
+
+from rayagents.sims.academy import EXIT_FAILURE, EXIT_OK, Academy
+from rayagents.sims.build import write_build
+from rayagents.sims.client import UnityClient
+from rayagents.sims.scenes import UnknownSceneError, get_scene, scene_names
+
+logger = logging.getLogger("rayagents.sims")
+
+EXIT_USAGE = 2
+"""Bad command line (an unknown scene, a missing argument)."""
+
+_UNITY_FLAGS = {"-logfile": "-logFile", "-batchmode": "-batchmode", "-nographics": "-nographics"}
+"""Unity's own flags, matched case-insensitively as a player does."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rayagents-sim`` and ``python -m rayagents.sims``; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "build":
+        return _build(args[1:])
+    if args and args[0] == "list":
+        for name in scene_names():
+            print(f"{name}: {get_scene(name).description}")
+        return EXIT_OK
+    return _play(args)
+
+
+def _build(argv: Sequence[str]) -> int:
+    """``rayagents-sim build NAME DIR``."""
+    parser = argparse.ArgumentParser(
+        prog="rayagents-sim build", description="Write a scene's build folder (DIR/NAME.x86_64 and DIR/NAME_Data/)."
+    )
+    parser.add_argument("scene", help=f"the scene ({', '.join(scene_names())})")
+    parser.add_argument("out_dir", type=Path, help="the folder to write the build into")
+    options = parser.parse_args(argv)
+    try:
+        executable = write_build(options.scene, options.out_dir)
+    except UnknownSceneError as error:
+        print(f"rayagents-sim build: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(executable)
+    return EXIT_OK
+
+
+def player_parser() -> argparse.ArgumentParser:
+    """The parser of the player's arguments (Unity's flags and ``--scene``)."""
+    parser = argparse.ArgumentParser(
+        prog="rayagents-sim",
+        allow_abbrev=False,
+        description="Run a scene as a Unity ML-Agents player: connect to the trainer on --mlagents-port. "
+        "Other commands: 'rayagents-sim build NAME DIR', 'rayagents-sim list'.",
+    )
+    parser.add_argument("--scene", required=True, help=f"the scene to run ({', '.join(scene_names())})")
+    parser.add_argument("--mlagents-port", type=int, default=None, help="the trainer's port; without it, no training")
+    parser.add_argument("-logFile", dest="log_file", nargs="?", const="-", default=None, help="log file; '-' = stdout")
+    parser.add_argument("-batchmode", action="store_true", help="accepted (a simulator has no window)")
+    parser.add_argument("-nographics", action="store_true", help="accepted (a simulator renders off-screen)")
+    return parser
+
+
+def _play(argv: Sequence[str]) -> int:
+    """Run the player."""
+    normalized = [_UNITY_FLAGS.get(arg.lower(), arg) if arg.startswith("-") else arg for arg in argv]
+    options, unknown = player_parser().parse_known_args(normalized)
+    handler = _log_handler(options.log_file)
+    _configure_logging(handler)
+    try:
+        return _run_scene(options, unknown)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _run_scene(options: argparse.Namespace, unknown: Sequence[str]) -> int:
+    """Load the scene and serve the trainer, if there is one."""
+    if unknown:
+        logger.info("Ignoring arguments this player does not use: %s", " ".join(unknown))
+    try:
+        scene = get_scene(options.scene)
+    except UnknownSceneError as error:
+        logger.error("%s", error)
+        return EXIT_USAGE
+    port = options.mlagents_port
+    if port is None or port <= 0:
+        logger.info(
+            "No trainer port (--mlagents-port): a Unity player would run inference, which this player does not "
+            "do. Scene '%s' quits.",
+            scene.name,
+        )
+        return EXIT_OK
+    logger.info("Scene '%s': connecting to the trainer on port %d.", scene.name, port)
+    academy = Academy(scene, UnityClient(port))
+    restore = _stop_on_signals(academy)
+    try:
+        return academy.run()
+    finally:
+        restore()
+
+
+def _log_handler(log_file: str | None) -> logging.Handler:
+    """Where the log goes: ``-logFile PATH`` (created with its folder), ``-`` for stdout, stderr by default."""
+    if log_file == "-":
+        return logging.StreamHandler(sys.stdout)
+    if log_file is None:
+        return logging.StreamHandler(sys.stderr)
+    path = Path(log_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return logging.FileHandler(path, mode="w", encoding="utf-8")
+    except OSError as error:
+        print(f"rayagents-sim: cannot write the log file {path} ({error}); logging to stderr.", file=sys.stderr)
+        return logging.StreamHandler(sys.stderr)
+
+
+def _configure_logging(handler: logging.Handler) -> None:
+    """Send rayagents' records at INFO and above (and every warning) to ``handler``."""
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("rayagents").setLevel(logging.INFO)
+
+
+def _stop_on_signals(academy: Academy) -> Callable[[], None]:
+    """Make SIGTERM ask ``academy`` to stop (goodbye, exit 0); returns a function that restores the old handler.
+
+    The handler only sets a flag: raising from it could leave gRPC's state half-changed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        academy.request_stop()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["main", "player_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]

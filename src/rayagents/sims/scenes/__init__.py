@@ -1,0 +1,61 @@
+"""The named scenes of the simulation host, each importable on demand (a scene's simulator loads only when run)."""
+
+from __future__ import annotations
+
+import importlib
+from types import MappingProxyType
+from typing import Mapping
+
+from rayagents.sims.scene import Scene
+
+_SCENE_MODULES: Mapping[str, str] = MappingProxyType(
+    {
+        "CartPole": "rayagents.sims.scenes.cartpole",
+        "CartPoleMemory": "rayagents.sims.scenes.cartpole:cartpole_memory",
+        "CartPoleVisual": "rayagents.sims.scenes.cartpole:cartpole_visual",
+        "Pendulum": "rayagents.sims.scenes.gymnasium_scenes:pendulum",
+        "LunarLander": "rayagents.sims.scenes.gymnasium_scenes:lunar_lander",
+        "MountainCar": "rayagents.sims.scenes.gymnasium_scenes:mountain_car",
+        "HalfCheetah": "rayagents.sims.scenes.gymnasium_scenes:half_cheetah",
+        "Hopper": "rayagents.sims.scenes.gymnasium_scenes:hopper",
+        "Walker2d": "rayagents.sims.scenes.gymnasium_scenes:walker2d",
+        "Ant": "rayagents.sims.scenes.gymnasium_scenes:ant",
+        "ConnectFour": "rayagents.sims.scenes.connect_four",
+        "SimpleSpread": "rayagents.sims.scenes.simple_spread",
+        "SimpleTag": "rayagents.sims.scenes.simple_tag",
+    }
+)
+"""Scene name → the module whose ``scene()`` function builds it, or ``module:function`` naming the function."""
+
+
+class UnknownSceneError(KeyError):
+    """``--scene`` names no scene of the simulation host."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+        """The name that was asked for."""
+
+    def __str__(self) -> str:
+        return f"No scene named '{self.name}'. Known scenes: {', '.join(scene_names())}."
+
+
+def scene_names() -> tuple[str, ...]:
+    """The names of every scene, in a stable order."""
+    return tuple(_SCENE_MODULES)
+
+
+def get_scene(name: str) -> Scene:
+    """The scene called ``name``; UnknownSceneError (listing the known names) otherwise."""
+    if name.startswith("pettingzoo:"):  # pettingzoo:<module> or pettingzoo:<registry id>, any PettingZoo game
+        return importlib.import_module("rayagents.sims.scenes.pettingzoo_module").scene_for(name)
+    if name.startswith("gym:"):  # gym:[module:]<env id>[?options], any registered Gymnasium environment
+        return importlib.import_module("rayagents.sims.adapters.gymnasium").scene_from_id(name[len("gym:") :])
+    module_name = _SCENE_MODULES.get(name)
+    if module_name is None:
+        raise UnknownSceneError(name)
+    module_name, _, function = module_name.partition(":")
+    scene = getattr(importlib.import_module(module_name), function or "scene")()
+    if scene.name != name:
+        raise RuntimeError(f"module {module_name} builds scene '{scene.name}', not '{name}'")
+    return scene
