@@ -12,19 +12,28 @@ from __future__ import annotations
 
 import statistics
 import stat
+import subprocess
 import sys
+from concurrent import futures
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 from bench.table import Row
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.protocol.agent_batch import FloatObservations, agent_info_list_proto
+from rayagents.protocol.communicator_objects.command_pb2 import STEP
+from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessageProto
 from rayagents.protocol.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
-from rayagents.protocol.steps import steps_from_proto
+from rayagents.protocol.communicator_objects.unity_to_external_pb2_grpc import (
+    UnityToExternalProtoServicer,
+    add_UnityToExternalProtoServicer_to_server,
+)
+from rayagents.protocol.steps import action_list_proto, steps_from_proto
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 
 PLAYER_SCRIPT = Path(__file__).resolve().parent / "wire_player.py"
@@ -87,6 +96,48 @@ def measure_exchanges(case: WireCase, seconds: float) -> float:
             env.close()
 
 
+def _echo_reply(case: WireCase) -> UnityMessageProto:
+    """What a trainer answers each step: one discrete action per agent."""
+    reply = UnityMessageProto()
+    reply.header.status = 200
+    rl_input = reply.unity_input.rl_input
+    rl_input.command = STEP
+    rl_input.agent_actions["Bench?team=0"].CopyFrom(
+        action_list_proto(ActionSpec.create_discrete((3,)).empty_action(case.agents))
+    )
+    return reply
+
+
+class _EchoServicer(UnityToExternalProtoServicer):
+    """Answers every Exchange at once with the same reply: the transport alone, no trainer logic."""
+
+    def __init__(self, reply: UnityMessageProto) -> None:
+        self._reply = reply
+
+    def Exchange(self, request: UnityMessageProto, context: grpc.ServicerContext) -> UnityMessageProto:  # noqa: N802
+        return self._reply
+
+
+def measure_echo(case: WireCase, seconds: float) -> float:
+    """Exchanges/s of plain gRPC between the same two kinds of process, with the same messages: the ceiling."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    add_UnityToExternalProtoServicer_to_server(_EchoServicer(_echo_reply(case)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        args = ["--agents", str(case.agents), "--floats", str(case.floats), "--png", str(case.png)]
+        out = subprocess.run(
+            [sys.executable, str(PLAYER_SCRIPT), "--mlagents-port", str(port), "--echo-seconds", str(seconds), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+        return float(out.stdout.strip().splitlines()[-1])
+    finally:
+        server.stop(None)
+
+
 def measure_decode_ms(agents: int = 1024, floats: int = 128, repeats: int = 50) -> float:
     """Median milliseconds for ``steps_from_proto`` over one received step of ``agents`` × ``floats``."""
     values = np.random.default_rng(0).standard_normal((agents, floats), dtype=np.float32)
@@ -113,6 +164,16 @@ def run(seconds: float = 4.0) -> list[Row]:
     rows = []
     for case in CASES:
         rate = measure_exchanges(case, seconds)
+        ceiling = measure_echo(case, seconds)
+        rows.append(
+            Row(
+                f"plain gRPC echo, same messages {case.label[4:]} (the transport's ceiling)",
+                f"{ceiling:,.0f} exchanges/s",
+                "—",
+                None,
+                COMMAND,
+            )
+        )
         steps = rate * case.agents
         if case.png:
             target, met = "—", None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import numpy as np
 
@@ -48,6 +49,24 @@ def _step_message(args: argparse.Namespace, with_brain: bool) -> UnityMessagePro
     return message
 
 
+def _echo(args: argparse.Namespace) -> int:
+    """Sends the steady step message back to back and prints the exchanges/s: gRPC alone, no protocol logic."""
+    client = UnityClient(args.mlagents_port)
+    message = _step_message(args, with_brain=False)
+    try:
+        for _ in range(200):
+            client.exchange(message)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < args.echo_seconds:
+            for _ in range(100):
+                client.exchange(message)
+            count += 100
+        print(f"{count / (time.perf_counter() - start):.1f}")
+    finally:
+        client.close()
+    return 0
+
+
 def main() -> int:
     """Handshakes, then answers every RESET and STEP with the prepared observations until the trainer closes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -55,7 +74,15 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=1)
     parser.add_argument("--floats", type=int, default=8)
     parser.add_argument("--png", type=int, default=0, help="side of 3-channel PNG observations (0 = floats)")
+    parser.add_argument(
+        "--echo-seconds",
+        type=float,
+        default=0.0,
+        help="transport baseline: skip the protocol, send the step message for this long, print exchanges/s",
+    )
     args, _unity_args = parser.parse_known_args()
+    if args.echo_seconds:
+        return _echo(args)
 
     client = UnityClient(args.mlagents_port)
     hello = UnityMessageProto()

@@ -275,8 +275,9 @@ def test_an_unknown_side_channel_warns_and_the_run_goes_on(tmp_path: Path, caplo
         np.testing.assert_allclose(decisions.obs[0][:, 0], [3, 3])
     finally:
         env.close()
+    # The player sent on the unknown channel at every one of its 4 messages: one warning says it all.
     warnings = [r for r in caplog.records if "Unknown side channel" in r.getMessage()]
-    assert len(warnings) == 4
+    assert len(warnings) == 1
     assert "0badc0de-0000-4000-8000-000000000001" in warnings[0].getMessage()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,11 @@ def test_player_that_is_not_an_executable_format(tmp_path: Path) -> None:
     exe.chmod(0o755)
     with pytest.raises(UnityEnvironmentException, match="Couldn't launch the player"):
         PlayerProcess(str(exe), [])
+
+
+def test_sim_shorthand_runs_the_simulation_host_with_this_interpreter() -> None:
+    from rayagents.actors.player import player_command
+
+    assert player_command("sim:CartPole") == (sys.executable, ["-m", "rayagents.sims", "--scene", "CartPole"])
+    with pytest.raises(UnityEnvironmentException, match="names no scene"):
+        player_command("sim:")

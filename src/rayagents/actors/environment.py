@@ -23,7 +23,7 @@ from rayagents.actors.player import (
     log_path_from_arguments,
     player_arguments,
     player_log_path,
-    resolve_executable,
+    player_command,
 )
 from rayagents.protocol.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
 from rayagents.protocol.communicator_objects.command_pb2 import RESET, STEP
@@ -34,7 +34,8 @@ from rayagents.protocol.exceptions import (
     UnityEnvironmentException,
 )
 from rayagents.protocol.side_channels import SideChannel, SideChannelManager
-from rayagents.protocol.steps import action_protos, behavior_spec_from_proto, steps_from_proto
+from rayagents.protocol.actions import ActionEncoder
+from rayagents.protocol.steps import StepDecoder, behavior_spec_from_proto
 from rayagents.protocol.types import ActionTuple, AgentId, BehaviorName, BehaviorSpec, DecisionSteps, TerminalSteps
 from rayagents.protocol.versions import API_VERSION, PACKAGE_VERSION, is_compatible
 
@@ -90,7 +91,8 @@ class UnityEnvironment:
     """One Unity player, or the Unity Editor, driven with the ``mlagents_envs`` API.
 
     Arguments:
-        file_name: the build to launch (a path with or without its ``.x86_64``/``.app``/``.exe``); None means
+        file_name: the build to launch (a path with or without its ``.x86_64``/``.app``/``.exe``, or ``sim:NAME``
+            for scene NAME of the bundled simulation host); None means
             the Unity Editor: nothing is launched and the trainer listens on port 5004 unless ``port`` is given.
         worker_id: names the player's log (``Player-<worker_id>.log``); must be 0 for the Editor.
         seed: sent to the player in the handshake (Unity seeds its random generator with it).
@@ -135,6 +137,8 @@ class UnityEnvironment:
         self._timeout_wait = float(timeout_wait)
         self._side_channel_manager = SideChannelManager(side_channels)
         self._env_specs: dict[BehaviorName, BehaviorSpec] = {}
+        self._decoders: dict[BehaviorName, StepDecoder] = {}
+        self._encoders: dict[BehaviorName, ActionEncoder] = {}
         self._env_state: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] = {}
         self._env_actions: dict[BehaviorName, ActionTuple] = {}
         self._is_first_message = True
@@ -170,7 +174,7 @@ class UnityEnvironment:
         log_folder: str | None,
         additional_args: Sequence[str],
     ) -> PlayerProcess:
-        executable = resolve_executable(file_name)
+        executable, leading_args = player_command(file_name)
         args = player_arguments(
             self._server.port,
             worker_id=worker_id,
@@ -182,6 +186,7 @@ class UnityEnvironment:
             self._log_path = log_path_from_arguments(additional_args)
         elif log_folder is not None:
             self._log_path = player_log_path(log_folder, worker_id)
+        args = [*leading_args, *args]
         logger.debug("Launching %s %s", executable, " ".join(args))
         return PlayerProcess(executable, args, log_path=self._log_path)
 
@@ -287,7 +292,7 @@ class UnityEnvironment:
             actions = self._env_actions.get(behavior)
             if actions is None:
                 actions = self._env_specs[behavior].action_spec.empty_action(n_agents)
-            rl_input.agent_actions[behavior].value.extend(action_protos(actions))
+            self._encoders[behavior].write(actions, rl_input.agent_actions[behavior])
         output = self._server.exchange(message, wait=self._wait)
         self._update_behavior_specs(output)
         self._update_state(output.rl_output)
@@ -373,20 +378,22 @@ class UnityEnvironment:
             )
 
     def _update_behavior_specs(self, output: UnityOutputProto) -> None:
+        if not output.HasField("rl_initialization_output"):  # most steps: no new brain
+            return
         agent_infos = output.rl_output.agentInfos
         for brain in output.rl_initialization_output.brain_parameters:
             name = brain.brain_name
             if name in agent_infos and len(agent_infos[name].value) > 0:
-                self._env_specs[name] = behavior_spec_from_proto(brain, agent_infos[name].value[0])
+                spec = behavior_spec_from_proto(brain, agent_infos[name].value[0])
+                self._env_specs[name] = spec
+                self._decoders[name] = StepDecoder(spec, name)
+                self._encoders[name] = ActionEncoder(spec.action_spec.continuous_size, spec.action_spec.discrete_size)
                 logger.info("Connected new brain: %s", name)
 
     def _update_state(self, output: UnityRLOutputProto) -> None:
         agent_infos = output.agentInfos
-        for name, spec in self._env_specs.items():
-            if name in agent_infos:
-                self._env_state[name] = steps_from_proto(agent_infos[name].value, spec, name)
-            else:
-                self._env_state[name] = (DecisionSteps.empty(spec), TerminalSteps.empty(spec))
+        for name, decoder in self._decoders.items():
+            self._env_state[name] = decoder.decode(agent_infos[name].value if name in agent_infos else ())
         if output.side_channel:
             self._side_channel_manager.process_side_channel_message(output.side_channel)
 

@@ -88,6 +88,27 @@ def resolve_executable(env_path: str, platform: str = sys.platform) -> str:
     )
 
 
+SIM_PREFIX = "sim:"
+"""``--env sim:NAME`` runs scene NAME of the bundled simulation host instead of a Unity build."""
+
+
+def player_command(env: str) -> tuple[str, list[str]]:
+    """The executable and leading arguments that start the player ``env``.
+
+    ``sim:NAME`` is the simulation host's scene NAME, run with this interpreter (the same as launching the
+    build that ``rayagents-sim build NAME DIR`` writes); anything else is a Unity build, resolved by
+    ``resolve_executable``.
+    """
+    if env.startswith(SIM_PREFIX):
+        scene = env[len(SIM_PREFIX) :]
+        if not scene:
+            raise UnityEnvironmentException(
+                f"--env {env!r} names no scene: write sim:NAME (list the scenes with `rayagents-sim list`)."
+            )
+        return sys.executable, ["-m", "rayagents.sims", "--scene", scene]
+    return resolve_executable(env), []
+
+
 def has_log_file_argument(args: Sequence[str]) -> bool:
     """True when ``args`` already name Unity's log file (``-logFile``, any case)."""
     return any(arg.lower() == "-logfile" for arg in args)

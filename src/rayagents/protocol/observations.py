@@ -4,8 +4,8 @@ The trainer end decodes a batch of one sensor's observations (one proto per agen
 (n_agents, *shape)``; the Unity end (the simulation host) encodes one agent's observation as a proto.
 
 Float observations are decoded through their serialized bytes: a proto's packed ``float_data`` is the
-little-endian float32 array itself, so a batch is one ``SerializeToString`` per proto, one join and one
-``np.frombuffer``, several times faster than reading the repeated field element by element. Protos that are
+little-endian float32 array itself, so a batch is one ``SerializeToString`` per proto, one join of the cut-out
+values and one array made on them, several times faster than reading the repeated field element by element. Protos that are
 not laid out as expected (another shape, compressed, wrong size) take the general path, which checks each
 one and says what is wrong.
 """
@@ -13,6 +13,8 @@ one and says what is wrong.
 from __future__ import annotations
 
 import math
+import sys
+from operator import itemgetter, methodcaller
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +24,7 @@ from rayagents.protocol.exceptions import UnityObservationException
 from rayagents.protocol.png import PngError, decode_png_stream, encode_png_stream
 from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
 from rayagents.protocol.wire import packed_varints, tag, varint
+
 
 VISUAL_DIMENSION_PROPERTIES = (
     int(DimensionProperty.NONE),
@@ -43,6 +46,14 @@ _TAG_FLOAT_DATA_DATA = tag(1, 2)  # FloatData.data, packed float
 _TAG_DIMENSION_PROPERTIES = tag(6, 2)  # packed int32
 _TAG_OBSERVATION_TYPE = tag(7, 0)  # enum
 _TAG_NAME = tag(8, 2)  # string
+
+_SERIALIZE = ObservationProto.SerializeToString
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+"""Whether float32 in memory is the wire's little-endian float32."""
+
+_SUMMED_CHECK_MAX = 128
+"""Up to this many values, NaN/Inf is looked for with one Python sum (fewer numpy calls for a few agents)."""
 
 
 def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
@@ -71,20 +82,63 @@ def observations_to_array(protos: Sequence[ObservationProto], spec: ObservationS
     Float observations are reshaped to the spec's shape; PNG observations are split, decoded, mapped to
     their channels and scaled to [0, 1] (CHW). Rank-1 and rank-2 observations holding NaN or Inf raise
     ``UnityObservationException`` naming ``behavior`` and the sensor, as does any observation whose shape
-    is not the spec's.
+    is not the spec's. To decode the same sensor every step, keep an :class:`ObservationDecoder`.
     """
-    shape = tuple(spec.shape)
-    count = len(protos)
-    if count == 0:
-        return np.zeros((0,) + shape, dtype=np.float32)
-    batch = _packed_float_batch(protos, shape)
-    if batch is None:
-        batch = np.empty((count,) + shape, dtype=np.float32)
-        for row, proto in enumerate(protos):
-            batch[row] = _observation_to_array(proto, spec, behavior=behavior, row=row)
-    if len(shape) in (1, 2):
-        _raise_on_nan_or_inf(batch, spec, behavior=behavior)
-    return batch
+    return ObservationDecoder(spec, behavior).decode(protos)
+
+
+class ObservationDecoder:
+    """Decodes one sensor's observations batch after batch, as :func:`observations_to_array` does.
+
+    What depends on the spec alone (the byte prefix of a float observation of its shape, whether NaN/Inf is
+    checked) is worked out once, so that a step of a few agents costs a handful of calls.
+    """
+
+    __slots__ = ("spec", "behavior", "_shape", "_check_finite", "_nbytes", "_starts_with_prefix", "_float_bytes")
+
+    def __init__(self, spec: ObservationSpec, behavior: str) -> None:
+        self.spec = spec
+        """The sensor's spec (shape, name)."""
+        self.behavior = behavior
+        """The behavior named in errors."""
+        self._shape = tuple(int(d) for d in spec.shape)
+        self._check_finite = len(self._shape) in (1, 2)
+        self._nbytes = 4 * math.prod(self._shape)
+        prefix = _float_head(self._shape) if self._nbytes else b""
+        self._starts_with_prefix = methodcaller("startswith", prefix)
+        self._float_bytes = itemgetter(slice(len(prefix), len(prefix) + self._nbytes))
+
+    def decode(self, protos: Sequence[ObservationProto]) -> np.ndarray:
+        """The observations of ``protos`` (one per agent) as a new ``float32 (len(protos), *shape)`` array."""
+        count = len(protos)
+        if count == 0:
+            return np.zeros((0,) + self._shape, dtype=np.float32)
+        batch = self._packed_float_batch(protos) if self._nbytes else None
+        if batch is None:
+            batch = np.empty((count,) + self._shape, dtype=np.float32)
+            for row, proto in enumerate(protos):
+                batch[row] = _observation_to_array(proto, self.spec, behavior=self.behavior, row=row)
+        if self._check_finite and not _all_finite(batch):
+            _raise_on_nan_or_inf(batch, self.spec, behavior=self.behavior)
+        return batch
+
+    def _packed_float_batch(self, protos: Sequence[ObservationProto]) -> np.ndarray | None:
+        """Decodes a batch of float observations from their serialized bytes; None if any does not fit.
+
+        Protobuf serializes fields in field-number order and repeated scalars packed, so a float observation
+        of this shape serializes to exactly ``prefix + raw float32 bytes + later fields``, where ``prefix``
+        holds the shape and the ``float_data`` headers. A proto whose bytes do not start with that prefix
+        (other shape, compressed, other number of floats) sends the whole batch down the checked per-proto path.
+        """
+        chunks = list(map(_SERIALIZE, protos))
+        if not all(map(self._starts_with_prefix, chunks)):
+            return None
+        # Every agent's float32 bytes, cut out and joined in C into a writable buffer: one array made from it.
+        floats = bytearray(b"".join(map(self._float_bytes, chunks)))
+        shape = (len(chunks),) + self._shape
+        if _LITTLE_ENDIAN:
+            return np.ndarray(shape, dtype=np.float32, buffer=floats)
+        return np.frombuffer(floats, dtype="<f4").astype(np.float32).reshape(shape)
 
 
 def float_observation_proto(
@@ -177,32 +231,6 @@ def _float_head(shape: tuple[int, ...]) -> bytes:
     return packed_varints(_TAG_SHAPE, shape) + _TAG_FLOAT_DATA + varint(len(inner_header) + nbytes) + inner_header
 
 
-def _packed_float_batch(protos: Sequence[ObservationProto], shape: tuple[int, ...]) -> np.ndarray | None:
-    """Decodes a batch of float observations of ``shape`` from their serialized bytes; None if any does not fit.
-
-    Protobuf serializes fields in field-number order and repeated scalars packed, so a float observation of
-    ``shape`` serializes to exactly ``prefix + raw float32 bytes + later fields``, where ``prefix`` holds the
-    shape and the ``float_data`` headers. A proto whose bytes do not start with that prefix (other shape,
-    compressed, other number of floats) sends the whole batch down the checked per-proto path.
-    """
-    size = math.prod(shape)
-    if size == 0:
-        return None
-    nbytes = 4 * size
-    prefix = _float_head(shape)
-    chunks = [proto.SerializeToString() for proto in protos]
-    if not all(chunk.startswith(prefix) for chunk in chunks):
-        return None
-    start = len(prefix)
-    length = len(chunks[0])
-    if all(len(chunk) == length for chunk in chunks):
-        rows = np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(len(chunks), length)
-        floats = rows[:, start : start + nbytes].copy().view("<f4")  # a copy: the result must be writable
-    else:
-        floats = np.frombuffer(bytearray(b"".join([chunk[start : start + nbytes] for chunk in chunks])), dtype="<f4")
-    return floats.astype(np.float32, copy=False).reshape((len(chunks),) + shape)
-
-
 def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, behavior: str, row: int) -> np.ndarray:
     """Decodes one agent's observation, checking it against ``spec``; errors name the behavior and sensor."""
     where = f"Observation '{spec.name}' of behavior '{behavior}' (agent {row} of the batch)"
@@ -236,6 +264,17 @@ def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, beh
             "CollectObservations)."
         )
     return np.array(data, dtype=np.float32).reshape(shape)
+
+
+def _all_finite(batch: np.ndarray) -> bool:
+    """True when ``batch`` holds no NaN or Inf.
+
+    A small batch is summed as Python floats: a sum of float32 values cannot overflow a float64, so it is NaN
+    or Inf exactly when a value is.
+    """
+    if batch.size <= _SUMMED_CHECK_MAX:
+        return math.isfinite(sum(batch.reshape(-1).tolist()))
+    return bool(np.isfinite(batch).all())
 
 
 def _raise_on_nan_or_inf(batch: np.ndarray, spec: ObservationSpec, *, behavior: str) -> None:

@@ -9,6 +9,9 @@ can be in both (it ended an episode and requested its next decision in the same 
 
 from __future__ import annotations
 
+import math
+from itertools import chain, compress
+from operator import attrgetter, itemgetter
 from typing import Sequence
 
 import numpy as np
@@ -18,10 +21,20 @@ from rayagents.protocol.communicator_objects.agent_info_pb2 import AgentInfoProt
 from rayagents.protocol.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from rayagents.protocol.communicator_objects.space_type_pb2 import continuous as SPACE_TYPE_CONTINUOUS
 from rayagents.protocol.exceptions import UnityObservationException
-from rayagents.protocol.observations import observation_spec_from_proto, observations_to_array
+from rayagents.protocol.observations import ObservationDecoder, observation_spec_from_proto
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DecisionSteps, TerminalSteps
 
-__all__ = ["action_list_proto", "action_protos", "behavior_spec_from_proto", "steps_from_proto"]
+__all__ = ["StepDecoder", "action_list_proto", "action_protos", "behavior_spec_from_proto", "steps_from_proto"]
+
+# The fields of an info that a step reads, in the order of the columns of a batch; the mask comes last.
+_FIELDS = attrgetter("done", "reward", "id", "group_id", "group_reward", "observations")
+_FIELDS_AND_MASK = attrgetter("done", "reward", "id", "group_id", "group_reward", "observations", "action_mask")
+_MASK_COLUMN = 6
+_MAX_STEP_REACHED = attrgetter("max_step_reached")
+_FIRST = itemgetter(0)
+
+_Batch = tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Observations per sensor, rewards, agent ids, group ids and group rewards of a batch."""
 
 
 def behavior_spec_from_proto(brain: BrainParametersProto, agent_info: AgentInfoProto) -> BehaviorSpec:
@@ -54,77 +67,189 @@ def steps_from_proto(
     ``bool (n, branch_size)`` array per discrete branch, True = disabled; an agent whose flat mask is not
     ``sum(branches)`` long is unmasked; it is None without discrete branches or without deciding agents.
     NaN or Inf in a reward or group reward raises ``UnityObservationException`` naming the behavior.
+    To decode the same behavior every step, keep a :class:`StepDecoder`.
     """
-    deciding: list[AgentInfoProto] = []
-    ended: list[AgentInfoProto] = []
-    for info in agent_infos:
-        (ended if info.done else deciding).append(info)
-
-    obs, reward, agent_id, group_id, group_reward = _batch(deciding, spec, behavior)
-    decision_steps = DecisionSteps(
-        obs=obs,
-        reward=reward,
-        agent_id=agent_id,
-        action_mask=_action_masks(deciding, spec.action_spec),
-        group_id=group_id,
-        group_reward=group_reward,
-    )
-    obs, reward, agent_id, group_id, group_reward = _batch(ended, spec, behavior)
-    terminal_steps = TerminalSteps(
-        obs=obs,
-        reward=reward,
-        interrupted=np.fromiter((info.max_step_reached for info in ended), dtype=bool, count=len(ended)),
-        agent_id=agent_id,
-        group_id=group_id,
-        group_reward=group_reward,
-    )
-    return decision_steps, terminal_steps
+    return StepDecoder(spec, behavior).decode(agent_infos)
 
 
-def _batch(
-    infos: list[AgentInfoProto], spec: BehaviorSpec, behavior: str
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Observations per sensor, rewards, agent ids, group ids and group rewards of a batch of infos."""
-    count = len(infos)
-    sensors = len(spec.observation_specs)
-    observation_lists = [info.observations for info in infos]
-    for info, observations in zip(infos, observation_lists):
-        if len(observations) != sensors:
-            names = [obs_spec.name for obs_spec in spec.observation_specs]
-            raise UnityObservationException(
-                f"Agent {info.id} of behavior '{behavior}' sent {len(observations)} observations, but the behavior "
-                f"has {sensors} sensors ({names}). All agents of a behavior must have the same sensors; check the "
-                "sensor components of each agent in the scene."
-            )
-    obs = [
-        observations_to_array([observations[k] for observations in observation_lists], obs_spec, behavior=behavior)
-        for k, obs_spec in enumerate(spec.observation_specs)
-    ]
-    reward = np.fromiter((info.reward for info in infos), dtype=np.float32, count=count)
-    agent_id = np.fromiter((info.id for info in infos), dtype=np.int32, count=count)
-    group_id = np.fromiter((info.group_id for info in infos), dtype=np.int32, count=count)
-    group_reward = np.fromiter((info.group_reward for info in infos), dtype=np.float32, count=count)
-    _raise_on_nan_or_inf(reward, agent_id, "reward", behavior)
-    _raise_on_nan_or_inf(group_reward, agent_id, "group reward", behavior)
-    return obs, reward, agent_id, group_id, group_reward
+class StepDecoder:
+    """Decodes the steps of one behavior, step after step, as :func:`steps_from_proto` does.
+
+    Everything that depends on the spec alone (the observation decoders, the mask layout, the empty
+    arrays of a batch without agents) is worked out once; the fields of a batch are read in one C-level
+    pass over the infos.
+    """
+
+    __slots__ = ("spec", "behavior", "_sensors", "_mask_size", "_mask_slices", "_empty", "_fields")
+
+    def __init__(self, spec: BehaviorSpec, behavior: str) -> None:
+        self.spec = spec
+        """The behavior's spec."""
+        self.behavior = behavior
+        """The behavior's fully qualified name, named in errors."""
+        self._sensors = tuple(ObservationDecoder(obs_spec, behavior) for obs_spec in spec.observation_specs)
+        branches = tuple(int(b) for b in spec.action_spec.discrete_branches)
+        self._mask_size = sum(branches)
+        bounds = np.cumsum((0,) + branches).tolist()
+        self._mask_slices = tuple(slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]))
+        self._empty = _EmptyBatch(spec)
+        self._fields = _FIELDS_AND_MASK if branches else _FIELDS
+
+    def decode(self, agent_infos: Sequence[AgentInfoProto]) -> tuple[DecisionSteps, TerminalSteps]:
+        """The ``DecisionSteps`` and ``TerminalSteps`` of one step's infos (see :func:`steps_from_proto`)."""
+        count = len(agent_infos)
+        if count == 0:
+            return self._empty.decision_steps(), self._empty.terminal_steps()
+        if count == 1:
+            info = agent_infos[0]
+            if info.done:
+                return self._empty.decision_steps(), self._terminal_steps(self._single(info), [info])
+            masks = [info.action_mask] if self._mask_slices else None
+            return self._decision_steps(self._single(info), masks), self._empty.terminal_steps()
+        # One pass over the infos reads every field (attrgetter with several names: one C call per agent).
+        columns = list(zip(*map(self._fields, agent_infos)))
+        dones = columns[0]
+        if not any(dones):
+            return self._decision_steps(self._batch(columns), self._masks(columns)), self._empty.terminal_steps()
+        if all(dones):
+            return self._empty.decision_steps(), self._terminal_steps(self._batch(columns), agent_infos)
+        deciding = [not done for done in dones]
+        decision_columns = [tuple(compress(column, deciding)) for column in columns]
+        terminal_columns = [tuple(compress(column, dones)) for column in columns]
+        return (
+            self._decision_steps(self._batch(decision_columns), self._masks(decision_columns)),
+            self._terminal_steps(self._batch(terminal_columns), list(compress(agent_infos, dones))),
+        )
+
+    def _decision_steps(self, batch: _Batch, masks: Sequence[Sequence[bool]] | None) -> DecisionSteps:
+        obs, reward, agent_id, group_id, group_reward = batch
+        return DecisionSteps(
+            obs=obs,
+            reward=reward,
+            agent_id=agent_id,
+            action_mask=None if masks is None else self._action_masks(masks),
+            group_id=group_id,
+            group_reward=group_reward,
+        )
+
+    @staticmethod
+    def _terminal_steps(batch: _Batch, ended: Sequence[AgentInfoProto]) -> TerminalSteps:
+        obs, reward, agent_id, group_id, group_reward = batch
+        return TerminalSteps(
+            obs=obs,
+            reward=reward,
+            interrupted=np.array(list(map(_MAX_STEP_REACHED, ended)), dtype=bool),
+            agent_id=agent_id,
+            group_id=group_id,
+            group_reward=group_reward,
+        )
+
+    def _masks(self, columns: Sequence[tuple]) -> Sequence[Sequence[bool]] | None:
+        """The column of the infos' flat masks; None without discrete branches."""
+        return columns[_MASK_COLUMN] if self._mask_slices else None
+
+    def _batch(self, columns: Sequence[tuple]) -> _Batch:
+        """Observations per sensor, rewards, agent ids, group ids and group rewards of the columns of a batch."""
+        _, rewards, ids, group_ids, group_rewards, observation_lists = columns[:_MASK_COLUMN]
+        sensors = len(self._sensors)
+        if set(map(len, observation_lists)) != {sensors}:
+            self._raise_on_missing_sensor(ids, observation_lists)
+        if sensors == 1:
+            obs = [self._sensors[0].decode(list(map(_FIRST, observation_lists)))]
+        else:
+            obs = [decoder.decode([o[k] for o in observation_lists]) for k, decoder in enumerate(self._sensors)]
+        agent_id = np.array(ids, dtype=np.int32)
+        # A sum of float32 values as Python floats cannot overflow: it is NaN or Inf exactly when a value is.
+        if not math.isfinite(sum(rewards)):
+            _raise_on_nan_or_inf(np.array(rewards, dtype=np.float32), agent_id, "reward", self.behavior)
+        if not math.isfinite(sum(group_rewards)):
+            _raise_on_nan_or_inf(np.array(group_rewards, dtype=np.float32), agent_id, "group reward", self.behavior)
+        return (
+            obs,
+            np.array(rewards, dtype=np.float32),
+            agent_id,
+            np.array(group_ids, dtype=np.int32),
+            np.array(group_rewards, dtype=np.float32),
+        )
+
+    def _single(self, info: AgentInfoProto) -> _Batch:
+        """:meth:`_batch` of one agent, read from its info directly."""
+        observations = info.observations
+        if len(observations) != len(self._sensors):
+            self._raise_on_missing_sensor([info.id], [observations])
+        obs = [decoder.decode((observations[k],)) for k, decoder in enumerate(self._sensors)]
+        reward = np.array((info.reward,), dtype=np.float32)
+        agent_id = np.array((info.id,), dtype=np.int32)
+        group_reward = np.array((info.group_reward,), dtype=np.float32)
+        if not math.isfinite(info.reward):
+            _raise_on_nan_or_inf(reward, agent_id, "reward", self.behavior)
+        if not math.isfinite(info.group_reward):
+            _raise_on_nan_or_inf(group_reward, agent_id, "group reward", self.behavior)
+        return obs, reward, agent_id, np.array((info.group_id,), dtype=np.int32), group_reward
+
+    def _action_masks(self, flats: Sequence[Sequence[bool]]) -> list[np.ndarray]:
+        """One ``bool (n, branch_size)`` mask per branch (True = disabled) from the agents' flat masks, views of
+        one new array; a flat mask that is not ``sum(branches)`` long leaves its agent unmasked."""
+        total = self._mask_size
+        lengths = set(map(len, flats))
+        if lengths == {total}:
+            # Slicing a repeated bool field gives a list of bools, which bytearray() packs one byte each in C.
+            packed = bytearray(chain.from_iterable([flat[:] for flat in flats]))
+            masks = np.frombuffer(packed, dtype=bool).reshape(len(flats), total)
+        else:
+            masks = np.zeros((len(flats), total), dtype=bool)
+            if total in lengths:
+                for row, flat in enumerate(flats):
+                    if len(flat) == total:
+                        masks[row] = flat[:]
+        return [masks[:, columns] for columns in self._mask_slices]
+
+    def _raise_on_missing_sensor(self, ids: Sequence[int], observation_lists: Sequence[Sequence[object]]) -> None:
+        """Raises ``UnityObservationException`` naming the first agent whose sensors are not the behavior's."""
+        sensors = len(self._sensors)
+        for agent_id, observations in zip(ids, observation_lists):
+            if len(observations) != sensors:
+                names = [obs_spec.name for obs_spec in self.spec.observation_specs]
+                raise UnityObservationException(
+                    f"Agent {agent_id} of behavior '{self.behavior}' sent {len(observations)} observations, but the "
+                    f"behavior has {sensors} sensors ({names}). All agents of a behavior must have the same sensors; "
+                    "check the sensor components of each agent in the scene."
+                )
 
 
-def _action_masks(infos: list[AgentInfoProto], action_spec: ActionSpec) -> list[np.ndarray] | None:
-    """One ``bool (n, branch_size)`` mask per branch (True = disabled); None without branches or agents."""
-    branches = action_spec.discrete_branches
-    if len(branches) == 0 or len(infos) == 0:
-        return None
-    total = int(sum(branches))
-    # bytes() over a repeated bool field gives one 0/1 byte per entry in one C loop: the fastest way to numpy.
-    flats = [bytes(info.action_mask) for info in infos]
-    if all(len(flat) == total for flat in flats):
-        masks = np.frombuffer(bytearray(b"".join(flats)), dtype=bool).reshape(len(infos), total)
-    else:
-        masks = np.zeros((len(infos), total), dtype=bool)
-        for row, flat in enumerate(flats):
-            if len(flat) == total:
-                masks[row] = np.frombuffer(flat, dtype=bool)
-    return np.split(masks, np.cumsum(branches)[:-1], axis=1)
+class _EmptyBatch:
+    """The arrays of a batch without agents, shaped for a spec: each batch gets new views of them (cheaper
+    than new arrays; a zero-size view holds no data to share, and its shape is its own)."""
+
+    __slots__ = ("obs", "float32", "int32", "bool")
+
+    def __init__(self, spec: BehaviorSpec) -> None:
+        self.obs = tuple(np.zeros((0,) + tuple(s.shape), dtype=np.float32) for s in spec.observation_specs)
+        self.float32 = np.zeros(0, dtype=np.float32)
+        self.int32 = np.zeros(0, dtype=np.int32)
+        self.bool = np.zeros(0, dtype=bool)
+
+    def decision_steps(self) -> DecisionSteps:
+        """A new ``DecisionSteps`` without agents (no masks)."""
+        return DecisionSteps(
+            obs=[obs[:] for obs in self.obs],
+            reward=self.float32[:],
+            agent_id=self.int32[:],
+            action_mask=None,
+            group_id=self.int32[:],
+            group_reward=self.float32[:],
+        )
+
+    def terminal_steps(self) -> TerminalSteps:
+        """A new ``TerminalSteps`` without agents."""
+        return TerminalSteps(
+            obs=[obs[:] for obs in self.obs],
+            reward=self.float32[:],
+            interrupted=self.bool[:],
+            agent_id=self.int32[:],
+            group_id=self.int32[:],
+            group_reward=self.float32[:],
+        )
 
 
 def _raise_on_nan_or_inf(values: np.ndarray, agent_id: np.ndarray, what: str, behavior: str) -> None:

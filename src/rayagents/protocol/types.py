@@ -189,7 +189,7 @@ class TerminalStep(NamedTuple):
 
 
 def _index_of(agent_ids: np.ndarray) -> dict[AgentId, int]:
-    return {int(agent_id): i for i, agent_id in enumerate(agent_ids)}
+    return dict(zip(agent_ids.tolist(), range(len(agent_ids))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,14 +208,14 @@ class DecisionSteps(Mapping[AgentId, DecisionStep]):
     """``int32 (n_agents,)``; 0 = the agent is in no group."""
     group_reward: np.ndarray
     """``float32 (n_agents,)``."""
-    _index: dict[AgentId, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", _index_of(self.agent_id))
+    _index: dict[AgentId, int] | None = field(default=None, init=False, repr=False)
 
     @property
     def agent_id_to_index(self) -> dict[AgentId, int]:
-        """The row of each agent id."""
+        """The row of each agent id (built on first use: most steps never need it)."""
+        if self._index is None:
+            object.__setattr__(self, "_index", _index_of(self.agent_id))
+        assert self._index is not None
         return self._index
 
     def __len__(self) -> int:
@@ -225,9 +225,9 @@ class DecisionSteps(Mapping[AgentId, DecisionStep]):
         return (int(a) for a in self.agent_id)
 
     def __getitem__(self, agent_id: AgentId) -> DecisionStep:
-        if agent_id not in self._index:
+        i = self.agent_id_to_index.get(agent_id)
+        if i is None:
             raise KeyError(f"agent_id {agent_id} is not present in the DecisionSteps")
-        i = self._index[agent_id]
         mask = None if self.action_mask is None else [m[i] for m in self.action_mask]
         return DecisionStep(
             obs=[o[i] for o in self.obs],
@@ -267,14 +267,14 @@ class TerminalSteps(Mapping[AgentId, TerminalStep]):
     """``int32 (n_agents,)``; 0 = the agent is in no group."""
     group_reward: np.ndarray
     """``float32 (n_agents,)``."""
-    _index: dict[AgentId, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", _index_of(self.agent_id))
+    _index: dict[AgentId, int] | None = field(default=None, init=False, repr=False)
 
     @property
     def agent_id_to_index(self) -> dict[AgentId, int]:
-        """The row of each agent id."""
+        """The row of each agent id (built on first use: most steps never need it)."""
+        if self._index is None:
+            object.__setattr__(self, "_index", _index_of(self.agent_id))
+        assert self._index is not None
         return self._index
 
     def __len__(self) -> int:
@@ -284,9 +284,9 @@ class TerminalSteps(Mapping[AgentId, TerminalStep]):
         return (int(a) for a in self.agent_id)
 
     def __getitem__(self, agent_id: AgentId) -> TerminalStep:
-        if agent_id not in self._index:
+        i = self.agent_id_to_index.get(agent_id)
+        if i is None:
             raise KeyError(f"agent_id {agent_id} is not present in the TerminalSteps")
-        i = self._index[agent_id]
         return TerminalStep(
             obs=[o[i] for o in self.obs],
             reward=float(self.reward[i]),

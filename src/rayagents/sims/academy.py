@@ -9,7 +9,6 @@ the agents' next reports. It returns the player's exit code: 0 when the trainer 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -102,7 +101,6 @@ class Academy:
         self._deciding: dict[str, list[tuple[int, str]]] = {}
         self._had_first_reset = False
         self._counts: Counter[str] = Counter()
-        self._stop = threading.Event()
 
     @property
     def channels(self) -> PlayerChannels:
@@ -110,8 +108,12 @@ class Academy:
         return self._channels
 
     def request_stop(self) -> None:
-        """Ask the player to stop (safe from a signal handler): it says goodbye to the trainer and exits 0."""
-        self._stop.set()
+        """Ask the player to stop, from another thread (not from a signal handler).
+
+        The exchange in flight is cancelled (or the next one is not made); the player then says goodbye to the
+        trainer on a fresh channel and ``run`` returns 0.
+        """
+        self._client.interrupt()
 
     def run(self) -> int:
         """Handshake, then serve the trainer until it closes; returns the exit code."""
@@ -126,6 +128,7 @@ class Academy:
             return EXIT_FAILURE
         except (ExchangeInterrupted, KeyboardInterrupt):
             logger.info("Asked to stop; saying goodbye to the trainer (status %d) and quitting.", STATUS_QUIT)
+            self._client.reconnect()  # the interrupted channel is closed (and a cancelled call leaves nothing)
             self._goodbye()
             return EXIT_OK
         except Exception:
@@ -201,9 +204,7 @@ class Academy:
 
     def _exchange(self, message: UnityMessageProto) -> UnityMessageProto:
         """Send ``message`` and wait for the answer; ExchangeInterrupted once a stop has been requested."""
-        if self._stop.is_set():
-            raise ExchangeInterrupted("the player was asked to stop")
-        return self._client.exchange(message, stop=self._stop)
+        return self._client.exchange(message)
 
     def _check_status(self, reply: UnityMessageProto) -> None:
         """Quit with 0 when the trainer's answer is not status 200 (it closed the connection)."""
@@ -349,8 +350,8 @@ class Academy:
         """Tell the trainer the player is quitting (status 400), waiting at most GOODBYE_TIMEOUT_S."""
         try:
             self._client.exchange(header_message(STATUS_QUIT), timeout=GOODBYE_TIMEOUT_S)
-        except TrainerGoneError:
-            pass
+        except (TrainerGoneError, ExchangeInterrupted):
+            pass  # the trainer is gone, or a second stop request cut the goodbye short
 
     def _close(self) -> None:
         """Close the areas and the connection, and log what was done."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -141,18 +142,45 @@ def _configure_logging(handler: logging.Handler) -> None:
 
 
 def _stop_on_signals(academy: Academy) -> Callable[[], None]:
-    """Make SIGTERM ask ``academy`` to stop (goodbye, exit 0); returns a function that restores the old handler.
+    """Make SIGTERM ask ``academy`` to stop (goodbye, exit 0); returns a function that undoes it.
 
-    The handler only sets a flag: raising from it could leave gRPC's state half-changed.
+    The academy waits in a blocking gRPC call, so the work is not done in the signal handler (that runs in the
+    main thread, inside gRPC's wait): the handler is a no-op that only replaces the default action (death), and
+    the signal's number, written by the interpreter to a wakeup pipe, wakes a watcher thread that interrupts
+    the academy's client. The call in flight is cancelled at once.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        academy.request_stop()
+    def watch() -> None:
+        try:
+            while True:
+                received = os.read(read_fd, 64)
+                if not received:  # the write end was closed: the player is done
+                    return
+                if signal.SIGTERM in received:
+                    logger.info("SIGTERM received; stopping.")
+                    academy.request_stop()
+        finally:
+            os.close(read_fd)
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        """The watcher thread does the work (see above)."""
+
+    previous_handler = signal.signal(signal.SIGTERM, ignore)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="rayagents-sigterm", daemon=True)
+    watcher.start()
+
+    def restore() -> None:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGTERM, previous_handler)
+        os.close(write_fd)
+        watcher.join(timeout=1.0)
+
+    return restore
 
 
 __all__ = ["main", "player_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]

@@ -15,12 +15,9 @@ from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessa
 from rayagents.protocol.communicator_objects.unity_to_external_pb2_grpc import UnityToExternalProtoStub
 from rayagents.protocol.exceptions import UnityCommunicationException
 
-STOP_POLL_S = 0.05
-"""How often a waiting exchange checks its stop event."""
-
 
 class ExchangeInterrupted(Exception):
-    """The player was asked to stop while it waited for the trainer's answer; the call was cancelled."""
+    """The player was asked to stop (``UnityClient.interrupt``): the call in flight was cancelled, or none was made."""
 
 
 class TrainerGoneError(UnityCommunicationException):
@@ -48,11 +45,18 @@ class TrainerGoneError(UnityCommunicationException):
 
 
 class UnityClient:
-    """A gRPC client channel to the trainer, as a Unity player opens one (insecure, no deadline)."""
+    """A gRPC client channel to the trainer, as a Unity player opens one (insecure, no deadline).
+
+    ``exchange`` is a plain blocking unary call (the fastest path gRPC has). To stop a player that waits for the
+    trainer, another thread calls ``interrupt``: it closes the channel, which cancels the call in flight, and
+    every later ``exchange`` raises ExchangeInterrupted until ``reconnect`` opens a fresh channel (for a goodbye).
+    """
 
     def __init__(self, port: int, host: str = "localhost") -> None:
         self._host = host
         self._port = port
+        self._lock = threading.Lock()
+        self._interrupted = False
         self._channel = grpc.insecure_channel(f"{host}:{port}")
         self._stub = UnityToExternalProtoStub(self._channel)
 
@@ -66,38 +70,57 @@ class UnityClient:
         """The trainer's host."""
         return self._host
 
-    def exchange(
-        self,
-        message: UnityMessageProto,
-        *,
-        timeout: float | None = None,
-        stop: threading.Event | None = None,
-    ) -> UnityMessageProto:
-        """Send ``message`` and return the trainer's answer.
+    @property
+    def interrupted(self) -> bool:
+        """True from ``interrupt`` until ``reconnect``."""
+        return self._interrupted
 
-        ``timeout`` is None (no deadline, as Unity) except for a last goodbye that must not linger. When
-        ``stop`` is set while the answer is awaited, the call is cancelled and ExchangeInterrupted raised (a
-        signal handler sets it: nothing is raised inside gRPC). Any gRPC failure (the trainer unreachable or
-        gone, the call cancelled, the message too large) raises TrainerGoneError.
+    def exchange(self, message: UnityMessageProto, *, timeout: float | None = None) -> UnityMessageProto:
+        """Send ``message`` and return the trainer's answer (a blocking call).
+
+        ``timeout`` is None (no deadline, as Unity) except for a last goodbye that must not linger. Raises
+        ExchangeInterrupted when ``interrupt`` was called before or during the call, and TrainerGoneError for
+        any other gRPC failure (the trainer unreachable or gone, the call cancelled, the message too large).
         """
-        call = self._stub.Exchange.future(message, timeout=timeout)
+        if self._interrupted:
+            raise self._stopped()
         try:
-            if stop is None:
-                return call.result()
-            while True:
-                try:
-                    return call.result(timeout=STOP_POLL_S)
-                except grpc.FutureTimeoutError:
-                    if stop.is_set():
-                        raise ExchangeInterrupted(f"the exchange with the trainer on port {self._port} was stopped")
+            return self._stub.Exchange(message, timeout=timeout)
         except grpc.RpcError as error:
+            if self._interrupted:
+                raise self._stopped() from None
             code = error.code() if isinstance(error, grpc.Call) else None
             details = error.details() if isinstance(error, grpc.Call) else str(error)
             raise TrainerGoneError(self._host, self._port, code, details or "no details") from None
-        except BaseException:
-            call.cancel()
+        except ValueError:
+            # gRPC refuses calls on a closed channel; only ``interrupt`` closes it while the client is in use.
+            if self._interrupted:
+                raise self._stopped() from None
             raise
+
+    def interrupt(self) -> None:
+        """Stop the client from another thread (not from a signal handler): the call in flight is cancelled.
+
+        The channel is closed, which ends an active ``Exchange`` at once (the trainer sees it cancelled); the
+        call in flight and every later ``exchange`` raise ExchangeInterrupted until ``reconnect``.
+        """
+        with self._lock:
+            self._interrupted = True
+            self._channel.close()
+
+    def reconnect(self) -> None:
+        """Open a fresh channel to the trainer (after ``interrupt``, to say goodbye); the old one is closed."""
+        with self._lock:
+            self._channel.close()
+            self._channel = grpc.insecure_channel(f"{self._host}:{self._port}")
+            self._stub = UnityToExternalProtoStub(self._channel)
+            self._interrupted = False
+
+    def _stopped(self) -> ExchangeInterrupted:
+        """The error an interrupted exchange raises."""
+        return ExchangeInterrupted(f"the exchange with the trainer on port {self._port} was stopped")
 
     def close(self) -> None:
         """Close the channel; calls in flight fail with CANCELLED."""
-        self._channel.close()
+        with self._lock:
+            self._channel.close()

@@ -245,6 +245,7 @@ class SideChannelManager:
                     f"{type(channel).__name__}. Each side channel must have a unique id: register only one."
                 )
             self._channels[channel.channel_id] = channel
+        self._warned_unknown: set[uuid.UUID] = set()
 
     @property
     def channels(self) -> Mapping[uuid.UUID, SideChannel]:
@@ -254,15 +255,20 @@ class SideChannelManager:
     def process_side_channel_message(self, data: bytes) -> None:
         """Deliver every message of ``data`` to its channel.
 
-        A message for an unregistered id is logged as a warning and skipped. The whole byte string is checked
-        before any message is delivered: a truncated one raises UnitySideChannelException.
+        A message for an unregistered id is skipped, with a warning the first time that id is seen (a player may
+        send on it every step). The whole byte string is checked before any message is delivered: a truncated
+        one raises UnitySideChannelException.
         """
         for channel_id, payload in decode_side_channel_messages(data):
             channel = self._channels.get(channel_id)
             if channel is None:
+                if channel_id in self._warned_unknown:
+                    continue
+                self._warned_unknown.add(channel_id)
                 logger.warning(
                     "Unknown side channel data received: no side channel with id %s is registered; its "
-                    "message of %d bytes was skipped. Register a side channel with this id to receive it.",
+                    "message of %d bytes was skipped (later ones are skipped silently). Register a side channel with this "
+                    "id to receive it.",
                     channel_id,
                     len(payload),
                 )

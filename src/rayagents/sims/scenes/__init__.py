@@ -37,7 +37,11 @@ class UnknownSceneError(KeyError):
         """The name that was asked for."""
 
     def __str__(self) -> str:
-        return f"No scene named '{self.name}'. Known scenes: {', '.join(scene_names())}."
+        return (
+            f"No scene named '{self.name}'. Known scenes: {', '.join(scene_names())}. Any Gymnasium environment "
+            "or PettingZoo game is a scene too: 'gym:<env id>' (e.g. gym:CartPole-v1, 'gym:module:EnvId' for an id "
+            "a module registers) and 'pettingzoo:<module>' (e.g. pettingzoo:pettingzoo.classic.connect_four_v3)."
+        )
 
 
 def scene_names() -> tuple[str, ...]:
