@@ -1,0 +1,179 @@
+"""Action heads: a Gaussian for continuous actions and one categorical per discrete branch, hybrid both.
+
+Conventions, the same in training, acting and the exported ONNX model:
+- The Gaussian's log standard deviation is a learned parameter independent of the state (ML-Agents'
+  ``conditional_sigma=False`` for PPO); the raw sample is what is trained on, and the player receives
+  ``clamp(sample, -3, 3) / 3`` (:func:`clip_continuous`).
+- Action masks here are floats ``(batch, sum(branches))`` with **1 = allowed, 0 = masked** (the ONNX
+  ``action_masks`` input; the wire's mask is the opposite, see :func:`allowed_from_disabled`). A masked action's
+  logit is pushed to -1e8, so it gets probability 0 and is never sampled.
+- A log probability is the joint one: summed over continuous dimensions and discrete branches; so is entropy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rayagents.learner.encoders import linear_layer
+from rayagents.protocol.types import ActionSpec
+
+CONTINUOUS_CLIP = 3.0
+"""Continuous samples are clipped to ±CONTINUOUS_CLIP and divided by it before they go to the player."""
+
+MASKED_LOGIT = 1e8
+"""How far a masked action's logit is pushed down."""
+
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+
+
+def clip_continuous(actions: torch.Tensor) -> torch.Tensor:
+    """What the player receives for a raw continuous sample: ``clamp(x, -3, 3) / 3``, in [-1, 1]."""
+    return torch.clamp(actions, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+
+
+def allowed_from_disabled(disabled: np.ndarray | Sequence[np.ndarray] | None, n_agents: int, total: int) -> np.ndarray:
+    """The float allowed-mask ``(n_agents, total)`` (1 = allowed) from the wire's disabled mask (True = disabled).
+
+    ``disabled`` is either one bool array ``(n_agents, total)`` or a ``DecisionSteps.action_mask``: one bool array
+    ``(n_agents, branch_size)`` per branch. None means every action is allowed.
+    """
+    if disabled is None:
+        return np.ones((n_agents, total), dtype=np.float32)
+    if isinstance(disabled, np.ndarray):
+        flat = disabled
+    else:
+        flat = np.concatenate([np.asarray(branch) for branch in disabled], axis=1)
+    if flat.shape != (n_agents, total):
+        raise ValueError(f"action mask has shape {flat.shape}, expected ({n_agents}, {total})")
+    return 1.0 - flat.astype(np.float32)
+
+
+class GaussianHead(nn.Module):
+    """Continuous actions: mean from the encoding, state-independent log standard deviation."""
+
+    def __init__(self, hidden_size: int, action_size: int) -> None:
+        super().__init__()
+        self.mu = linear_layer(hidden_size, action_size, kernel_gain=0.2)
+        self.log_sigma = nn.Parameter(torch.zeros(1, action_size))
+
+    def forward(self, encoding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean ``(batch, size)`` and log standard deviation ``(1, size)``."""
+        return self.mu(encoding), torch.clamp(self.log_sigma, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """The joint log density of ``actions`` ``(batch, size)``, summed over dimensions: ``(batch,)``."""
+    var = torch.exp(2.0 * log_std)
+    per_dim = -((actions - mean) ** 2) / (2.0 * var) - log_std - 0.5 * math.log(2.0 * math.pi)
+    return per_dim.sum(dim=1)
+
+
+def gaussian_entropy(log_std: torch.Tensor, batch: int) -> torch.Tensor:
+    """The entropy summed over dimensions, ``(batch,)`` (the same for every row: the std is state-independent)."""
+    per_dim = 0.5 * math.log(2.0 * math.pi * math.e) + log_std
+    return per_dim.sum(dim=1).expand(batch)
+
+
+class CategoricalHeads(nn.Module):
+    """Discrete actions: one linear layer of logits per branch, masked by the allowed-mask."""
+
+    def __init__(self, hidden_size: int, branches: Sequence[int]) -> None:
+        super().__init__()
+        self.branch_sizes = tuple(int(b) for b in branches)
+        self.branches = nn.ModuleList([linear_layer(hidden_size, size, kernel_gain=0.1) for size in self.branch_sizes])
+
+    def forward(self, encoding: torch.Tensor, allowed: torch.Tensor) -> list[torch.Tensor]:
+        """Masked log probabilities, one ``(batch, branch_size)`` tensor per branch."""
+        log_probs: list[torch.Tensor] = []
+        start = 0
+        for layer, size in zip(self.branches, self.branch_sizes):
+            branch_allowed = allowed[:, start : start + size]
+            start += size
+            logits = layer(encoding) * branch_allowed - (1.0 - branch_allowed) * MASKED_LOGIT
+            log_probs.append(torch.log_softmax(logits, dim=1))
+        return log_probs
+
+
+def categorical_sample(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One multinomial sample per branch: int64 ``(batch, n_branches)``."""
+    return torch.cat([torch.multinomial(torch.exp(lp), 1) for lp in log_probs], dim=1)
+
+
+def categorical_mode(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The most likely action per branch: int64 ``(batch, n_branches)``."""
+    return torch.cat([torch.argmax(lp, dim=1, keepdim=True) for lp in log_probs], dim=1)
+
+
+def categorical_log_prob(log_probs: Sequence[torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+    """The joint log probability of ``actions`` ``(batch, n_branches)``, summed over branches: ``(batch,)``."""
+    picked = [lp.gather(1, actions[:, i : i + 1].long()).squeeze(1) for i, lp in enumerate(log_probs)]
+    return torch.stack(picked, dim=1).sum(dim=1)
+
+
+def categorical_entropy(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The entropy summed over branches, ``(batch,)``."""
+    return torch.stack([-(torch.exp(lp) * lp).sum(dim=1) for lp in log_probs], dim=1).sum(dim=1)
+
+
+class ActionHeads(nn.Module):
+    """The action part of an actor for an :class:`ActionSpec`: Gaussian, categorical, or both (hybrid)."""
+
+    def __init__(self, hidden_size: int, spec: ActionSpec) -> None:
+        super().__init__()
+        if spec.continuous_size == 0 and spec.discrete_size == 0:
+            raise ValueError("the action spec has neither continuous actions nor discrete branches")
+        self.spec = spec
+        self.continuous: GaussianHead | None = (
+            GaussianHead(hidden_size, spec.continuous_size) if spec.continuous_size > 0 else None
+        )
+        self.discrete: CategoricalHeads | None = (
+            CategoricalHeads(hidden_size, spec.discrete_branches) if spec.discrete_size > 0 else None
+        )
+
+    def all_allowed(self, encoding: torch.Tensor) -> torch.Tensor:
+        """An allowed-mask that allows every action, for the batch of ``encoding``."""
+        return encoding.new_ones(encoding.shape[0], sum(self.spec.discrete_branches))
+
+    def sample(
+        self, encoding: torch.Tensor, allowed: torch.Tensor, deterministic: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw continuous ``(batch, c)``, discrete int64 ``(batch, b)``, joint log prob and entropy ``(batch,)``."""
+        batch = encoding.shape[0]
+        log_prob = encoding.new_zeros(batch)
+        entropy = encoding.new_zeros(batch)
+        continuous = encoding.new_zeros(batch, 0)
+        discrete = encoding.new_zeros(batch, 0, dtype=torch.int64)
+        if self.continuous is not None:
+            mean, log_std = self.continuous(encoding)
+            continuous = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
+            log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
+            entropy = entropy + gaussian_entropy(log_std, batch)
+        if self.discrete is not None:
+            log_probs = self.discrete(encoding, allowed)
+            discrete = categorical_mode(log_probs) if deterministic else categorical_sample(log_probs)
+            log_prob = log_prob + categorical_log_prob(log_probs, discrete)
+            entropy = entropy + categorical_entropy(log_probs)
+        return continuous, discrete, log_prob, entropy
+
+    def evaluate(
+        self, encoding: torch.Tensor, allowed: torch.Tensor, continuous: torch.Tensor, discrete: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint log probability of the given actions and the entropy, each ``(batch,)``."""
+        batch = encoding.shape[0]
+        log_prob = encoding.new_zeros(batch)
+        entropy = encoding.new_zeros(batch)
+        if self.continuous is not None:
+            mean, log_std = self.continuous(encoding)
+            log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
+            entropy = entropy + gaussian_entropy(log_std, batch)
+        if self.discrete is not None:
+            log_probs = self.discrete(encoding, allowed)
+            log_prob = log_prob + categorical_log_prob(log_probs, discrete)
+            entropy = entropy + categorical_entropy(log_probs)
+        return log_prob, entropy

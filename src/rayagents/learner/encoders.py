@@ -1,0 +1,143 @@
+"""Observation encoders: every sensor's observation in, one feature vector out.
+
+A network body is an :class:`ObservationEncoder` (one input processor per sensor, concatenated) followed by a
+:class:`LinearEncoder` (``num_layers`` fully connected layers of ``hidden_units`` with the Swish activation,
+``x * sigmoid(x)`` = ``nn.SiLU``, as in ML-Agents). Vector observations are the only kind handled so far; the
+seam for the others is :func:`input_processor`, which refuses visual and variable-length observations, and
+:func:`check_network_settings`, which refuses recurrent memory, each naming the setting.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from rayagents.configs.network import ConditioningType, NetworkSettings
+from rayagents.learner.normalizer import RunningNormalizer
+from rayagents.protocol.types import ObservationSpec, ObservationType
+
+
+def linear_layer(in_features: int, out_features: int, kernel_gain: float = 1.0) -> nn.Linear:
+    """A linear layer initialized like ML-Agents': Kaiming-He normal weights times ``kernel_gain``, zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")
+    with torch.no_grad():
+        layer.weight.mul_(kernel_gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def check_network_settings(settings: NetworkSettings) -> None:
+    """Raises NotImplementedError for network settings the learner does not support yet."""
+    if settings.memory is not None:
+        raise NotImplementedError(
+            "network_settings.memory (a recurrent network) is not yet supported by rayagents; "
+            "remove the memory section of the behavior's network_settings"
+        )
+
+
+class VectorInput(nn.Module):
+    """A flat vector observation, normalized when ``network_settings.normalize`` is set."""
+
+    def __init__(self, size: int, normalize: bool) -> None:
+        super().__init__()
+        self.size = size
+        self.normalizer: RunningNormalizer | None = RunningNormalizer(size) if normalize else None
+
+    def update_normalization(self, observations: torch.Tensor) -> None:
+        """Folds ``(n, size)`` observations into the running statistics (nothing without a normalizer)."""
+        if self.normalizer is not None:
+            self.normalizer.update(observations)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """The (normalized) observations, ``(batch, size)``."""
+        if self.normalizer is not None:
+            return self.normalizer(observations)
+        return observations
+
+
+def input_processor(spec: ObservationSpec, settings: NetworkSettings) -> VectorInput:
+    """The module that turns one sensor's observations into features; only vector observations so far."""
+    is_goal = spec.observation_type == ObservationType.GOAL_SIGNAL
+    if is_goal and settings.goal_conditioning_type != ConditioningType.NONE:
+        raise NotImplementedError(
+            f"observation {spec.name!r} is a goal signal and network_settings.goal_conditioning_type is "
+            f"{settings.goal_conditioning_type.value!r}: hypernetwork goal conditioning is not yet supported by "
+            "rayagents; set goal_conditioning_type: none to feed goals to the network as ordinary inputs"
+        )
+    if len(spec.shape) == 1:
+        return VectorInput(spec.shape[0], settings.normalize)
+    if len(spec.shape) == 3:
+        raise NotImplementedError(
+            f"observation {spec.name!r} is visual (shape {spec.shape}): visual encoders "
+            f"(network_settings.vis_encode_type {settings.vis_encode_type.value!r}) are not yet supported by rayagents"
+        )
+    raise NotImplementedError(
+        f"observation {spec.name!r} has shape {spec.shape}: variable-length (entity) observations, which ML-Agents "
+        "encodes with attention, are not yet supported by rayagents"
+    )
+
+
+class ObservationEncoder(nn.Module):
+    """One input processor per sensor, in sensor order; their features are concatenated."""
+
+    def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings) -> None:
+        super().__init__()
+        if not specs:
+            raise ValueError("a behavior needs at least one observation to build a network")
+        self.processors = nn.ModuleList([input_processor(spec, settings) for spec in specs])
+        self.output_size = sum(processor.size for processor in self.processors)
+
+    def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
+        """Folds a batch of every sensor's observations into the normalizers."""
+        for processor, obs in zip(self.processors, observations):
+            processor.update_normalization(obs)
+
+    def forward(self, observations: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The concatenated features, ``(batch, output_size)``."""
+        if len(observations) != len(self.processors):
+            raise ValueError(f"expected {len(self.processors)} observations, got {len(observations)}")
+        features = [processor(obs) for processor, obs in zip(self.processors, observations)]
+        return features[0] if len(features) == 1 else torch.cat(features, dim=1)
+
+
+class LinearEncoder(nn.Module):
+    """``num_layers`` fully connected layers of ``hidden_units``, each followed by Swish (SiLU)."""
+
+    def __init__(self, input_size: int, num_layers: int, hidden_units: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        size = input_size
+        for _ in range(num_layers):
+            layers.append(linear_layer(size, hidden_units))
+            layers.append(nn.SiLU())
+            size = hidden_units
+        self.layers = nn.Sequential(*layers)
+        self.output_size = size
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The encoding, ``(batch, output_size)``."""
+        return self.layers(inputs)
+
+
+class NetworkBody(nn.Module):
+    """Observations in, an encoding of ``hidden_units`` (or the raw features when ``num_layers`` is 0) out."""
+
+    def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings) -> None:
+        super().__init__()
+        check_network_settings(settings)
+        self.observation_encoder = ObservationEncoder(specs, settings)
+        self.linear_encoder = LinearEncoder(
+            self.observation_encoder.output_size, settings.num_layers, settings.hidden_units
+        )
+        self.output_size = self.linear_encoder.output_size
+
+    def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
+        """Folds a batch of every sensor's observations into the normalizers."""
+        self.observation_encoder.update_normalization(observations)
+
+    def forward(self, observations: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The encoding, ``(batch, output_size)``."""
+        return self.linear_encoder(self.observation_encoder(observations))

@@ -1,0 +1,245 @@
+"""PPO: GAE and bootstrapping, the update, schedules, and a small in-process learning check (no simulator)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rayagents.configs.hyperparameters import PPOSettings, ScheduleType
+from rayagents.configs.network import NetworkSettings
+from rayagents.configs.reward_signals import CuriositySettings, RewardSignalSettings, RewardSignalType
+from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.ppo import PPOOptimizer, gae
+from rayagents.learner.schedules import DecayedValue
+from rayagents.learner.trajectory import ADVANTAGES, Trajectory, UpdateBuffer, returns_key, value_estimates_key
+from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+
+
+def vector(name: str, size: int) -> ObservationSpec:
+    """A vector observation spec."""
+    return ObservationSpec((size,), (DimensionProperty.NONE,), ObservationType.DEFAULT, name)
+
+
+def trainer_settings(
+    hidden_units: int = 32,
+    gamma: float = 0.99,
+    strength: float = 1.0,
+    max_steps: int = 500000,
+    **hyperparameters: object,
+) -> TrainerSettings:
+    """PPO settings for a small network."""
+    return TrainerSettings(
+        hyperparameters=PPOSettings(**hyperparameters),  # type: ignore[arg-type]
+        network_settings=NetworkSettings(hidden_units=hidden_units, num_layers=2),
+        reward_signals={RewardSignalType.EXTRINSIC: RewardSignalSettings(gamma=gamma, strength=strength)},
+        max_steps=max_steps,
+    )
+
+
+def random_trajectory(
+    spec: BehaviorSpec, length: int, done: bool, interrupted: bool, rng: np.random.Generator
+) -> Trajectory:
+    """A trajectory of random observations and actions."""
+    action_spec = spec.action_spec
+    return Trajectory(
+        obs=tuple(rng.normal(size=(length, *s.shape)).astype(np.float32) for s in spec.observation_specs),
+        next_obs=tuple(rng.normal(size=s.shape).astype(np.float32) for s in spec.observation_specs),
+        continuous_actions=rng.normal(size=(length, action_spec.continuous_size)).astype(np.float32),
+        discrete_actions=np.stack(
+            [rng.integers(0, b, size=length) for b in action_spec.discrete_branches] or [np.zeros(length)], axis=1
+        )[:, : action_spec.discrete_size].astype(np.int64),
+        log_probs=np.full(length, -1.5, dtype=np.float32),
+        rewards=rng.normal(size=length).astype(np.float32),
+        done=done,
+        interrupted=interrupted,
+    )
+
+
+# ---- GAE ---------------------------------------------------------------------------------------------------------
+
+
+def test_gae_matches_a_hand_computed_example() -> None:
+    rewards = np.array([1.0, 0.0, 2.0], dtype=np.float32)
+    values = np.array([0.5, 0.4, 0.3], dtype=np.float32)
+    # gamma 0.9, lambd 0.8 → gamma*lambd = 0.72; deltas = r_t + 0.9 V_{t+1} - V_t.
+    # Bootstrapped with V_next = 1.0: deltas 0.86, -0.13, 2.6 → advantages 2.11424, 1.742, 2.6.
+    np.testing.assert_allclose(gae(rewards, values, 1.0, 0.9, 0.8), [2.11424, 1.742, 2.6], rtol=1e-5)
+    # Terminal (V_next = 0): last delta 1.7 → advantages 1.64768, 1.094, 1.7.
+    np.testing.assert_allclose(gae(rewards, values, 0.0, 0.9, 0.8), [1.64768, 1.094, 1.7], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("done", "interrupted", "bootstraps"),
+    [(True, False, False), (True, True, True), (False, False, True)],
+    ids=["terminal", "interrupted", "time-horizon-cut"],
+)
+def test_trajectory_bootstraps_unless_truly_done(done: bool, interrupted: bool, bootstraps: bool) -> None:
+    torch.manual_seed(0)
+    spec = BehaviorSpec((vector("a", 3),), ActionSpec(1, ()))
+    optimizer = PPOOptimizer(spec, trainer_settings(gamma=0.9, strength=2.0, lambd=0.8))
+    trajectory = random_trajectory(spec, 5, done, interrupted, np.random.default_rng(0))
+    assert trajectory.bootstraps() == bootstraps
+    columns, stats = optimizer.process_trajectory(trajectory)
+    with torch.no_grad():
+        values = optimizer.critic([torch.as_tensor(trajectory.obs[0])])["extrinsic"].numpy()
+        next_value = optimizer.critic([torch.as_tensor(trajectory.next_obs[0])[None]])["extrinsic"].item()
+    expected = gae(trajectory.rewards * 2.0, values, next_value if bootstraps else 0.0, 0.9, 0.8)
+    np.testing.assert_allclose(columns[ADVANTAGES], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(columns[returns_key("extrinsic")], expected + values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(columns[value_estimates_key("extrinsic")], values, rtol=1e-6)
+    assert stats == {"Policy/Extrinsic Value Estimate": pytest.approx(float(values.mean()), rel=1e-5)}
+
+
+def test_only_the_extrinsic_reward_signal_is_supported_so_far() -> None:
+    spec = BehaviorSpec((vector("a", 3),), ActionSpec(1, ()))
+    settings = dataclasses.replace(
+        trainer_settings(),
+        reward_signals={
+            RewardSignalType.EXTRINSIC: RewardSignalSettings(),
+            RewardSignalType.CURIOSITY: CuriositySettings(),
+        },
+    )
+    with pytest.raises(NotImplementedError, match="curiosity"):
+        PPOOptimizer(spec, settings)
+
+
+# ---- the update --------------------------------------------------------------------------------------------------
+
+
+def test_update_reduces_the_loss_on_a_fixed_batch_and_reports_mlagents_stats() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    spec = BehaviorSpec((vector("a", 4), vector("b", 2)), ActionSpec(2, (3, 2)))
+    constant = ScheduleType.CONSTANT
+    settings = trainer_settings(
+        batch_size=64,
+        buffer_size=256,
+        num_epoch=4,
+        learning_rate=1e-3,
+        learning_rate_schedule=constant,
+        beta_schedule=constant,
+        epsilon_schedule=constant,
+    )
+    optimizer = PPOOptimizer(spec, settings)
+    buffer = UpdateBuffer()
+    for _ in range(16):
+        columns, _ = optimizer.process_trajectory(random_trajectory(spec, 16, True, False, rng))
+        buffer.append(columns)
+    assert buffer.num_experiences == 256 and not optimizer.ready_for_update(buffer)
+    data = buffer.tensors(torch.device("cpu"))
+    data[ADVANTAGES] = (data[ADVANTAGES] - data[ADVANTAGES].mean()) / (data[ADVANTAGES].std(correction=0) + 1e-10)
+    with torch.no_grad():
+        before = optimizer.losses(data, 0.2, 5e-3).loss.item()
+    stats = optimizer.update(buffer, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        after = optimizer.losses(data, 0.2, 5e-3).loss.item()
+    assert after < before - 0.05
+    assert buffer.num_experiences == 0
+    assert set(stats) == {
+        "Losses/Policy Loss",
+        "Losses/Value Loss",
+        "Policy/Learning Rate",
+        "Policy/Epsilon",
+        "Policy/Beta",
+    }
+    assert stats["Policy/Learning Rate"] == 1e-3 and stats["Policy/Epsilon"] == 0.2 and stats["Policy/Beta"] == 5e-3
+    assert stats["Losses/Policy Loss"] >= 0.0 and stats["Losses/Value Loss"] > 0.0
+
+
+# ---- schedules -----------------------------------------------------------------------------------------------------
+
+
+def test_linear_schedules_decay_to_their_floors_and_constant_ones_stay() -> None:
+    lr = DecayedValue(ScheduleType.LINEAR, 3e-4, 1e-10, 1000)
+    assert lr.value(0) == pytest.approx(3e-4)
+    assert lr.value(500) == pytest.approx((3e-4 - 1e-10) / 2 + 1e-10)
+    assert lr.value(1000) == pytest.approx(1e-10) and lr.value(5000) == pytest.approx(1e-10)
+    assert DecayedValue(ScheduleType.CONSTANT, 0.2, 0.1, 1000).value(999) == 0.2
+
+
+def test_update_uses_the_scheduled_values_at_the_global_step() -> None:
+    torch.manual_seed(0)
+    spec = BehaviorSpec((vector("a", 2),), ActionSpec(0, (2,)))
+    optimizer = PPOOptimizer(spec, trainer_settings(batch_size=8, buffer_size=8, max_steps=1000))
+    optimizer.global_step.increment(250)
+    buffer = UpdateBuffer()
+    buffer.append(optimizer.process_trajectory(random_trajectory(spec, 16, True, False, np.random.default_rng(0)))[0])
+    stats = optimizer.update(buffer)
+    assert stats["Policy/Learning Rate"] == pytest.approx((3e-4 - 1e-10) * 0.75 + 1e-10)
+    assert stats["Policy/Epsilon"] == pytest.approx((0.2 - 0.1) * 0.75 + 0.1)
+    assert stats["Policy/Beta"] == pytest.approx((5e-3 - 1e-5) * 0.75 + 1e-5)
+    assert optimizer.optimizer.param_groups[0]["lr"] == pytest.approx(stats["Policy/Learning Rate"])
+
+
+# ---- learning, in process ---------------------------------------------------------------------------------------
+
+SEED = 0
+
+
+def _train_bandit(optimizer: PPOOptimizer, play: "BanditRound", iterations: int, agents: int) -> None:
+    """Plays ``iterations`` rounds of one-step episodes for ``agents`` agents, updating after each round."""
+    buffer = UpdateBuffer()
+    for _ in range(iterations):
+        obs, sample, rewards = play(agents)
+        for i in range(agents):
+            trajectory = Trajectory(
+                obs=(obs[i : i + 1],),
+                next_obs=(obs[i],),
+                continuous_actions=sample.continuous[i : i + 1].numpy(),
+                discrete_actions=sample.discrete[i : i + 1].numpy(),
+                log_probs=sample.log_prob[i : i + 1].numpy(),
+                rewards=rewards[i : i + 1],
+                done=True,
+                interrupted=False,
+            )
+            buffer.append(optimizer.process_trajectory(trajectory)[0])
+            optimizer.global_step.increment(1)
+        optimizer.update(buffer)
+
+
+class BanditRound:
+    """One round of a contextual bandit: observations, the actor's actions, rewards."""
+
+    def __init__(self, optimizer: PPOOptimizer, rng: np.random.Generator, continuous: bool) -> None:
+        self.optimizer = optimizer
+        self.rng = rng
+        self.continuous = continuous
+
+    def observations(self, agents: int) -> np.ndarray:
+        if self.continuous:
+            return self.rng.uniform(-1.0, 1.0, size=(agents, 2)).astype(np.float32)
+        return np.eye(3, dtype=np.float32)[self.rng.integers(0, 3, size=agents)]
+
+    def rewards(self, obs: np.ndarray, actions_continuous: np.ndarray, actions_discrete: np.ndarray) -> np.ndarray:
+        if self.continuous:  # the player's action should be half the first observation
+            return -np.abs(actions_continuous[:, 0] - 0.5 * obs[:, 0]).astype(np.float32)
+        return (actions_discrete[:, 0] == obs.argmax(axis=1)).astype(np.float32)
+
+    def __call__(self, agents: int, deterministic: bool = False) -> tuple[np.ndarray, object, np.ndarray]:
+        obs = self.observations(agents)
+        sample = self.optimizer.actor.act([torch.as_tensor(obs)], deterministic=deterministic)
+        actions = sample.env_actions()
+        return obs, sample, self.rewards(obs, actions.continuous, actions.discrete)
+
+
+@pytest.mark.parametrize("continuous", [False, True], ids=["discrete", "continuous"])
+def test_ppo_learns_a_contextual_bandit(continuous: bool) -> None:
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    action_spec = ActionSpec(1, ()) if continuous else ActionSpec(0, (3,))
+    spec = BehaviorSpec((vector("context", 2 if continuous else 3),), action_spec)
+    settings = trainer_settings(batch_size=64, buffer_size=255, learning_rate=3e-3, max_steps=20000)
+    optimizer = PPOOptimizer(spec, settings)
+    play = BanditRound(optimizer, rng, continuous)
+    before = float(play(2000)[2].mean())
+    _train_bandit(optimizer, play, iterations=20 if continuous else 10, agents=256)
+    after = float(play(2000)[2].mean())
+    after_deterministic = float(play(2000, deterministic=True)[2].mean())
+    print(f"bandit: {before:.3f} → {after:.3f} (deterministic {after_deterministic:.3f})")
+    if continuous:
+        assert before < -0.25 and after > before + 0.1 and after_deterministic > -0.05
+    else:
+        assert before < 0.45 and after > 0.85 and after_deterministic > 0.95
