@@ -1,0 +1,358 @@
+"""rayagents-learn's command line: mlagents-learn's options, defaults and precedence, the dry run, its errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rayagents.cluster.arguments import build_parser, parse_command_line, with_user_flags
+from rayagents.cluster.cli import EXIT_OK, EXIT_USAGE, main, resolve_run_options
+from rayagents.configs import (
+    ConfigWarning,
+    EncoderType,
+    RunOptions,
+    override_dests,
+    override_section,
+    run_options_from_dict,
+)
+
+CARTPOLE = str(resources.files("rayagents.configs") / "examples" / "CartPole.yaml")
+
+SPEC_DEFAULTS: dict[str, object] = {
+    "trainer_config_path": None,
+    "env_path": None,
+    "load_model": False,
+    "resume": False,
+    "deterministic": False,
+    "force": False,
+    "run_id": "ppo",
+    "initialize_from": None,
+    "seed": -1,
+    "train_model": False,
+    "inference": False,
+    "base_port": 5005,
+    "num_envs": 1,
+    "num_areas": 1,
+    "debug": False,
+    "env_args": None,
+    "max_lifetime_restarts": 10,
+    "restarts_rate_limit_n": 1,
+    "restarts_rate_limit_period_s": 60,
+    "results_dir": "results",
+    "timeout_wait": 60,
+    "width": 84,
+    "height": 84,
+    "quality_level": 5,
+    "time_scale": 20,
+    "target_frame_rate": -1,
+    "capture_frame_rate": 60,
+    "no_graphics": False,
+    "no_graphics_monitor": False,
+    "device": None,
+}
+"""mlagents-learn's options and defaults (spec §5.1), by argparse dest."""
+
+
+def write(tmp_path: Path, text: str, name: str = "trainer.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_equal_the_spec_table() -> None:
+    values = vars(build_parser().parse_args([]))
+    for dest, expected in SPEC_DEFAULTS.items():
+        assert values[dest] == expected, dest
+    assert values["dry_run"] is False
+
+
+def test_every_run_option_has_a_flag_whose_default_is_the_schemas() -> None:
+    values = vars(build_parser().parse_args([]))
+    defaults = RunOptions()
+    for dest in override_dests():
+        assert dest in values, f"no command-line option for {dest}"
+        section = override_section(dest)
+        if section is None:
+            expected = False
+        else:
+            expected = getattr(getattr(defaults, section), dest)
+        assert values[dest] == expected, dest
+
+
+def test_no_options_give_the_default_run_options() -> None:
+    assert resolve_run_options([]) == RunOptions()
+
+
+def test_only_typed_options_are_explicit() -> None:
+    command_line = parse_command_line(["c.yaml", "--num-envs", "1", "--resume", "--torch", "--dry-run"])
+    assert command_line.trainer_config_path == "c.yaml"
+    assert dict(command_line.explicit) == {"num_envs": 1, "resume": True}
+    assert command_line.dry_run
+    assert command_line.removed_flags == ("--torch",)
+
+
+def test_an_explicit_flag_beats_the_yaml_and_a_default_does_not(tmp_path: Path) -> None:
+    config = write(
+        tmp_path,
+        "env_settings:\n  env_path: sim:CartPole\n  num_envs: 4\n  seed: 3\n"
+        "engine_settings:\n  time_scale: 1.0\n  no_graphics: true\n"
+        "checkpoint_settings:\n  run_id: from_yaml\n  force: true\n"
+        "cluster_settings:\n  learner_num_gpus: 1\n  min_envs: 2\n",
+    )
+    options = resolve_run_options([config])
+    assert options.env_settings.num_envs == 4
+    assert options.env_settings.seed == 3
+    assert options.engine_settings.time_scale == 1.0
+    assert options.engine_settings.no_graphics is True
+    assert options.checkpoint_settings.run_id == "from_yaml"
+    assert options.checkpoint_settings.force is True
+    assert options.cluster_settings.learner_num_gpus == 1.0
+
+    options = resolve_run_options([config, "--num-envs", "2", "--time-scale", "5", "--run-id", "cli"])
+    assert options.env_settings.num_envs == 2
+    assert options.engine_settings.time_scale == 5.0
+    assert options.checkpoint_settings.run_id == "cli"
+    assert options.env_settings.seed == 3
+
+    # An explicitly typed value equal to the default still beats the YAML (mlagents' DetectDefault).
+    options = resolve_run_options([config, "--num-envs", "1", "--seed", "-1", "--learner-gpus", "auto"])
+    assert options.env_settings.num_envs == 1
+    assert options.env_settings.seed == -1
+    assert options.cluster_settings.learner_num_gpus is None
+
+
+def test_seed_minus_one_is_kept() -> None:
+    assert resolve_run_options(["--seed", "-1"]).env_settings.seed == -1
+    assert resolve_run_options(["--seed", "42"]).env_settings.seed == 42
+
+
+def test_env_args_captures_everything_after_it() -> None:
+    options = resolve_run_options(
+        ["--env", "sim:CartPole", "--env-args", "-screen-width", "640", "--num-envs", "3", "extra"]
+    )
+    assert options.env_settings.env_args == ("-screen-width", "640", "--num-envs", "3", "extra")
+    assert options.env_settings.num_envs == 1
+    assert resolve_run_options(["--env-args"]).env_settings.env_args == ()
+
+
+def test_load_is_taken_as_resume_with_a_deprecation_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--load" not in build_parser().format_help()
+    with pytest.warns(ConfigWarning, match="--load is deprecated"):
+        options = resolve_run_options(["--load"])
+    assert options.checkpoint_settings.resume is True
+    assert main(["--load", "--dry-run"]) == EXIT_OK
+    assert "warning: --load is deprecated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--torch", "--tensorflow"])
+def test_removed_flags_warn(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.warns(ConfigWarning, match=f"{flag} was removed"):
+        assert resolve_run_options([flag]) == RunOptions()
+    assert main([flag, "--dry-run"]) == EXIT_OK
+    assert f"warning: the command-line option {flag} was removed" in capsys.readouterr().err
+
+
+def test_train_is_hidden_and_deprecated() -> None:
+    assert "--train " not in build_parser().format_help()
+    with pytest.warns(ConfigWarning, match="--train is deprecated"):
+        assert resolve_run_options(["--train"]).checkpoint_settings.train_model is True
+
+
+def test_resume_against_initialize_from(tmp_path: Path) -> None:
+    both = write(tmp_path, "checkpoint_settings:\n  resume: true\n  initialize_from: old\n", "both.yaml")
+    resume = write(tmp_path, "checkpoint_settings:\n  resume: true\n", "resume.yaml")
+    initialize = write(tmp_path, "checkpoint_settings:\n  initialize_from: old\n", "init.yaml")
+
+    with pytest.warns(ConfigWarning, match="is resumed"):
+        checkpoint = resolve_run_options([both]).checkpoint_settings
+    assert (checkpoint.resume, checkpoint.initialize_from) == (True, None)
+
+    with pytest.warns(ConfigWarning, match="starts from 'new'"):
+        checkpoint = resolve_run_options([resume, "--initialize-from", "new"]).checkpoint_settings
+    assert (checkpoint.resume, checkpoint.initialize_from) == (False, "new")
+
+    with pytest.warns(ConfigWarning, match="is resumed"):
+        checkpoint = resolve_run_options([initialize, "--resume"]).checkpoint_settings
+    assert (checkpoint.resume, checkpoint.initialize_from) == (True, None)
+
+    with pytest.warns(ConfigWarning, match="is resumed"):
+        checkpoint = resolve_run_options(["--resume", "--initialize-from", "new"]).checkpoint_settings
+    assert (checkpoint.resume, checkpoint.initialize_from) == (True, None)
+
+    checkpoint = resolve_run_options(["--initialize-from", "new"]).checkpoint_settings
+    assert (checkpoint.resume, checkpoint.initialize_from) == (False, "new")
+
+
+def test_deterministic_sets_every_behavior() -> None:
+    options = resolve_run_options([CARTPOLE, "--deterministic"])
+    assert options.behaviors["CartPole"].network_settings.deterministic is True
+    assert resolve_run_options([CARTPOLE]).behaviors["CartPole"].network_settings.deterministic is False
+
+
+def test_cluster_options(tmp_path: Path) -> None:
+    options = resolve_run_options(
+        [
+            "--address",
+            "ray://head:10001",
+            "--env-actor-cpus",
+            "2",
+            "--env-actor-resources",
+            '{"unity": 1}',
+            "--env-placement",
+            "default",
+            "--learner-cpus",
+            "4",
+            "--learner-gpus",
+            "0.5",
+            "--learner-device",
+            "cuda:1",
+            "--min-envs",
+            "3",
+        ]
+    )
+    cluster = options.cluster_settings
+    assert cluster.address == "ray://head:10001"
+    assert cluster.num_cpus_per_env_actor == 2.0
+    assert dict(cluster.env_actor_resources) == {"unity": 1.0}
+    assert cluster.env_placement == "DEFAULT"
+    assert cluster.learner_num_cpus == 4.0
+    assert cluster.learner_num_gpus == 0.5
+    assert cluster.learner_device == "cuda:1"
+    assert cluster.min_envs == 3
+
+
+def test_dry_run_prints_configuration_yaml_that_loads_back(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [CARTPOLE, "--env", "sim:CartPole", "--num-envs", "3", "--seed", "7", "--deterministic", "--run-id", "r1"]
+    argv += ["--env-actor-resources", '{"unity": 2}', "--env-args", "-a", "b"]
+    assert main(["--dry-run", *argv]) == EXIT_OK
+    captured = capsys.readouterr()
+    data = yaml.safe_load(captured.out)
+    assert run_options_from_dict(data) == resolve_run_options(argv)
+    assert data["env_settings"]["num_envs"] == 3
+    assert data["env_settings"]["env_args"] == ["-a", "b"]
+    assert "# behavior CartPole: trainer ppo, max_steps 100000" in captured.out
+    assert "not yet supported" not in captured.out
+    assert "Traceback" not in captured.err
+
+
+def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(
+        tmp_path,
+        "behaviors:\n"
+        "  Walker:\n    trainer_type: sac\n    max_steps: 5e5\n"
+        "    reward_signals:\n      extrinsic: {}\n      curiosity: {}\n      rnd: {}\n"
+        "  Team:\n    trainer_type: poca\n    network_settings:\n      memory: {memory_size: 64, sequence_length: 16}\n"
+        "  Eyes:\n    network_settings:\n      vis_encode_type: nature_cnn\n"
+        "  Plain:\n    max_steps: 1000\n",
+    )
+    options = resolve_run_options([config])
+    assert options.behaviors["Eyes"].network_settings.vis_encode_type == EncoderType.NATURE_CNN
+    assert main([config, "--dry-run"]) == EXIT_OK
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "# behavior Walker: trainer sac, max_steps 500000; not yet supported: trainer_type sac, " in out
+    assert "reward_signals.curiosity, reward_signals.rnd" in out
+    assert "# behavior Team: trainer poca, max_steps 500000; not yet supported: trainer_type poca, " in out
+    assert "network_settings.memory" in out
+    assert "not yet supported: network_settings.vis_encode_type nature_cnn" in out
+    assert "# behavior Plain: trainer ppo, max_steps 1000\n" in out
+    for name in ("Walker", "Team", "Eyes"):
+        assert f"warning: behavior {name!r} uses" in captured.err
+    assert "'Plain'" not in captured.err
+
+
+def test_unknown_key_exits_2_naming_the_path_and_nearest_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write(tmp_path, "behaviors:\n  CartPole:\n    max_stesp: 1000\n")
+    assert main([config, "--dry-run"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert config in captured.err
+    assert "line 3" in captured.err
+    assert "behaviors.CartPole.max_stesp" in captured.err
+    assert "Did you mean 'max_steps'?" in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_missing_config_file_names_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "nowhere.yaml")
+    assert main([missing, "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert missing in err
+    assert "trainer_config_path" in err
+
+
+def test_bad_values_name_the_flag_the_user_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--num-envs", "3", "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--num-envs" in err and "--env" in err
+    assert main(["--env", "sim:CartPole", "--num-areas", "0", "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--num-areas" in err and "--env," in err and "--env-path" not in err
+    assert main(["--num-envs", "many"]) == EXIT_USAGE
+    assert "argument --num-envs: invalid int value: 'many'" in capsys.readouterr().err
+    assert main(["--env-actor-resources", "{unity: 1}"]) == EXIT_USAGE
+    assert "argument --env-actor-resources" in capsys.readouterr().err
+    assert main(["--env", "sim:NoSuchScene", "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "sim:NoSuchScene" in err and "sim:CartPole" in err
+
+
+def test_user_flags_replace_dest_spellings() -> None:
+    message = "command-line options --env-path, --device, --load-model, --num-envs: bad"
+    expected = "command-line options --env, --torch-device, --load, --num-envs: bad"
+    assert with_user_flags(message, build_parser()) == expected
+
+
+def test_missing_unity_build_is_a_warning_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    build = str(tmp_path / "NoBuild.x86_64")
+    assert main(["--env", build, "--dry-run"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "no Unity player was found" in err and build in err
+
+
+def test_without_dry_run_training_is_refused_for_now(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([CARTPOLE, "--env", "sim:CartPole"]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "training is not available in this version" in captured.err
+    assert "--dry-run" in captured.err
+    assert captured.out == ""
+
+
+def test_help_exits_0_and_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == EXIT_OK
+    text = capsys.readouterr().out
+    hidden = {"--load", "--train"}
+    parser = build_parser()
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if flag not in hidden:
+                assert flag in text, flag
+    assert "trainer_config_path" in text
+    assert capsys.readouterr().err == ""
+    flat = " ".join(text.split())
+    assert "(default: 5005)" in flat
+    assert "sim:NAME" in flat and "5004" in flat
+
+
+def test_run_options_are_frozen_results() -> None:
+    options = resolve_run_options([CARTPOLE, "--num-envs", "1"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.debug = True  # type: ignore[misc]
+
+
+def test_default_settings_not_yet_supported_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write(tmp_path, "default_settings:\n  trainer_type: sac\n")
+    assert main([config, "--dry-run"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert "warning: default_settings uses trainer_type sac" in captured.err
+    assert "# no behaviors configured (the trainer configuration): every behavior is trained with default_settings" in (
+        captured.out
+    )
