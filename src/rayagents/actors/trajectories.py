@@ -1,0 +1,225 @@
+"""Per-agent trajectory building on the actor side, with the semantics of ML-Agents' ``AgentProcessor``.
+
+An EnvActor's loop, per behavior, each exchange with the player::
+
+    decision_steps, terminal_steps = env.get_steps(behavior)
+    taken = policy.act(behavior, decision_steps) if len(decision_steps) else None
+    trajectories = builder.add(decision_steps, terminal_steps, taken)
+    if taken is not None:
+        env.set_actions(behavior, taken.env_actions)
+    env.step()
+
+The builder remembers, per agent, the decision it was just given (the observation it was made on, the mask the
+agent saw, the raw action, its log probability, the weights version). That decision becomes an *experience*
+when the agent's next ``DecisionStep`` or ``TerminalStep`` arrives, whose reward (and, for a terminal step,
+``done`` and ``interrupted``) it takes. Terminal steps are processed before decision steps, so an agent in both
+in one exchange ends one trajectory and starts the next (its ``DecisionStep`` reward, earned before any action
+of the new episode, is not an experience's, as in ML-Agents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from rayagents.protocol.trajectories import ActionTaken, EpisodeStats, Trajectory
+from rayagents.protocol.types import AgentId, BehaviorName, DecisionSteps, TerminalSteps
+
+
+class Policy(Protocol):
+    """What an EnvActor acts with: built by the learner's code and handed to the actor by the driver."""
+
+    def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
+        """The actions of every agent of ``decision_steps`` (a non-empty batch of ``behavior``), row for row."""
+        ...
+
+
+def global_agent_id(env_actor: int, agent_id: AgentId) -> str:
+    """An agent's id across the run: ML-Agents' ``agent_{worker}-{id}`` with the EnvActor as the worker."""
+    return f"agent_{env_actor}-{agent_id}"
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """One decision of one agent: what the policy saw and did."""
+
+    obs: tuple[np.ndarray, ...]
+    """The observation of each sensor the decision was made on."""
+    action_mask: np.ndarray | None
+    """bool ``(sum(branches),)``, True = disabled, as the agent saw it; None without a mask."""
+    continuous: np.ndarray
+    """float32 ``(continuous_size,)``: the raw sample."""
+    discrete: np.ndarray
+    """int32 ``(n_branches,)``."""
+    log_prob: float
+    """The joint log probability of the action."""
+    policy_version: int
+    """The weights version that acted."""
+
+
+class _AgentRecord:
+    """One agent's experiences since its last trajectory, its decision awaiting an outcome, and its episode so far."""
+
+    __slots__ = ("decisions", "rewards", "awaiting", "episode_return", "episode_experiences")
+
+    def __init__(self) -> None:
+        self.decisions: list[_Decision] = []
+        self.rewards: list[float] = []
+        self.awaiting: _Decision | None = None
+        self.episode_return = 0.0
+        self.episode_experiences = 0
+
+    def complete(self, reward: float) -> None:
+        """The awaited decision becomes an experience with ``reward``."""
+        assert self.awaiting is not None
+        self.decisions.append(self.awaiting)
+        self.rewards.append(reward)
+        self.awaiting = None
+        self.episode_return += reward
+        self.episode_experiences += 1
+
+
+class TrajectoryBuilder:
+    """Cuts one behavior's stream of steps into per-agent trajectories.
+
+    Arguments:
+        behavior: the fully qualified behavior name the steps belong to.
+        env_actor: the EnvActor's index (the ``{env_actor}`` of the agents' global ids).
+        time_horizon: the most experiences in one trajectory (the trainer's ``time_horizon``).
+    """
+
+    def __init__(self, behavior: BehaviorName, env_actor: int, time_horizon: int) -> None:
+        if time_horizon < 1:
+            raise ValueError(f"time_horizon must be at least 1, got {time_horizon}")
+        self.behavior = behavior
+        self.env_actor = env_actor
+        self.time_horizon = time_horizon
+        self._agents: dict[AgentId, _AgentRecord] = {}
+        self._ended_returns: list[float] = []
+        self._ended_lengths: list[int] = []
+
+    @property
+    def buffered_experiences(self) -> int:
+        """Experiences completed but not yet in a trajectory (all agents)."""
+        return sum(len(record.decisions) for record in self._agents.values())
+
+    @property
+    def awaiting_decisions(self) -> int:
+        """Decisions whose outcome (the agent's next step) has not arrived yet (all agents)."""
+        return sum(record.awaiting is not None for record in self._agents.values())
+
+    def add(
+        self, decision_steps: DecisionSteps, terminal_steps: TerminalSteps, taken: ActionTaken | None
+    ) -> list[Trajectory]:
+        """Takes one exchange's steps of the behavior and the actions taken on ``decision_steps``.
+
+        ``taken`` holds one row per agent of ``decision_steps`` (None only when that is empty). Returns the
+        trajectories this exchange completed: an agent's when it reached ``time_horizon`` experiences
+        (``next_obs`` = its new observation, not done) or when its episode ended (``done``, ``interrupted`` from
+        the terminal step, ``next_obs`` = the terminal observation; its state is cleared and its episode return
+        and length recorded for :meth:`take_episodes`).
+        """
+        if taken is None:
+            if len(decision_steps) > 0:
+                raise ValueError(
+                    f"{len(decision_steps)} agents of behavior '{self.behavior}' requested a decision but no actions "
+                    "were given: pass the ActionTaken of the policy for these DecisionSteps."
+                )
+        elif taken.n_agents != len(decision_steps):
+            raise ValueError(
+                f"the actions taken for behavior '{self.behavior}' are for {taken.n_agents} agents, but "
+                f"{len(decision_steps)} agents requested a decision."
+            )
+        trajectories: list[Trajectory] = []
+        self._add_terminal(terminal_steps, trajectories)
+        if taken is not None:
+            self._add_decisions(decision_steps, taken, trajectories)
+        return trajectories
+
+    def _add_terminal(self, terminal_steps: TerminalSteps, trajectories: list[Trajectory]) -> None:
+        for row, agent_id in enumerate(terminal_steps.agent_id.tolist()):
+            record = self._agents.pop(agent_id, None)
+            if record is None or record.awaiting is None:
+                continue  # an episode that ended before this builder saw the agent act (start, drop_partial)
+            record.complete(float(terminal_steps.reward[row]))
+            next_obs = tuple(np.array(o[row]) for o in terminal_steps.obs)
+            interrupted = bool(terminal_steps.interrupted[row])
+            trajectories.append(self._trajectory(agent_id, record, next_obs, done=True, interrupted=interrupted))
+            self._ended_returns.append(record.episode_return)
+            self._ended_lengths.append(record.episode_experiences - 1)
+
+    def _add_decisions(self, decision_steps: DecisionSteps, taken: ActionTaken, trajectories: list[Trajectory]) -> None:
+        masks = None if decision_steps.action_mask is None else np.concatenate(decision_steps.action_mask, axis=1)
+        continuous = np.array(taken.continuous, dtype=np.float32)  # copies: the policy may reuse its arrays
+        discrete = np.array(taken.discrete, dtype=np.int32)
+        log_probs = np.asarray(taken.log_probs, dtype=np.float32).tolist()
+        rewards = decision_steps.reward.tolist()
+        for row, agent_id in enumerate(decision_steps.agent_id.tolist()):
+            record = self._agents.get(agent_id)
+            if record is None:
+                record = self._agents[agent_id] = _AgentRecord()
+            obs = tuple(np.array(o[row]) for o in decision_steps.obs)
+            if record.awaiting is not None:
+                record.complete(rewards[row])
+                if len(record.decisions) >= self.time_horizon:
+                    trajectories.append(self._trajectory(agent_id, record, obs, done=False, interrupted=False))
+            record.awaiting = _Decision(
+                obs=obs,
+                action_mask=None if masks is None else masks[row],
+                continuous=continuous[row],
+                discrete=discrete[row],
+                log_prob=log_probs[row],
+                policy_version=taken.policy_version,
+            )
+
+    def _trajectory(
+        self,
+        agent_id: AgentId,
+        record: _AgentRecord,
+        next_obs: tuple[np.ndarray, ...],
+        *,
+        done: bool,
+        interrupted: bool,
+    ) -> Trajectory:
+        """The record's experiences as a trajectory; the record keeps its awaited decision and episode."""
+        decisions = record.decisions
+        masks = [d.action_mask for d in decisions]
+        action_mask: np.ndarray | None = None
+        if any(m is not None for m in masks):
+            width = next(m.shape[0] for m in masks if m is not None)
+            action_mask = np.stack([np.zeros(width, dtype=bool) if m is None else m for m in masks])
+        trajectory = Trajectory(
+            obs=tuple(np.stack([d.obs[k] for d in decisions]) for k in range(len(next_obs))),
+            next_obs=next_obs,
+            continuous_actions=np.stack([d.continuous for d in decisions]),
+            discrete_actions=np.stack([d.discrete for d in decisions]),
+            log_probs=np.array([d.log_prob for d in decisions], dtype=np.float32),
+            rewards=np.array(record.rewards, dtype=np.float32),
+            done=done,
+            interrupted=interrupted,
+            action_mask=action_mask,
+            behavior=self.behavior,
+            agent_id=global_agent_id(self.env_actor, agent_id),
+            policy_version=min(d.policy_version for d in decisions),
+        )
+        record.decisions = []
+        record.rewards = []
+        return trajectory
+
+    def take_episodes(self) -> EpisodeStats:
+        """The returns and lengths of the episodes that ended since the last call (then forgotten here)."""
+        stats = EpisodeStats(
+            behavior=self.behavior,
+            returns=np.array(self._ended_returns, dtype=np.float32),
+            lengths=np.array(self._ended_lengths, dtype=np.int64),
+        )
+        self._ended_returns = []
+        self._ended_lengths = []
+        return stats
+
+    def drop_partial(self) -> None:
+        """Forgets every unfinished trajectory, awaited decision and episode in progress (after a reset or a player
+        crash, ML-Agents' ``end_episode``); the episodes that already ended stay for :meth:`take_episodes`."""
+        self._agents.clear()
