@@ -1,0 +1,99 @@
+"""``InferencePolicy``: what an EnvActor acts with, a CPU copy of one behavior's actor fed by weight versions.
+
+It meets the actors' ``Policy`` protocol (``act(behavior, decision_steps) -> ActionTaken``) by its shape alone:
+``learner/`` and ``actors/`` never import each other, and the driver hands the EnvActor an instance. The learner
+publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:`InferencePolicy.load_weights`
+copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
+under the agents' action masks and returns the raw samples and joint log probabilities that PPO trains on, with
+the player's actions clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``). Inference runs without
+gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
+one CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from rayagents.configs.network import NetworkSettings
+from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.networks import Actor
+from rayagents.learner.weights import load_actor_weights
+from rayagents.protocol.trajectories import ActionTaken
+from rayagents.protocol.types import BehaviorName, BehaviorSpec, DecisionSteps
+
+INFERENCE_THREADS = 1
+"""Torch intra-op threads while acting."""
+
+
+class _TorchThreads:
+    """Sets torch's intra-op thread count for a block and restores the previous count after it."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = threads
+        self._previous = threads
+
+    def __enter__(self) -> None:
+        self._previous = torch.get_num_threads()
+        if self._previous != self._threads:
+            torch.set_num_threads(self._threads)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if torch.get_num_threads() != self._previous:
+            torch.set_num_threads(self._previous)
+
+
+class InferencePolicy:
+    """Acts for one behavior with a CPU actor whose weights arrive as numbered versions.
+
+    Arguments:
+        behavior: the fully qualified behavior name (``"Name?team=0"``) it acts for.
+        behavior_spec: the behavior's observations and actions (the network is built from them).
+        network_settings: the behavior's ``network_settings``, the same the learner's network is built from.
+    """
+
+    def __init__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec, network_settings: NetworkSettings) -> None:
+        self.behavior = behavior
+        self.behavior_spec = behavior_spec
+        self.actor = Actor(behavior_spec.observation_specs, behavior_spec.action_spec, network_settings).eval()
+        self._version = -1
+        self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
+
+    @property
+    def version(self) -> int:
+        """The weights version loaded; -1 until the first :meth:`load_weights`."""
+        return self._version
+
+    def load_weights(self, version: int, state: Mapping[str, np.ndarray]) -> None:
+        """Loads weights ``version`` (an actor ``state_dict`` as numpy arrays); ValueError if they do not fit."""
+        if version < 0:
+            raise ValueError(f"a weights version is 0 or more, got {version}")
+        load_actor_weights(self.actor, state)
+        self._version = version
+
+    def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
+        """The actions of every agent of ``decision_steps``, row for row, with what PPO needs to learn from them."""
+        if behavior != self.behavior:
+            raise ValueError(
+                f"this policy acts for behavior {self.behavior!r}, not {behavior!r}: build one InferencePolicy per "
+                "behavior"
+            )
+        if self._version < 0:
+            raise RuntimeError(
+                f"the policy of behavior {self.behavior!r} has no weights yet: call load_weights with the learner's "
+                "latest version before acting"
+            )
+        n_agents = len(decision_steps)
+        observations = [torch.as_tensor(np.asarray(o, dtype=np.float32)) for o in decision_steps.obs]
+        allowed = torch.as_tensor(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
+        with _TorchThreads(INFERENCE_THREADS), torch.no_grad():
+            sample = self.actor.act(observations, allowed)
+        return ActionTaken(
+            env_actions=sample.env_actions(),
+            continuous=sample.continuous.numpy().astype(np.float32),
+            discrete=sample.discrete.numpy().astype(np.int32),
+            log_probs=sample.log_prob.numpy().astype(np.float32),
+            policy_version=self._version,
+        )

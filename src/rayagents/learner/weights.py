@@ -1,0 +1,53 @@
+"""Policy weights as they travel from the learner to the EnvActors: one version number and plain numpy arrays.
+
+A :class:`PolicyWeights` holds the actor's ``state_dict`` (parameters and buffers, the observation normalizer's
+running statistics included) as numpy arrays, so Ray ships it through its object store without pickling torch
+modules, and an EnvActor loads it into its own CPU copy of the actor. The learner makes one per weights version
+(:func:`actor_weights`); :func:`load_actor_weights` checks names and shapes before it copies anything, so a
+mismatched snapshot never leaves an actor half loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class PolicyWeights:
+    """One version of a behavior's policy weights."""
+
+    version: int
+    """The weights version: 0 for the initial weights, one more after each update."""
+    state: Mapping[str, np.ndarray]
+    """The actor's ``state_dict`` as numpy arrays (copies: the learner keeps training its own tensors)."""
+
+
+def actor_weights(actor: nn.Module) -> dict[str, np.ndarray]:
+    """The actor's parameters and buffers as numpy copies, by ``state_dict`` key."""
+    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in actor.state_dict().items()}
+
+
+def load_actor_weights(actor: nn.Module, state: Mapping[str, np.ndarray]) -> None:
+    """Copies ``state`` into ``actor``'s tensors; ValueError (and nothing copied) unless every key and shape fits."""
+    own = actor.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [
+        f"{name} {tuple(np.shape(state[name]))} vs {tuple(own[name].shape)}"
+        for name in own
+        if name in state and tuple(np.shape(state[name])) != tuple(own[name].shape)
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            "the policy weights do not fit this policy's network (missing "
+            f"{missing}, unexpected {unexpected}, mismatched shapes {mismatched}): the learner and the EnvActor "
+            "must build the network from the same behavior spec and network_settings"
+        )
+    with torch.no_grad():
+        for name, tensor in own.items():
+            tensor.copy_(torch.as_tensor(np.asarray(state[name])))

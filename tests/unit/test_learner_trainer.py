@@ -1,0 +1,266 @@
+"""PPOTrainer: step counting, the policy-lag bound, updates and versions, summaries, checkpoints and their rotation."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rayagents.configs.hyperparameters import PPOSettings
+from rayagents.configs.network import NetworkSettings
+from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
+from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.checkpoint import POLICY
+from rayagents.learner.trainer import DROPPED_STEPS, PPOTrainer
+from rayagents.learner.weights import PolicyWeights
+from rayagents.protocol.trajectories import EpisodeStats, Trajectory
+from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+
+BEHAVIOR = "Walker?team=0"
+SPEC = BehaviorSpec(
+    (ObservationSpec((3,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "body"),), ActionSpec(1, (2,))
+)
+
+MLAGENTS_SUMMARY = {
+    "Environment/Cumulative Reward",
+    "Environment/Episode Length",
+    "Policy/Extrinsic Reward",
+    "Policy/Extrinsic Value Estimate",
+    "Policy/Entropy",
+    "Losses/Policy Loss",
+    "Losses/Value Loss",
+    "Policy/Learning Rate",
+    "Policy/Epsilon",
+    "Policy/Beta",
+}
+
+
+def settings(
+    buffer_size: int = 32,
+    threaded: bool = False,
+    summary_freq: int = 50,
+    checkpoint_interval: int = 40,
+    keep_checkpoints: int = 2,
+    strength: float = 1.0,
+) -> TrainerSettings:
+    """Small PPO settings."""
+    return TrainerSettings(
+        hyperparameters=PPOSettings(batch_size=16, buffer_size=buffer_size, num_epoch=2),
+        network_settings=NetworkSettings(hidden_units=16, normalize=True),
+        reward_signals={RewardSignalType.EXTRINSIC: RewardSignalSettings(gamma=0.9, strength=strength)},
+        threaded=threaded,
+        summary_freq=summary_freq,
+        checkpoint_interval=checkpoint_interval,
+        keep_checkpoints=keep_checkpoints,
+        max_steps=1000,
+    )
+
+
+def trainer(**kwargs: object) -> PPOTrainer:
+    """A seeded trainer of BEHAVIOR."""
+    torch.manual_seed(0)
+    return PPOTrainer(BEHAVIOR, SPEC, settings(**kwargs), seed=0)  # type: ignore[arg-type]
+
+
+def trajectory(
+    length: int,
+    version: int = 0,
+    done: bool = False,
+    agent: str = "agent_0-0",
+    reward: float = 1.0,
+    seed: int = 0,
+) -> Trajectory:
+    """A trajectory of random observations and actions of SPEC, each reward ``reward``."""
+    rng = np.random.default_rng(seed)
+    return Trajectory(
+        obs=(rng.normal(size=(length, 3)).astype(np.float32),),
+        next_obs=(rng.normal(size=3).astype(np.float32),),
+        continuous_actions=rng.normal(size=(length, 1)).astype(np.float32),
+        discrete_actions=rng.integers(0, 2, size=(length, 1)),
+        log_probs=np.full(length, -1.6, dtype=np.float32),
+        rewards=np.full(length, reward, dtype=np.float32),
+        done=done,
+        interrupted=False,
+        action_mask=np.zeros((length, 2), dtype=bool),
+        behavior=BEHAVIOR,
+        agent_id=agent,
+        policy_version=version,
+    )
+
+
+def fill_and_update(ppo: PPOTrainer, version: int | None = None) -> None:
+    """Feeds on-policy trajectories until an update happens."""
+    seed = 100
+    while not ppo.maybe_update():
+        assert ppo.process(trajectory(10, ppo.version if version is None else version, seed=seed))
+        seed += 1
+
+
+# ---- steps and the policy lag --------------------------------------------------------------------------------------
+
+
+def test_step_counts_every_experience_received_and_the_buffer_only_the_accepted() -> None:
+    ppo = trainer(buffer_size=1000)
+    assert ppo.step == 0 and ppo.version == 0
+    assert ppo.process(trajectory(7)) and ppo.process(trajectory(5, done=True))
+    assert ppo.step == 12 and ppo.buffered_steps == 12 and ppo.dropped_steps == 0
+    assert not ppo.process(trajectory(4, version=3))  # a version this trainer never made
+    assert ppo.step == 16 and ppo.buffered_steps == 12 and ppo.dropped_steps == 4
+
+
+def test_on_policy_trainer_drops_every_trajectory_older_than_the_current_version() -> None:
+    ppo = trainer()
+    fill_and_update(ppo)
+    assert ppo.version == 1 and ppo.buffered_steps == 0
+    before = ppo.step
+    assert not ppo.process(trajectory(6, version=0))
+    assert ppo.process(trajectory(9, version=1))
+    assert ppo.step == before + 15
+    assert ppo.dropped_steps == 6 and ppo.buffered_steps == 9
+    assert ppo.summary(ppo.step)[DROPPED_STEPS] == 6.0
+    assert ppo.summary(ppo.step)[DROPPED_STEPS] == 0.0  # a sum over the period, then reset
+
+
+def test_threaded_trainer_accepts_one_version_behind_and_no_more() -> None:
+    ppo = trainer(threaded=True)
+    assert ppo.max_policy_lag == 1
+    fill_and_update(ppo)
+    assert ppo.process(trajectory(6, version=0))  # one behind
+    fill_and_update(ppo, version=1)
+    assert ppo.version == 2
+    assert not ppo.process(trajectory(8, version=0))  # two behind
+    assert ppo.process(trajectory(3, version=1)) and ppo.process(trajectory(3, version=2))
+    assert ppo.dropped_steps == 8
+
+
+def test_a_trajectory_of_another_behavior_is_refused() -> None:
+    ppo = trainer()
+    other = dataclasses.replace(trajectory(3), behavior="Crawler?team=0")
+    with pytest.raises(ValueError, match="Crawler"):
+        ppo.process(other)
+    # The team suffix does not matter: the same behavior name on another team is the same trainer's.
+    assert ppo.process(dataclasses.replace(trajectory(3), behavior="Walker?team=1"))
+
+
+# ---- updates and weights -------------------------------------------------------------------------------------------
+
+
+def test_update_happens_once_the_buffer_exceeds_buffer_size_and_makes_a_new_version() -> None:
+    ppo = trainer(buffer_size=32)
+    first = ppo.weights_snapshot()
+    for seed in range(3):
+        ppo.process(trajectory(10, seed=seed))
+    assert ppo.buffered_steps == 30 and not ppo.maybe_update() and ppo.version == 0
+    ppo.process(trajectory(2, seed=3))
+    assert ppo.buffered_steps == 32 and not ppo.maybe_update()  # ML-Agents: more than buffer_size
+    ppo.process(trajectory(1, seed=4))
+    assert ppo.maybe_update() and ppo.version == 1 and ppo.buffered_steps == 0
+    second = ppo.weights_snapshot()
+    assert (first.version, second.version) == (0, 1)
+    assert set(first.state) == set(second.state) == set(ppo.optimizer.actor.state_dict())
+    assert all(isinstance(v, np.ndarray) for v in second.state.values())
+    changed = [k for k in first.state if not np.array_equal(first.state[k], second.state[k])]
+    assert any("action_heads" in k for k in changed) and any("normalizer" in k for k in changed)
+    copy = pickle.loads(pickle.dumps(second))
+    assert isinstance(copy, PolicyWeights) and copy.version == 1
+    assert all(np.array_equal(copy.state[k], second.state[k]) for k in second.state)
+
+
+# ---- summaries ------------------------------------------------------------------------------------------------------
+
+
+def test_summary_has_the_mlagents_names_averaged_over_the_period() -> None:
+    ppo = trainer(buffer_size=32, summary_freq=50, strength=0.5)
+    assert ppo.summary_step == 50 and not ppo.should_summarize
+    # Two episodes of agent 0 (rewards 1 per step, strength 0.5): 10 + 6 steps, then 4 steps.
+    ppo.process(trajectory(10, agent="agent_0-0", seed=1))
+    ppo.process(trajectory(6, agent="agent_0-0", done=True, seed=2))
+    ppo.process(trajectory(4, agent="agent_0-0", done=True, seed=3))
+    ppo.process(trajectory(14, agent="agent_0-1", seed=4))
+    ppo.record_episodes(EpisodeStats(BEHAVIOR, np.array([16.0, 4.0], np.float32), np.array([15, 3])))
+    ppo.record_episodes(EpisodeStats(BEHAVIOR, np.array([30.0], np.float32), np.array([29])))
+    assert ppo.maybe_update()
+    ppo.process(trajectory(16, agent="agent_0-2", seed=5))
+    assert ppo.step == 50 and ppo.should_summarize
+    summary = ppo.summary(ppo.summary_step)
+    assert set(summary) == MLAGENTS_SUMMARY | {DROPPED_STEPS}
+    assert summary["Environment/Cumulative Reward"] == pytest.approx(50.0 / 3)
+    assert summary["Environment/Episode Length"] == pytest.approx(47.0 / 3)
+    assert summary["Policy/Extrinsic Reward"] == pytest.approx((8.0 + 2.0) / 2)
+    assert 0.0 < summary["Policy/Entropy"] < np.log(2.0) + 0.5 * np.log(2.0 * np.pi * np.e) + 0.1
+    assert summary["Policy/Epsilon"] == pytest.approx((0.2 - 0.1) * (1 - 34 / 1000) + 0.1)
+    assert summary["Losses/Value Loss"] > 0.0
+    assert not ppo.should_summarize and ppo.summary_step == 100
+
+
+def test_a_new_period_holds_only_what_came_after_the_summary() -> None:
+    ppo = trainer(buffer_size=1000, summary_freq=10)
+    ppo.record_episodes(EpisodeStats(BEHAVIOR, np.array([5.0], np.float32), np.array([4])))
+    ppo.process(trajectory(12))
+    assert ppo.should_summarize
+    assert ppo.summary(ppo.summary_step)["Environment/Cumulative Reward"] == 5.0
+    assert ppo.summary_step == 20
+    ppo.process(trajectory(3, seed=1))
+    summary = ppo.summary(ppo.step)
+    assert set(summary) == {"Policy/Extrinsic Value Estimate", "Policy/Entropy", DROPPED_STEPS}
+
+
+def test_episodes_of_another_behavior_are_refused() -> None:
+    with pytest.raises(ValueError, match="Crawler"):
+        trainer().record_episodes(EpisodeStats("Crawler?team=0", np.ones(1, np.float32), np.ones(1, np.int64)))
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------------
+
+
+def test_checkpoints_are_written_every_interval_and_only_keep_checkpoints_stay(tmp_path: Path) -> None:
+    ppo = trainer(buffer_size=1000, checkpoint_interval=40, keep_checkpoints=2)
+    folder = tmp_path / "Walker"
+    written = []
+    seed = 0
+    while len(written) < 3:
+        ppo.process(trajectory(15, seed=seed))
+        seed += 1
+        if ppo.should_checkpoint:
+            written.append(ppo.save_checkpoint(folder))
+    assert [r.steps for r in written] == [45, 90, 120]
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["Walker-120.onnx", "Walker-120.pt", "Walker-90.onnx", "Walker-90.pt", "checkpoint.pt"]
+    assert [r.steps for r in ppo.checkpoints] == [90, 120]
+    newest = ppo.checkpoints[-1]
+    assert newest.file_path == str(folder / "Walker-120.onnx")
+    assert newest.auxillary_file_paths == (str(folder / "Walker-120.pt"),)
+    assert newest.reward is None  # no episode ended
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert int(saved["global_step"]["_GlobalSteps__global_step"].item()) == 120
+    assert set(saved) == {POLICY, "global_step", "Optimizer:value_optimizer", "Optimizer:critic"}
+
+
+def test_keep_checkpoints_zero_keeps_every_checkpoint(tmp_path: Path) -> None:
+    ppo = trainer(buffer_size=1000, checkpoint_interval=10, keep_checkpoints=0)
+    for seed in range(4):
+        ppo.process(trajectory(10, seed=seed))
+        ppo.record_episodes(EpisodeStats(BEHAVIOR, np.array([float(seed)], np.float32), np.array([1])))
+        assert ppo.should_checkpoint
+        ppo.save_checkpoint(tmp_path)
+    assert len(list(tmp_path.glob("Walker-*.pt"))) == 4 and len(list(tmp_path.glob("Walker-*.onnx"))) == 4
+    assert [r.reward for r in ppo.checkpoints] == [0.0, 0.5, 1.0, 1.5]  # the mean return since the last update
+
+
+def test_restore_resumes_step_and_weights_and_publishes_a_new_version(tmp_path: Path) -> None:
+    source = trainer()
+    fill_and_update(source)
+    source.save_checkpoint(tmp_path)
+    torch.manual_seed(1)
+    resumed = PPOTrainer(BEHAVIOR, SPEC, settings(), seed=0)
+    assert resumed.restore(tmp_path / "checkpoint.pt") == []
+    assert resumed.step == source.step and resumed.version == 1
+    expected = source.weights_snapshot().state
+    assert all(np.array_equal(resumed.weights_snapshot().state[k], expected[k]) for k in expected)
+    initialized = PPOTrainer(BEHAVIOR, SPEC, settings(), seed=0)
+    initialized.restore(tmp_path / "checkpoint.pt", reset_global_step=True)
+    assert initialized.step == 0

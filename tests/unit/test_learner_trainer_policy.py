@@ -1,0 +1,162 @@
+"""InferencePolicy: the trainer's weights in, actions with masks, raw samples, log probabilities and clipping out."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from rayagents.configs.hyperparameters import PPOSettings
+from rayagents.configs.network import NetworkSettings
+from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.policy import InferencePolicy
+from rayagents.learner.trainer import PPOTrainer
+from rayagents.learner.trajectory import Trajectory
+from rayagents.protocol.types import (
+    ActionSpec,
+    BehaviorSpec,
+    DecisionSteps,
+    DimensionProperty,
+    ObservationSpec,
+    ObservationType,
+)
+
+BEHAVIOR = "Hybrid?team=0"
+SPEC = BehaviorSpec(
+    (
+        ObservationSpec((4,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "a"),
+        ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "b"),
+    ),
+    ActionSpec(2, (3, 2)),
+)
+NETWORK = NetworkSettings(hidden_units=16, normalize=True)
+
+
+def decision_steps(n: int, rng: np.random.Generator, disabled: list[np.ndarray] | None = None) -> DecisionSteps:
+    """A batch of ``n`` agents with random observations; ``disabled`` per branch (True = disabled)."""
+    return DecisionSteps(
+        obs=[rng.normal(size=(n, 4)).astype(np.float32) * 3, rng.normal(size=(n, 2)).astype(np.float32)],
+        reward=np.zeros(n, dtype=np.float32),
+        agent_id=np.arange(n, dtype=np.int32),
+        action_mask=disabled if disabled is not None else [np.zeros((n, 3), bool), np.zeros((n, 2), bool)],
+        group_id=np.zeros(n, dtype=np.int32),
+        group_reward=np.zeros(n, dtype=np.float32),
+    )
+
+
+def trained_trainer() -> PPOTrainer:
+    """A trainer after one update (its normalizer and weights moved away from the initialization)."""
+    torch.manual_seed(0)
+    settings = TrainerSettings(hyperparameters=PPOSettings(batch_size=16, buffer_size=16), network_settings=NETWORK)
+    trainer = PPOTrainer(BEHAVIOR, SPEC, settings, seed=0)
+    rng = np.random.default_rng(0)
+    trainer.process(
+        Trajectory(
+            obs=(rng.normal(2.0, 3.0, size=(20, 4)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32)),
+            next_obs=(np.zeros(4, np.float32), np.zeros(2, np.float32)),
+            continuous_actions=rng.normal(size=(20, 2)).astype(np.float32),
+            discrete_actions=np.stack([rng.integers(0, 3, 20), rng.integers(0, 2, 20)], axis=1),
+            log_probs=np.full(20, -3.0, dtype=np.float32),
+            rewards=rng.normal(size=20).astype(np.float32),
+            done=True,
+            interrupted=False,
+            behavior=BEHAVIOR,
+        )
+    )
+    assert trainer.maybe_update()
+    return trainer
+
+
+def loaded_policy(trainer: PPOTrainer) -> InferencePolicy:
+    """A policy with the trainer's current weights, shipped as Ray would (pickled numpy)."""
+    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
+    weights = pickle.loads(pickle.dumps(trainer.weights_snapshot()))
+    policy.load_weights(weights.version, weights.state)
+    return policy
+
+
+def test_actions_match_the_trainers_actor_and_carry_the_version() -> None:
+    trainer = trained_trainer()
+    policy = loaded_policy(trainer)
+    assert policy.version == trainer.version == 1
+    steps = decision_steps(64, np.random.default_rng(1))
+    torch.manual_seed(2)
+    taken = policy.act(BEHAVIOR, steps)
+    assert taken.policy_version == 1 and taken.n_agents == 64
+    assert taken.continuous.dtype == np.float32 and taken.continuous.shape == (64, 2)
+    assert taken.discrete.dtype == np.int32 and taken.discrete.shape == (64, 2)
+    assert taken.log_probs.dtype == np.float32 and taken.log_probs.shape == (64,)
+    # The log probabilities are those of the trainer's actor for the same raw actions.
+    with torch.no_grad():
+        log_probs, _ = trainer.optimizer.actor.evaluate(
+            [torch.as_tensor(o) for o in steps.obs],
+            torch.as_tensor(allowed_from_disabled(steps.action_mask, 64, 5)),
+            torch.as_tensor(taken.continuous),
+            torch.as_tensor(taken.discrete, dtype=torch.int64),
+        )
+    np.testing.assert_allclose(taken.log_probs, log_probs.numpy(), rtol=1e-5, atol=1e-5)
+    # The player gets clamp(x, -3, 3) / 3 of the raw samples, and the discrete choices unchanged.
+    np.testing.assert_allclose(taken.env_actions.continuous, np.clip(taken.continuous, -3, 3) / 3, rtol=1e-6)
+    np.testing.assert_array_equal(taken.env_actions.discrete, taken.discrete)
+
+
+def test_masked_actions_are_never_chosen() -> None:
+    policy = loaded_policy(trained_trainer())
+    n = 200
+    rng = np.random.default_rng(3)
+    first = np.zeros((n, 3), dtype=bool)
+    first[: n // 2, 0] = True  # the first half may not choose 0
+    first[n // 2 :, 1:] = True  # the second half must choose 0
+    second = np.zeros((n, 2), dtype=bool)
+    second[:, 1] = True
+    taken = policy.act(BEHAVIOR, decision_steps(n, rng, [first, second]))
+    assert (taken.discrete[: n // 2, 0] != 0).all() and (taken.discrete[n // 2 :, 0] == 0).all()
+    assert (taken.discrete[:, 1] == 0).all()
+
+
+def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> None:
+    trainer = trained_trainer()
+    policy = InferencePolicy(BEHAVIOR, SPEC, NetworkSettings(hidden_units=16, normalize=True, deterministic=True))
+    weights = trainer.weights_snapshot()
+    policy.load_weights(weights.version, weights.state)
+    steps = decision_steps(8, np.random.default_rng(4))
+    first, second = policy.act(BEHAVIOR, steps), policy.act(BEHAVIOR, steps)
+    np.testing.assert_array_equal(first.continuous, second.continuous)
+    np.testing.assert_array_equal(first.discrete, second.discrete)
+
+
+def test_inference_runs_on_one_thread_and_leaves_the_process_setting_alone() -> None:
+    policy = loaded_policy(trained_trainer())
+    seen: list[int] = []
+    policy.actor.network_body.register_forward_pre_hook(lambda module, inputs: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        policy.act(BEHAVIOR, decision_steps(4, np.random.default_rng(5)))
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_policy_refuses_to_act_without_weights_or_for_another_behavior() -> None:
+    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
+    with pytest.raises(RuntimeError, match="load_weights"):
+        policy.act(BEHAVIOR, decision_steps(2, np.random.default_rng(6)))
+    policy.load_weights(0, trained_trainer().weights_snapshot().state)
+    with pytest.raises(ValueError, match="Other"):
+        policy.act("Other?team=0", decision_steps(2, np.random.default_rng(6)))
+
+
+def test_weights_of_another_network_are_refused_and_leave_the_policy_unchanged() -> None:
+    policy = loaded_policy(trained_trainer())
+    before = {k: v.clone() for k, v in policy.actor.state_dict().items()}
+    bigger = InferencePolicy(BEHAVIOR, SPEC, NetworkSettings(hidden_units=32, normalize=True))
+    state = {k: v.numpy() for k, v in bigger.actor.state_dict().items()}
+    with pytest.raises(ValueError, match="network_settings"):
+        policy.load_weights(5, state)
+    assert policy.version == 1
+    assert all(torch.equal(before[k], v) for k, v in policy.actor.state_dict().items())
