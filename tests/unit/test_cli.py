@@ -318,12 +318,17 @@ def test_missing_unity_build_is_a_warning_only(tmp_path: Path, capsys: pytest.Ca
     assert "no Unity player was found" in err and build in err
 
 
-def test_without_dry_run_training_is_refused_for_now(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([CARTPOLE, "--env", "sim:CartPole"]) == EXIT_USAGE
+def test_a_run_with_settings_not_yet_supported_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "sac.yaml"
+    config.write_text("behaviors:\n  CartPole:\n    trainer_type: sac\n")
+    results = tmp_path / "results"
+    assert main([str(config), "--env", "sim:CartPole", "--results-dir", str(results)]) == EXIT_USAGE
     captured = capsys.readouterr()
-    assert "training is not available in this version" in captured.err
-    assert "--dry-run" in captured.err
-    assert captured.out == ""
+    assert "trainer_type sac" in captured.err + captured.out
+    assert "cannot train yet" in captured.err + captured.out
+    assert not results.exists()
 
 
 def test_help_exits_0_and_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:

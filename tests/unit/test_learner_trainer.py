@@ -15,7 +15,7 @@ from rayagents.configs.network import NetworkSettings
 from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.checkpoint import POLICY
-from rayagents.learner.trainer import DROPPED_STEPS, PPOTrainer
+from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG, PPOTrainer
 from rayagents.learner.weights import PolicyWeights
 from rayagents.protocol.trajectories import EpisodeStats, Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
@@ -187,7 +187,7 @@ def test_summary_has_the_mlagents_names_averaged_over_the_period() -> None:
     ppo.process(trajectory(16, agent="agent_0-2", seed=5))
     assert ppo.step == 50 and ppo.should_summarize
     summary = ppo.summary(ppo.summary_step)
-    assert set(summary) == MLAGENTS_SUMMARY | {DROPPED_STEPS}
+    assert set(summary) == MLAGENTS_SUMMARY | {DROPPED_STEPS, POLICY_LAG}
     assert summary["Environment/Cumulative Reward"] == pytest.approx(50.0 / 3)
     assert summary["Environment/Episode Length"] == pytest.approx(47.0 / 3)
     assert summary["Policy/Extrinsic Reward"] == pytest.approx((8.0 + 2.0) / 2)
@@ -206,7 +206,7 @@ def test_a_new_period_holds_only_what_came_after_the_summary() -> None:
     assert ppo.summary_step == 20
     ppo.process(trajectory(3, seed=1))
     summary = ppo.summary(ppo.step)
-    assert set(summary) == {"Policy/Extrinsic Value Estimate", "Policy/Entropy", DROPPED_STEPS}
+    assert set(summary) == {"Policy/Extrinsic Value Estimate", "Policy/Entropy", DROPPED_STEPS, POLICY_LAG}
 
 
 def test_episodes_of_another_behavior_are_refused() -> None:
@@ -264,3 +264,11 @@ def test_restore_resumes_step_and_weights_and_publishes_a_new_version(tmp_path: 
     initialized = PPOTrainer(BEHAVIOR, SPEC, settings(), seed=0)
     initialized.restore(tmp_path / "checkpoint.pt", reset_global_step=True)
     assert initialized.step == 0
+
+
+def test_a_checkpoint_leaves_the_training_random_stream_alone(tmp_path: Path) -> None:
+    ppo = trainer(buffer_size=1000)
+    ppo.process(trajectory(10))
+    state = torch.get_rng_state()
+    ppo.save_checkpoint(tmp_path)  # the ONNX export samples actions while tracing
+    assert torch.equal(torch.get_rng_state(), state)

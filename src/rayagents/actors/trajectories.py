@@ -62,21 +62,24 @@ class _Decision:
 class _AgentRecord:
     """One agent's experiences since its last trajectory, its decision awaiting an outcome, and its episode so far."""
 
-    __slots__ = ("decisions", "rewards", "awaiting", "episode_return", "episode_experiences")
+    __slots__ = ("decisions", "rewards", "awaiting", "skip_awaiting", "episode_return", "episode_experiences")
 
     def __init__(self) -> None:
         self.decisions: list[_Decision] = []
         self.rewards: list[float] = []
         self.awaiting: _Decision | None = None
+        self.skip_awaiting = False
         self.episode_return = 0.0
         self.episode_experiences = 0
 
     def complete(self, reward: float) -> None:
-        """The awaited decision becomes an experience with ``reward``."""
+        """The awaited decision becomes an experience with ``reward`` (only counted in the episode when skipped)."""
         assert self.awaiting is not None
-        self.decisions.append(self.awaiting)
-        self.rewards.append(reward)
+        if not self.skip_awaiting:
+            self.decisions.append(self.awaiting)
+            self.rewards.append(reward)
         self.awaiting = None
+        self.skip_awaiting = False
         self.episode_return += reward
         self.episode_experiences += 1
 
@@ -144,9 +147,10 @@ class TrajectoryBuilder:
             if record is None or record.awaiting is None:
                 continue  # an episode that ended before this builder saw the agent act (start, drop_partial)
             record.complete(float(terminal_steps.reward[row]))
-            next_obs = tuple(np.array(o[row]) for o in terminal_steps.obs)
-            interrupted = bool(terminal_steps.interrupted[row])
-            trajectories.append(self._trajectory(agent_id, record, next_obs, done=True, interrupted=interrupted))
+            if record.decisions:
+                next_obs = tuple(np.array(o[row]) for o in terminal_steps.obs)
+                interrupted = bool(terminal_steps.interrupted[row])
+                trajectories.append(self._trajectory(agent_id, record, next_obs, done=True, interrupted=interrupted))
             self._ended_returns.append(record.episode_return)
             self._ended_lengths.append(record.episode_experiences - 1)
 
@@ -207,6 +211,24 @@ class TrajectoryBuilder:
         record.decisions = []
         record.rewards = []
         return trajectory
+
+    def cut_for_new_version(self, skip_awaiting: bool) -> list[Trajectory]:
+        """Ends every agent's trajectory now, because a new weights version is about to act.
+
+        Each agent with experiences gets a trajectory bootstrapped from the observation of its awaited decision
+        (as at a ``time_horizon`` cut), so that the next one holds only experiences of the new version. With
+        ``skip_awaiting`` (an on-policy trainer, which drops whatever an older version acted), the awaited
+        decisions, taken by the old version, are left out of the next trajectories; their rewards still count
+        in the episodes' returns and lengths.
+        """
+        trajectories: list[Trajectory] = []
+        for agent_id, record in self._agents.items():
+            if record.awaiting is None:
+                continue
+            if record.decisions:
+                trajectories.append(self._trajectory(agent_id, record, record.awaiting.obs, done=False, interrupted=False))
+            record.skip_awaiting = skip_awaiting
+        return trajectories
 
     def take_episodes(self) -> EpisodeStats:
         """The returns and lengths of the episodes that ended since the last call (then forgotten here)."""

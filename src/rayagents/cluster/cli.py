@@ -14,7 +14,9 @@ import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from rayagents.cluster.arguments import CommandLine, build_parser, parse_command_line, with_user_flags
+from rayagents.cluster.arguments import PROG, CommandLine, build_parser, parse_command_line, with_user_flags
+from rayagents.cluster.console import ConsoleView
+from rayagents.cluster.training import TrainingFailed, TrainingRun
 from rayagents.cluster.support import behavior_summary, check_environment, environment_summary, unsupported_warning
 from rayagents.configs import (
     ConfigError,
@@ -33,6 +35,9 @@ EXIT_OK = 0
 
 EXIT_USAGE = 2
 """A bad command line or configuration (argparse's exit code for usage errors too)."""
+
+EXIT_FAILED = 1
+"""Training stopped on an error (a player past its restart budget, a lost actor); the model was saved."""
 
 
 def options_from_command_line(command_line: CommandLine) -> RunOptions:
@@ -148,12 +153,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in _summary(options, command_line.trainer_config_path):
             print(f"# {line}")
         return EXIT_OK
-    print(
-        "error: the configuration is valid, but training is not available in this version of rayagents yet. "
-        "Run with --dry-run to check a configuration and see the options a run would use.",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
+    return _train(options, args)
+
+
+def _train(options: RunOptions, args: Sequence[str]) -> int:
+    """Runs the training; returns the exit code (0 trained or interrupted and saved, 1 failed, 2 refused)."""
+    with ConsoleView() as view:
+        try:
+            run = TrainingRun(options, view, [PROG, *args])
+            result = run.run()
+        except ConfigError as error:
+            view.log(f"error: {error}")
+            return EXIT_USAGE
+        except TrainingFailed as error:
+            view.log(f"error: {error}")
+            view.log(f"What was learned up to the failure is saved under {run.write_path}.")
+            return EXIT_FAILED
+        for name, model in result.models.items():
+            view.log(f"{name}: the trained model is {model} (step {result.steps.get(name, 0)})")
+        if result.interrupted:
+            view.log(f"Training stopped early; continue it with --resume --run-id {options.checkpoint_settings.run_id}.")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

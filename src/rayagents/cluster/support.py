@@ -8,7 +8,7 @@ import os
 
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT
 from rayagents.actors.player import SIM_PREFIX, resolve_executable
-from rayagents.configs import ConfigError, EncoderType, RewardSignalType, TrainerSettings
+from rayagents.configs import ConfigError, EncoderType, RewardSignalType, RunOptions, TrainerSettings
 from rayagents.protocol.exceptions import UnityEnvironmentException
 from rayagents.sims.scenes import scene_names
 
@@ -37,6 +37,28 @@ def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     if settings.behavioral_cloning is not None:
         found.append("behavioral_cloning")
     return tuple(found)
+
+
+def run_refusal(options: RunOptions) -> str | None:
+    """Why this version refuses to train ``options`` (settings it accepts but cannot train yet), or None."""
+    problems: list[str] = []
+    configured: list[tuple[str | None, TrainerSettings]] = list(options.behaviors.items())
+    if options.default_settings is not None:
+        configured.append((None, options.default_settings))
+    for name, settings in configured:
+        message = unsupported_warning(name, settings)
+        if message is not None:
+            problems.append(message)
+    for key, parameter in (options.environment_parameters or {}).items():
+        if len(parameter.curriculum) > 1:
+            problems.append(
+                f"environment_parameters.{key} is a curriculum of {len(parameter.curriculum)} lessons, which the "
+                "configuration accepts but this version of rayagents cannot train yet (a single value or sampler "
+                "per parameter is supported)"
+            )
+    if not problems:
+        return None
+    return "; ".join(problems).replace("training it will be refused", "training is refused")
 
 
 def behavior_summary(name: str, settings: TrainerSettings) -> str:

@@ -12,11 +12,13 @@ one CPU.
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import numpy as np
 import torch
 
+from rayagents.configs import ConfigWarning, RunOptions, behavior_settings
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.networks import Actor
@@ -97,3 +99,21 @@ class InferencePolicy:
             log_probs=sample.log_prob.numpy().astype(np.float32),
             policy_version=self._version,
         )
+
+
+class InferencePolicyFactory:
+    """Builds each behavior's :class:`InferencePolicy` from the run's options (the EnvActors' policy factory).
+
+    Arguments:
+        options: the run options; a behavior's ``network_settings`` come from its trainer settings.
+    """
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+
+    def __call__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> InferencePolicy:
+        """A policy for ``behavior`` without weights yet."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)  # the learner warns once for an unconfigured behavior
+            settings = behavior_settings(self.options, behavior)
+        return InferencePolicy(behavior, behavior_spec, settings.network_settings)

@@ -126,7 +126,7 @@ class PPOOptimizer:
         return buffer.num_experiences > self.hyperparameters.buffer_size
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
+        return torch.tensor(np.asarray(array), dtype=torch.float32, device=self.device)
 
     # ---- 1. a trajectory becomes update-buffer columns --------------------------------------------------------
     @torch.no_grad()

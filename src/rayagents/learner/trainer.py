@@ -18,7 +18,9 @@ LearnerActor (or a test's loop) makes in this order:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -41,6 +43,24 @@ EPISODE_LENGTH = "Environment/Episode Length"
 ENTROPY = "Policy/Entropy"
 DROPPED_STEPS = "Policy/Dropped Steps"
 """rayagents' own statistic: steps received in the summary period but not trained on (too old a policy)."""
+POLICY_LAG = "Policy/Policy Lag"
+"""rayagents' own statistic: how many versions older than the trainer's the acting weights were, per trajectory."""
+
+
+@dataclass(frozen=True)
+class TrainerSummary:
+    """One summary of a trainer: what TensorBoard and the console show every ``summary_freq`` steps."""
+
+    behavior_name: str
+    """The behavior name (without ``?team=``): the TensorBoard category."""
+    step: int
+    """The step the summary is written at."""
+    scalars: Mapping[str, float]
+    """Each statistic's mean over the period, under ML-Agents' names."""
+    cumulative_rewards: tuple[float, ...]
+    """The returns of the episodes that ended in the period (the ``Environment/Cumulative Reward`` histogram)."""
+    training: bool
+    """The trainer was still training (ML-Agents' console "Training." / "Not Training.")."""
 
 
 def reward_stat(stream: str) -> str:
@@ -62,6 +82,7 @@ class PPOTrainer:
         settings: the behavior's trainer settings (``trainer_type: ppo``).
         device: where the networks train (``"cpu"``, ``"cuda"``).
         seed: seeds the minibatch shuffling; None draws from torch's global generator.
+        training: False for ``--inference``: steps and statistics are counted, nothing is buffered or updated.
     """
 
     def __init__(
@@ -71,8 +92,10 @@ class PPOTrainer:
         settings: TrainerSettings,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        training: bool = True,
     ) -> None:
         self.behavior = behavior
+        self.training = training
         self.behavior_name = behavior_name_of(behavior)
         self.behavior_spec = behavior_spec
         self.settings = settings
@@ -86,6 +109,7 @@ class PPOTrainer:
         self._dropped_in_period = 0
         self._signal_rewards: dict[str, dict[str, float]] = {name: {} for name in self.optimizer.reward_signals}
         self._returns_since_update: list[float] = []
+        self._returns_in_period: list[float] = []
         self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
         self.checkpoints: list[CheckpointRecord] = []
         self._next_summary_step = next_interval_step(self.step, settings.summary_freq)
@@ -139,6 +163,9 @@ class PPOTrainer:
         length = len(trajectory)
         self.optimizer.global_step.increment(length)
         self._collect_signal_rewards(trajectory)
+        if not self.training:
+            return False
+        self._stats.add(POLICY_LAG, self._version - trajectory.policy_version)
         if not self.accepts_version(trajectory.policy_version):
             self._dropped_steps += length
             self._dropped_in_period += length
@@ -166,13 +193,13 @@ class PPOTrainer:
         """The mean entropy of the policy's action distributions on the trajectory's observations."""
         actor = self.optimizer.actor
         device = self.optimizer.device
-        obs = [torch.as_tensor(o, dtype=torch.float32, device=device) for o in trajectory.obs]
+        obs = [torch.tensor(o, dtype=torch.float32, device=device) for o in trajectory.obs]
         allowed = allowed_from_disabled(trajectory.action_mask, len(trajectory), self._mask_size)
         _, entropy = actor.evaluate(
             obs,
-            torch.as_tensor(allowed, device=device),
-            torch.as_tensor(trajectory.continuous_actions, dtype=torch.float32, device=device),
-            torch.as_tensor(trajectory.discrete_actions, dtype=torch.int64, device=device),
+            torch.tensor(allowed, device=device),
+            torch.tensor(trajectory.continuous_actions, dtype=torch.float32, device=device),
+            torch.tensor(trajectory.discrete_actions, dtype=torch.int64, device=device),
         )
         return float(entropy.mean().item())
 
@@ -188,11 +215,16 @@ class PPOTrainer:
         self._stats.extend(CUMULATIVE_REWARD, episodes.returns.tolist())
         self._stats.extend(EPISODE_LENGTH, episodes.lengths.tolist())
         self._returns_since_update.extend(float(r) for r in episodes.returns)
+        self._returns_in_period.extend(float(r) for r in episodes.returns)
+
+    def record_player_stat(self, name: str, value: float) -> None:
+        """Adds a value the player sent on the stats side channel (averaged over the summary period)."""
+        self._stats.add(name, value)
 
     # ---- 3. updates ------------------------------------------------------------------------------------------------
     def maybe_update(self) -> bool:
         """A PPO update if the buffer holds more than ``buffer_size`` experiences; True (a new version) if so."""
-        if not self.optimizer.ready_for_update(self.buffer):
+        if not self.training or not self.optimizer.ready_for_update(self.buffer):
             return False
         stats = self.optimizer.update(self.buffer, self._generator)
         for name, value in stats.items():
@@ -225,6 +257,14 @@ class PPOTrainer:
         self._next_summary_step = next_interval_step(max(step, self.step), self.settings.summary_freq)
         return means
 
+    def summarize(self) -> TrainerSummary:
+        """:meth:`summary` at :attr:`summary_step`, with the period's episode returns, as one record."""
+        step = self.summary_step
+        returns = tuple(self._returns_in_period)
+        self._returns_in_period = []
+        training = self.training and self.should_still_train
+        return TrainerSummary(self.behavior_name, step, self.summary(step), returns, training)
+
     @property
     def should_checkpoint(self) -> bool:
         """Whether the step reached the next multiple of ``checkpoint_interval``."""
@@ -237,7 +277,8 @@ class PPOTrainer:
         stem = checkpoint_stem(directory, self.behavior_name, step)
         modules = self.optimizer.get_modules()
         pt_path = save_checkpoint(stem.with_suffix(".pt"), modules)
-        onnx_path = export_policy_model(self.optimizer.actor, stem.with_suffix(".onnx"))
+        with torch.random.fork_rng(devices=[]):  # tracing samples actions: keep training's random stream as it is
+            onnx_path = export_policy_model(self.optimizer.actor, stem.with_suffix(".onnx"))
         save_checkpoint(Path(directory) / LATEST_CHECKPOINT, modules)
         record = CheckpointRecord(
             steps=step,

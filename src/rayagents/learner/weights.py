@@ -9,22 +9,15 @@ mismatched snapshot never leaves an actor half loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from rayagents.protocol.weights import PolicyWeights
 
-@dataclass(frozen=True)
-class PolicyWeights:
-    """One version of a behavior's policy weights."""
-
-    version: int
-    """The weights version: 0 for the initial weights, one more after each update."""
-    state: Mapping[str, np.ndarray]
-    """The actor's ``state_dict`` as numpy arrays (copies: the learner keeps training its own tensors)."""
+__all__ = ["PolicyWeights", "actor_weights", "load_actor_weights"]
 
 
 def actor_weights(actor: nn.Module) -> dict[str, np.ndarray]:
@@ -50,4 +43,4 @@ def load_actor_weights(actor: nn.Module, state: Mapping[str, np.ndarray]) -> Non
         )
     with torch.no_grad():
         for name, tensor in own.items():
-            tensor.copy_(torch.as_tensor(np.asarray(state[name])))
+            tensor.copy_(torch.tensor(np.asarray(state[name])))

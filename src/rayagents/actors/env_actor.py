@@ -1,0 +1,361 @@
+"""``EnvActor``: one player, CPU inference, trajectory building; trajectories up to the learner, weights back.
+
+The driver creates one per ``--num-envs`` as a Ray actor (``ray.remote(EnvActor)``) and calls :meth:`EnvActor.collect`
+again and again. Each call plays ``exchanges_per_call`` exchanges with the player: per behavior, the policy acts
+on the agents that asked for a decision, the :class:`TrajectoryBuilder` cuts experiences into trajectories, the
+actions go back, the player steps. The call then sends what it built to the learner as one
+:class:`TrajectoryBatch` (``learner.submit.remote``), without waiting for the answer unless
+``max_calls_in_flight`` are already out (backpressure). Each answer (:class:`LearnerReply`) names the latest
+weights version of each behavior; a newer one is fetched from the object store once and loaded before the next
+decision, and the trajectories in progress are cut there so the next ones hold only the new version's actions.
+
+A behavior seen for the first time is registered with the learner (``learner.register.remote``), which answers
+with its current weights. A player that crashes or stops answering is restarted within the restart budget; its
+unfinished trajectories are dropped. Past the budget :class:`PlayerFailedError` names the player's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import ray
+
+from rayagents.actors.environment import UnityEnvironment
+from rayagents.actors.parameters import engine_configuration_channel, environment_parameters_channel
+from rayagents.actors.restarts import RestartBudget
+from rayagents.actors.trajectories import Policy, TrajectoryBuilder
+from rayagents.configs import EngineSettings, EnvironmentParameterSettings
+from rayagents.protocol.exceptions import UnityActionException, UnityException, UnityObservationException
+from rayagents.protocol.side_channels import StatsSideChannel
+from rayagents.protocol.trajectories import EpisodeStats, Trajectory, TrajectoryBatch
+from rayagents.protocol.types import BehaviorName, BehaviorSpec
+from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotice
+
+logger = logging.getLogger(__name__)
+
+
+class VersionedPolicy(Policy, Protocol):
+    """A policy whose weights arrive as numbered versions (the learner's ``InferencePolicy``)."""
+
+    @property
+    def version(self) -> int:
+        """The weights version loaded; -1 before the first."""
+        ...
+
+    def load_weights(self, version: int, state: Mapping[str, Any]) -> None:
+        """Loads weights ``version``."""
+        ...
+
+
+class PolicyFactory(Protocol):
+    """Builds the policy of a behavior (built by the learner's code, handed over by the driver)."""
+
+    def __call__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> VersionedPolicy:
+        """A policy for ``behavior`` without weights yet."""
+        ...
+
+
+@dataclass(frozen=True)
+class BehaviorPlay:
+    """How an EnvActor plays one behavior (from its trainer settings)."""
+
+    time_horizon: int
+    """The most experiences in one trajectory."""
+    on_policy: bool
+    """The trainer trains only on the latest version (``threaded: false``): each call sends every experience
+    it completed (trajectories are cut at the end of the call, bootstrapped as at a ``time_horizon`` cut), and
+    the experiences acted by an older version are left out when a new version arrives."""
+
+
+@dataclass(frozen=True)
+class EnvActorSettings:
+    """Everything an EnvActor needs to run its player."""
+
+    index: int
+    """The EnvActor's number (``Player-<index>.log``, the ``{worker}`` of the agents' global ids)."""
+    env_path: str | None
+    """The build, ``sim:NAME``, or None for the Unity Editor (listen on its port, launch nothing)."""
+    behaviors: Mapping[str, BehaviorPlay]
+    """How each configured behavior (by name, without ``?team=``) is played."""
+    default_behavior: BehaviorPlay
+    """How a behavior missing from ``behaviors`` is played."""
+    num_areas: int = 1
+    """Training areas in the player."""
+    seed: int = 0
+    """The seed sent to the player."""
+    timeout_wait: float = 60.0
+    """Seconds to wait for each message of the player."""
+    env_args: tuple[str, ...] = ()
+    """More arguments for the player."""
+    no_graphics: bool = False
+    """Launch the player with ``-nographics -batchmode``."""
+    log_folder: str | None = None
+    """Where ``Player-<index>.log`` is written; None: the actor's temporary folder."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """Sent to the player on the engine configuration side channel."""
+    environment_parameters: Mapping[str, EnvironmentParameterSettings] = field(default_factory=dict)
+    """Sent to the player on the environment parameters side channel (the first lesson's value of each)."""
+    max_lifetime_restarts: int = 10
+    """The most player restarts over the actor's life; -1 for no bound."""
+    restarts_rate_limit_n: int = 1
+    """The most player restarts within ``restarts_rate_limit_period_s``; -1 for no limit."""
+    restarts_rate_limit_period_s: float = 60.0
+    """The window of the restart rate limit."""
+    exchanges_per_call: int = 8
+    """Exchanges with the player per :meth:`EnvActor.collect` call."""
+    max_calls_in_flight: int = 2
+    """Trajectory batches sent to the learner and not answered yet, at most (1 when a behavior is on-policy:
+    the actor then never plays on while the learner may be making a version that would void what it plays)."""
+    port: int | None = None
+    """The port to listen on; None: the OS picks a free one (the Editor's 5004 without ``env_path``)."""
+
+
+@dataclass(frozen=True)
+class PlayerInfo:
+    """Where an EnvActor's player runs."""
+
+    index: int
+    """The EnvActor's number."""
+    node: str
+    """The host name of the actor's node."""
+    node_ip: str
+    """The Ray node IP address of the actor's node."""
+    pid: int | None
+    """The player's process id; None for the Editor."""
+    port: int
+    """The port the actor listens on for its player."""
+    log_path: str | None
+    """The player's log file."""
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """What one :meth:`EnvActor.collect` call did."""
+
+    index: int
+    """The EnvActor's number."""
+    exchanges: int
+    """Exchanges with the player."""
+    steps: int
+    """Experiences sent to the learner (agent decisions)."""
+    episodes: int
+    """Agent episodes that ended."""
+    versions: Mapping[str, int]
+    """The weights version each behavior acts with now."""
+    player_restarts: int
+    """Restarts of the player so far."""
+    player_failed: str | None
+    """When the player failed during this call (it is restarted on the next): what happened."""
+    training_done: bool
+    """The learner said every trainer reached its max_steps."""
+
+
+class PlayerFailedError(RuntimeError):
+    """The player failed and may not be restarted again (the restart budget is spent)."""
+
+
+class _PlayedBehavior:
+    """One behavior as the actor plays it: its policy and its trajectory builder."""
+
+    def __init__(self, policy: VersionedPolicy, builder: TrajectoryBuilder, play: BehaviorPlay) -> None:
+        self.policy = policy
+        self.builder = builder
+        self.play = play
+
+
+class EnvActor:
+    """Owns one player: plays it with the latest weights and streams trajectories to the learner.
+
+    Arguments:
+        settings: the player and how to play it.
+        learner: the LearnerActor's Ray handle (``register`` and ``submit``).
+        policy_factory: builds a behavior's policy.
+    """
+
+    def __init__(self, settings: EnvActorSettings, learner: Any, policy_factory: PolicyFactory) -> None:
+        self.settings = settings
+        self._learner = learner
+        self._policy_factory = policy_factory
+        self._budget = RestartBudget(
+            settings.max_lifetime_restarts, settings.restarts_rate_limit_n, settings.restarts_rate_limit_period_s
+        )
+        self._env: UnityEnvironment | None = None
+        self._stats = StatsSideChannel()
+        self._behaviors: dict[BehaviorName, _PlayedBehavior] = {}
+        self._in_flight: list[Any] = []
+        self._pending: list[Trajectory] = []
+        self._training_done = False
+
+    # ---- the player ----------------------------------------------------------------------------------------------
+    def start(self) -> PlayerInfo:
+        """Launches the player (if it is not running) and says where it runs."""
+        env = self._player()
+        return PlayerInfo(
+            index=self.settings.index,
+            node=socket.gethostname(),
+            node_ip=ray.util.get_node_ip_address(),
+            pid=env.pid,
+            port=env.port,
+            log_path=env.log_path,
+        )
+
+    def _player(self) -> UnityEnvironment:
+        if self._env is None:
+            s = self.settings
+            self._env = UnityEnvironment(
+                s.env_path,
+                worker_id=s.index,
+                seed=s.seed,
+                num_areas=s.num_areas,
+                no_graphics=s.no_graphics,
+                timeout_wait=s.timeout_wait,
+                additional_args=s.env_args,
+                side_channels=[
+                    engine_configuration_channel(s.engine),
+                    environment_parameters_channel(s.environment_parameters, s.seed),
+                    self._stats,
+                ],
+                log_folder=s.log_folder,
+                port=s.port,
+            )
+            self._env.reset()
+        return self._env
+
+    def _player_failed(self, error: UnityException) -> str:
+        """Drops what the failed player left unfinished, closes it, and checks the restart budget."""
+        log = self._env.log_path if self._env is not None else None
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        for played in self._behaviors.values():
+            played.builder.drop_partial()
+        where = f"; its log is {log}" if log else ""
+        refusal = self._budget.refusal()
+        if refusal is not None:
+            raise PlayerFailedError(
+                f"the player of env actor {self.settings.index} on {socket.gethostname()} failed ({error}) and is not "
+                f"restarted again: {refusal}{where}. Read the log for the player's own error."
+            ) from error
+        self._budget.take()
+        message = f"the player of env actor {self.settings.index} failed and is restarted: {error}{where}"
+        logger.warning(message)
+        return message
+
+    # ---- playing -------------------------------------------------------------------------------------------------
+    def collect(self) -> CollectReport:
+        """Plays ``exchanges_per_call`` exchanges and sends the trajectories they completed to the learner."""
+        exchanges = 0
+        failed: str | None = None
+        trajectories: list[Trajectory] = self._pending
+        self._pending = []
+        try:
+            env = self._player()
+            for _ in range(self.settings.exchanges_per_call):
+                for behavior, spec in env.behavior_specs.items():
+                    played = self._played(behavior, spec)
+                    decision_steps, terminal_steps = env.get_steps(behavior)
+                    taken = played.policy.act(behavior, decision_steps) if len(decision_steps) else None
+                    trajectories.extend(played.builder.add(decision_steps, terminal_steps, taken))
+                    if taken is not None:
+                        env.set_actions(behavior, taken.env_actions)
+                env.step()
+                exchanges += 1
+        except (UnityActionException, UnityObservationException):
+            raise  # a mismatch between the policy and the player: a restart would not help
+        except UnityException as error:
+            failed = self._player_failed(error)
+        for played in self._behaviors.values():
+            if played.play.on_policy:  # every experience acted by this version goes now, before the next update
+                trajectories.extend(played.builder.cut_for_new_version(skip_awaiting=False))
+        episodes = tuple(
+            stats for stats in (p.builder.take_episodes() for p in self._behaviors.values()) if len(stats)
+        )
+        batch = TrajectoryBatch(
+            env_actor=self.settings.index,
+            trajectories=tuple(trajectories),
+            episodes=episodes,
+            player_stats={key: tuple(values) for key, values in self._stats.get_and_reset_stats().items()},
+        )
+        if batch.trajectories or batch.episodes or batch.player_stats:
+            self._send(batch)
+        else:
+            self._receive(block=False)
+        return CollectReport(
+            index=self.settings.index,
+            exchanges=exchanges,
+            steps=batch.num_steps,
+            episodes=sum(len(e) for e in episodes),
+            versions={b: p.policy.version for b, p in self._behaviors.items()},
+            player_restarts=self._budget.restarts,
+            player_failed=failed,
+            training_done=self._training_done,
+        )
+
+    def _played(self, behavior: BehaviorName, spec: BehaviorSpec) -> _PlayedBehavior:
+        """The behavior's policy and builder; registers a new behavior with the learner and loads its weights."""
+        played = self._behaviors.get(behavior)
+        if played is None:
+            name = behavior.split("?")[0]
+            play = self.settings.behaviors.get(name, self.settings.default_behavior)
+            policy = self._policy_factory(behavior, spec)
+            played = _PlayedBehavior(policy, TrajectoryBuilder(behavior, self.settings.index, play.time_horizon), play)
+            self._behaviors[behavior] = played
+            notice: WeightsNotice = ray.get(self._learner.register.remote(behavior, spec))
+            self._load(played, notice)
+        return played
+
+    def _load(self, played: _PlayedBehavior, notice: WeightsNotice) -> None:
+        """Loads a newer weights version; cuts the trajectories in progress at the version change."""
+        if notice.version <= played.policy.version:
+            return
+        weights: PolicyWeights = ray.get(notice.weights)  # type: ignore[call-overload]
+        if played.policy.version >= 0:
+            self._pending.extend(played.builder.cut_for_new_version(skip_awaiting=played.play.on_policy))
+        played.policy.load_weights(weights.version, weights.state)
+
+    def _send(self, batch: TrajectoryBatch) -> None:
+        """Sends a batch to the learner, first waiting for answers while ``max_calls_in_flight`` are out."""
+        self._receive(block=False)
+        limit = self.settings.max_calls_in_flight
+        if any(p.play.on_policy for p in self._behaviors.values()):
+            limit = 1
+        while len(self._in_flight) >= limit:
+            self._receive(block=True)
+        self._in_flight.append(self._learner.submit.remote(batch))
+
+    def _receive(self, block: bool) -> None:
+        """Takes the learner's answers that arrived (with ``block``, waits for the oldest one at least)."""
+        if not self._in_flight:
+            return
+        if block:
+            ready = [self._in_flight[0]]
+            ray.wait(ready, num_returns=1)
+        else:
+            ready, _ = ray.wait(self._in_flight, num_returns=len(self._in_flight), timeout=0)
+        for ref in ready:
+            self._in_flight.remove(ref)
+            reply: LearnerReply = ray.get(ref)
+            self._training_done = self._training_done or reply.training_done
+            for notice in reply.notices:
+                played = self._behaviors.get(notice.behavior)
+                if played is not None:
+                    self._load(played, notice)
+
+    def flush(self) -> None:
+        """Waits for the answers to every batch sent (the learner has them all)."""
+        while self._in_flight:
+            self._receive(block=True)
+
+    def close(self) -> None:
+        """Stops the player (status 400, then a kill if it does not exit) and forgets unfinished trajectories."""
+        if self._env is not None:
+            env, self._env = self._env, None
+            env.close()
+
+    def pid(self) -> int:
+        """The actor's own process id (tests check that no player outlives its actor)."""
+        return os.getpid()
