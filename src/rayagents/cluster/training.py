@@ -108,13 +108,18 @@ def env_actor_settings(options: RunOptions, index: int, seed: int, log_folder: P
 
 
 class _StopRequest:
-    """Turns SIGTERM into KeyboardInterrupt while training (a Ray job stop, a container stop), as Ctrl+C."""
+    """Turns SIGTERM (a Ray job stop, a container stop) and SIGINT into KeyboardInterrupt while training.
+
+    SIGINT gets Python's own handler even when the run was started with SIGINT ignored (a background job of a
+    script), so that Ctrl+C and ``kill -INT`` always stop the run cleanly."""
 
     def __enter__(self) -> None:
-        self._previous = signal.signal(signal.SIGTERM, self._raise)
+        self._previous_term = signal.signal(signal.SIGTERM, self._raise)
+        self._previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous)
+        signal.signal(signal.SIGTERM, self._previous_term)
+        signal.signal(signal.SIGINT, self._previous_int)
 
     @staticmethod
     def _raise(signum: int, frame: FrameType | None) -> None:
@@ -355,6 +360,9 @@ class TrainingRun:
                     last: LearnerProgress = ray.get(learner.progress.remote(), timeout=SAVE_TIMEOUT_S)
                     self._show(last, time.time() - start, len(envs))
                     finals = ray.get(learner.save.remote(), timeout=SAVE_TIMEOUT_S)
+                    saved: LearnerProgress = ray.get(learner.progress.remote(), timeout=SAVE_TIMEOUT_S)
+                    for name, records in saved.checkpoints.items():
+                        self.status.set_checkpoints(name, records)
                 except (GetTimeoutError, RayActorError, RayTaskError) as error:
                     self.view.log(f"error: the final model could not be saved: {_cause(error)}")
                 for name, record in finals.items():

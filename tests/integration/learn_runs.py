@@ -1,0 +1,93 @@
+"""Running ``rayagents-learn`` as a user does, in a process of its own (its own session, as a terminal's job)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+PLAYER_LINE = re.compile(r"env actor (\d+) on .*: player pid (\d+), port (\d+), log (\S+)")
+SUMMARY_LINE = re.compile(r"^(\w+)\. Step: (\d+)\. Time Elapsed: ([\d.]+) s\.", re.MULTILINE)
+
+
+@dataclass
+class LearnProcess:
+    """A running ``rayagents-learn``; its output goes to a file so that it can be read while it runs."""
+
+    process: subprocess.Popen[bytes]
+    output_path: Path
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def player_pids(self) -> dict[int, int]:
+        """Env actor index -> its player's pid, from the driver's start lines."""
+        return {int(m.group(1)): int(m.group(2)) for m in PLAYER_LINE.finditer(self.output)}
+
+    def summary_steps(self) -> list[int]:
+        return [int(m.group(2)) for m in SUMMARY_LINE.finditer(self.output)]
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Waits until the output matches ``pattern``; AssertionError with the output after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.output, re.MULTILINE)
+            if found:
+                return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} in the output of rayagents-learn:\n{self.output}")
+
+    def interrupt(self) -> None:
+        """Ctrl+C in a terminal: SIGINT to the whole process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise AssertionError(f"rayagents-learn did not exit within {timeout} s:\n{self.output}") from None
+
+
+def start_learn(args: Sequence[str], cwd: Path, name: str = "learn") -> LearnProcess:
+    """Starts ``rayagents-learn ARGS`` in ``cwd`` in a new session."""
+    output_path = cwd / f"{name}.out"
+    handle = open(output_path, "wb")
+    env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1")
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rayagents.cluster.cli", *args],
+        cwd=cwd,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    handle.close()
+    return LearnProcess(process, output_path)
+
+
+def run_learn(args: Sequence[str], cwd: Path, timeout: float = 240, name: str = "learn") -> tuple[int, str]:
+    """Runs ``rayagents-learn ARGS`` to its end; returns the exit code and the output."""
+    learn = start_learn(args, cwd, name)
+    code = learn.wait(timeout)
+    return code, learn.output
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists (and is not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False

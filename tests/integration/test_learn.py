@@ -1,0 +1,259 @@
+"""``rayagents-learn`` end to end: a real local Ray cluster, 2 EnvActors with simulation-host players, the learner.
+
+One short run (``first_run``) is checked file by file against what ML-Agents writes; the others resume it, start
+from it, refuse to overwrite it, and are stopped with Ctrl+C or lose a player on the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+import yaml
+from learn_runs import SUMMARY_LINE, alive, run_learn, start_learn
+
+from rayagents.actors.environment import UnityEnvironment
+from rayagents.cluster.tensorboard import read_events, read_scalars
+from rayagents.configs import load_run_options
+from rayagents.learner.checkpoint import load_checkpoint
+from rayagents.learner.ppo import PPOOptimizer
+
+pytestmark = pytest.mark.slow
+
+BEHAVIOR = "CartPole"
+CONFIG = {
+    "behaviors": {
+        BEHAVIOR: {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 128, "buffer_size": 512, "num_epoch": 3, "learning_rate": 0.001},
+            "network_settings": {"hidden_units": 32, "num_layers": 2},
+            "max_steps": 3000,
+            "summary_freq": 1000,
+            "checkpoint_interval": 1000,
+            "keep_checkpoints": 2,
+            "time_horizon": 32,
+        }
+    }
+}
+MLAGENTS_TAGS = {
+    "Environment/Cumulative Reward",
+    "Environment/Episode Length",
+    "Policy/Entropy",
+    "Policy/Learning Rate",
+    "Policy/Epsilon",
+    "Policy/Beta",
+    "Policy/Extrinsic Reward",
+    "Policy/Extrinsic Value Estimate",
+    "Losses/Policy Loss",
+    "Losses/Value Loss",
+}
+
+
+def write_config(path: Path, **overrides: object) -> Path:
+    config = json.loads(json.dumps(CONFIG))
+    config["behaviors"][BEHAVIOR].update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def learn_args(config: Path, results: Path, run_id: str, *more: str) -> list[str]:
+    return [
+        str(config),
+        "--env",
+        "sim:CartPole",
+        "--num-envs",
+        "2",
+        "--num-areas",
+        "4",
+        "--seed",
+        "7",
+        "--results-dir",
+        str(results),
+        "--run-id",
+        run_id,
+        *more,
+    ]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("learn")
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir: Path) -> tuple[int, str, Path]:
+    """The short run every test of this module reads: exit code, output, results folder of the run."""
+    config = write_config(workdir / "cartpole.yaml")
+    code, output = run_learn(learn_args(config, workdir / "results", "first"), workdir, name="first")
+    return code, output, workdir / "results" / "first"
+
+
+def test_a_run_trains_to_max_steps_and_writes_the_results_tree(first_run: tuple[int, str, Path]) -> None:
+    code, output, run = first_run
+    assert code == 0, output
+    steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
+    assert steps[:3] == [1000, 2000, 3000], output
+    assert f"the trained model is {run / 'CartPole.onnx'}" in output
+    behavior = run / BEHAVIOR
+    kept = sorted(behavior.glob("CartPole-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    assert len(kept) == 2, sorted(p.name for p in behavior.iterdir())
+    for pt in kept:
+        assert pt.with_suffix(".onnx").is_file()
+    assert int(kept[-1].stem.split("-")[1]) >= 3000
+    assert (behavior / "checkpoint.pt").is_file()
+    assert list(behavior.glob("events.out.tfevents.*"))
+    for name in ("Player-0.log", "Player-1.log", "timers.json", "training_status.json"):
+        assert (run / "run_logs" / name).is_file(), name
+    assert (run / "run_logs" / "Player-0.log").stat().st_size > 0
+    configuration = load_run_options(run / "configuration.yaml")
+    assert configuration.behaviors[BEHAVIOR].max_steps == 3000
+    assert configuration.env_settings.num_envs == 2 and configuration.env_settings.seed == 7
+    assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_training_status_lists_the_checkpoints_on_disk_and_the_final_model(first_run: tuple[int, str, Path]) -> None:
+    _, _, run = first_run
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    assert status["metadata"]["stats_format_version"] == "0.3.0"
+    entry = status[BEHAVIOR]
+    listed = [Path(c["file_path"]) for c in entry["checkpoints"]]
+    assert sorted(listed) == sorted((run / BEHAVIOR).glob("CartPole-*.onnx"))
+    for checkpoint in entry["checkpoints"]:
+        assert [Path(p).suffix for p in checkpoint["auxillary_file_paths"]] == [".pt"]
+        assert all(Path(p).is_file() for p in checkpoint["auxillary_file_paths"])
+    assert Path(entry["final_checkpoint"]["file_path"]) == run / "CartPole.onnx"
+    assert entry["final_checkpoint"]["steps"] == entry["checkpoints"][-1]["steps"]
+    timers = json.loads((run / "run_logs" / "timers.json").read_text())
+    assert "CartPole.Environment.CumulativeReward.mean" in timers["gauges"]
+
+
+def test_tensorboard_has_the_mlagents_statistics_at_each_summary(first_run: tuple[int, str, Path]) -> None:
+    _, _, run = first_run
+    scalars = read_scalars(run / BEHAVIOR)
+    assert MLAGENTS_TAGS <= set(scalars), sorted(scalars)
+    assert [step for step, _ in scalars["Environment/Cumulative Reward"]] == [1000, 2000, 3000]
+    tags = {value.tag for event in read_events(run / BEHAVIOR) for value in event.summary.value}
+    assert "Environment/Cumulative Reward_hist" in tags and "Hyperparameters" in tags
+    learning_rates = [value for _, value in scalars["Policy/Learning Rate"]]
+    assert learning_rates == sorted(learning_rates, reverse=True) and learning_rates[0] < 0.001
+
+
+def test_the_final_onnx_acts_as_the_checkpointed_torch_policy(first_run: tuple[int, str, Path]) -> None:
+    _, _, run = first_run
+    with UnityEnvironment("sim:CartPole", num_areas=8, seed=3) as env:
+        env.reset()
+        (behavior,) = env.behavior_specs
+        spec = env.behavior_specs[behavior]
+        decision_steps, _ = env.get_steps(behavior)
+    settings = load_run_options(run / "configuration.yaml").behaviors[BEHAVIOR]
+    optimizer = PPOOptimizer(spec, settings, "cpu")
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    final_pt = status[BEHAVIOR]["final_checkpoint"]["auxillary_file_paths"][0]
+    load_checkpoint(final_pt, optimizer.get_modules())
+    obs = np.asarray(decision_steps.obs[0], dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(run / "CartPole.onnx"), providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    assert inputs == {"obs_0", "action_masks"}
+    masks = np.ones((len(obs), 2), dtype=np.float32)
+    (onnx_actions,) = session.run(["deterministic_discrete_actions"], {"obs_0": obs, "action_masks": masks})
+    with torch.no_grad():
+        sample = optimizer.actor.act([torch.from_numpy(obs)], torch.ones(len(obs), 2, dtype=torch.bool), deterministic=True)
+    np.testing.assert_array_equal(onnx_actions.astype(np.int64), sample.discrete.numpy().astype(np.int64))
+
+
+def test_a_used_run_id_needs_resume_or_force(first_run: tuple[int, str, Path], workdir: Path) -> None:
+    _, _, run = first_run
+    config = workdir / "cartpole.yaml"
+    started = time.monotonic()
+    code, output = run_learn(learn_args(config, workdir / "results", "first"), workdir, name="again")
+    assert code == 2, output
+    assert "--resume" in output and "--force" in output and str(run) in output
+    assert time.monotonic() - started < 30, "the refusal must come before the cluster starts"
+
+
+def test_resume_carries_on_from_the_step_and_checkpoints(first_run: tuple[int, str, Path], workdir: Path) -> None:
+    code, _, run = first_run
+    assert code == 0
+    before = json.loads((run / "run_logs" / "training_status.json").read_text())[BEHAVIOR]
+    config = write_config(workdir / "cartpole_5000.yaml", max_steps=5000)
+    code, output = run_learn(learn_args(config, workdir / "results", "first", "--resume"), workdir, name="resume")
+    assert code == 0, output
+    steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
+    assert steps[0] == 4000 and steps[-1] == 5000, output
+    after = json.loads((run / "run_logs" / "training_status.json").read_text())[BEHAVIOR]
+    assert after["checkpoints"][0]["steps"] > before["checkpoints"][0]["steps"]
+    assert after["final_checkpoint"]["steps"] >= 5000
+    reward_steps = [s for s, _ in read_scalars(run / BEHAVIOR)["Environment/Cumulative Reward"]]
+    assert reward_steps == [1000, 2000, 3000, 4000, 5000], "resume keeps the events of the first part"
+
+
+def test_initialize_from_starts_at_step_zero_with_the_trained_weights(
+    first_run: tuple[int, str, Path], workdir: Path
+) -> None:
+    code, _, run = first_run
+    assert code == 0
+    config = write_config(workdir / "cartpole_init.yaml", max_steps=1000)
+    args = learn_args(config, workdir / "results", "second", "--initialize-from", "first")
+    code, output = run_learn(args, workdir, name="init")
+    assert code == 0, output
+    steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
+    assert steps[0] == 1000, output
+    missing = learn_args(config, workdir / "results", "third", "--initialize-from", "nowhere")
+    code, output = run_learn(missing, workdir, name="init-missing")
+    assert code == 2 and "nowhere" in output, output
+
+
+def test_ctrl_c_saves_the_model_and_stops_every_player(workdir: Path) -> None:
+    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    learn = start_learn(learn_args(config, workdir / "results", "interrupted"), workdir, name="interrupted")
+    learn.wait_for(r"^CartPole\. Step: 2000\.", timeout=120)
+    players = learn.player_pids()
+    assert len(players) == 2 and all(alive(pid) for pid in players.values())
+    started = time.monotonic()
+    learn.interrupt()
+    code = learn.wait(30)
+    stopped_in = time.monotonic() - started
+    assert code == 0, learn.output
+    assert stopped_in <= 15, f"stopping took {stopped_in:.1f} s"
+    run = workdir / "results" / "interrupted"
+    assert (run / "CartPole.onnx").is_file()
+    status = json.loads((run / "run_logs" / "training_status.json").read_text())
+    assert status[BEHAVIOR]["final_checkpoint"]["steps"] >= 2000
+    assert not [pid for pid in players.values() if alive(pid)], "a player outlived the run"
+    assert "--resume --run-id interrupted" in learn.output
+
+
+def test_a_killed_player_is_restarted_and_training_goes_on(workdir: Path) -> None:
+    config = write_config(workdir / "cartpole_6000.yaml", max_steps=6000)
+    learn = start_learn(learn_args(config, workdir / "results", "crash"), workdir, name="crash")
+    learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
+    first_player = learn.player_pids()[0]
+    os.kill(first_player, signal.SIGKILL)
+    code = learn.wait(180)
+    assert code == 0, learn.output
+    assert "the player of env actor 0 failed and is restarted" in learn.output
+    assert "Player-0.log" in learn.output
+    assert learn.summary_steps()[-1] == 6000
+    assert (workdir / "results" / "crash" / "CartPole.onnx").is_file()
+
+
+def test_a_player_failing_past_its_restart_budget_stops_the_run_with_the_model_saved(workdir: Path) -> None:
+    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    args = learn_args(config, workdir / "results", "budget", "--max-lifetime-restarts", "0")
+    learn = start_learn(args, workdir, name="budget")
+    learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
+    players = learn.player_pids()
+    os.kill(players[1], signal.SIGKILL)
+    code = learn.wait(120)
+    assert code == 1, learn.output
+    assert "is not restarted again" in learn.output and "--max-lifetime-restarts 0" in learn.output
+    assert str(workdir / "results" / "budget" / "run_logs" / "Player-1.log") in learn.output
+    assert (workdir / "results" / "budget" / "CartPole.onnx").is_file()
+    assert not alive(players[0]), "the other player outlived the run"
