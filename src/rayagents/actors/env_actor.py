@@ -5,7 +5,8 @@ again and again. Each call plays ``exchanges_per_call`` exchanges with the playe
 on the agents that asked for a decision, the :class:`TrajectoryBuilder` cuts experiences into trajectories, the
 actions go back, the player steps. The call then sends what it built to the learner as one
 :class:`TrajectoryBatch` (``learner.submit.remote``), without waiting for the answer unless
-``max_calls_in_flight`` are already out (backpressure). Each answer (:class:`LearnerReply`) names the latest
+``max_calls_in_flight`` are already out (backpressure); for an on-policy trainer (``threaded: false``) it
+waits for the answer, so that it never plays on with weights that an update is about to replace. Each answer (:class:`LearnerReply`) names the latest
 weights version of each behavior; a newer one is fetched from the object store once and loaded before the next
 decision, and the trajectories in progress are cut there so the next ones hold only the new version's actions.
 
@@ -105,7 +106,7 @@ class EnvActorSettings:
     """The most player restarts within ``restarts_rate_limit_period_s``; -1 for no limit."""
     restarts_rate_limit_period_s: float = 60.0
     """The window of the restart rate limit."""
-    exchanges_per_call: int = 8
+    exchanges_per_call: int = 16
     """Exchanges with the player per :meth:`EnvActor.collect` call."""
     max_calls_in_flight: int = 2
     """Trajectory batches sent to the learner and not answered yet, at most (1 when a behavior is on-policy:
@@ -280,8 +281,11 @@ class EnvActor:
             episodes=episodes,
             player_stats={key: tuple(values) for key, values in self._stats.get_and_reset_stats().items()},
         )
+        on_policy = any(p.play.on_policy for p in self._behaviors.values())
         if batch.trajectories or batch.episodes or batch.player_stats:
             self._send(batch)
+        if on_policy:
+            self.flush()  # play on only with the weights the learner will train next: nothing collected is void
         else:
             self._receive(block=False)
         return CollectReport(

@@ -1,0 +1,93 @@
+"""PPO solves CartPole: the README's first command, as a user runs it (a real local Ray cluster, 2 EnvActors ×
+4 areas of the simulation host, the example CartPole.yaml shipped in the package).
+
+Solved means a summary's mean episode return (``Environment/Cumulative Reward``, every ``summary_freq`` = 5,000
+steps) of at least 475 at a step of at most 100,000. The trained model then balances the pole in a fresh player:
+its deterministic actions, computed by onnxruntime from the exported ``CartPole.onnx``, keep episodes going.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from rayagents.actors.environment import UnityEnvironment
+from rayagents.cluster.tensorboard import read_scalars
+from rayagents.protocol.types import ActionTuple
+
+pytestmark = pytest.mark.slow
+
+SEED = 0
+MAX_STEPS = 100_000
+SOLVED_RETURN = 475.0
+
+
+def example_config() -> Path:
+    resource = importlib.resources.files("rayagents.configs") / "examples" / "CartPole.yaml"
+    return Path(str(resource))
+
+
+def play_onnx(model: Path, exchanges: int) -> list[float]:
+    """Plays the model deterministically in a fresh 8-area player; returns the returns of episodes that ended."""
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    returns: list[float] = []
+    running: dict[int, float] = {}
+    with UnityEnvironment("sim:CartPole", num_areas=8, seed=1234) as env:
+        env.reset()
+        (behavior,) = env.behavior_specs
+        for _ in range(exchanges):
+            decisions, terminals = env.get_steps(behavior)
+            for agent, reward in zip(terminals.agent_id.tolist(), terminals.reward.tolist()):
+                returns.append(running.pop(agent, 0.0) + reward)
+            for agent, reward in zip(decisions.agent_id.tolist(), decisions.reward.tolist()):
+                running[agent] = running.get(agent, 0.0) + reward
+            if len(decisions):
+                obs = np.asarray(decisions.obs[0], dtype=np.float32)
+                masks = np.ones((len(decisions), 2), dtype=np.float32)
+                (actions,) = session.run(["deterministic_discrete_actions"], {"obs_0": obs, "action_masks": masks})
+                env.set_actions(behavior, ActionTuple(discrete=actions.astype(np.int32)))
+            env.step()
+    return returns
+
+
+def test_ppo_solves_cartpole_within_100k_steps(tmp_path: Path) -> None:
+    args = [
+        str(example_config()),
+        "--env",
+        "sim:CartPole",
+        "--num-envs",
+        "2",
+        "--num-areas",
+        "4",
+        "--seed",
+        str(SEED),
+        "--run-id",
+        "cartpole",
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "rayagents.cluster.cli", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = tmp_path / "results" / "cartpole"
+    returns = read_scalars(run / "CartPole")["Environment/Cumulative Reward"]
+    curve = ", ".join(f"{step}: {value:.0f}" for step, value in returns)
+    print(f"\nCartPole mean return per summary: {curve}")
+    solved = [step for step, value in returns if value >= SOLVED_RETURN and step <= MAX_STEPS]
+    assert solved, f"no summary reached {SOLVED_RETURN} within {MAX_STEPS} steps: {curve}"
+    assert returns[-1][0] == MAX_STEPS
+    episodes = play_onnx(run / "CartPole.onnx", exchanges=600)
+    assert episodes and float(np.mean(episodes)) >= SOLVED_RETURN, f"the exported model scored {episodes}"
