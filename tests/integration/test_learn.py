@@ -257,3 +257,21 @@ def test_a_player_failing_past_its_restart_budget_stops_the_run_with_the_model_s
     assert str(workdir / "results" / "budget" / "run_logs" / "Player-1.log") in learn.output
     assert (workdir / "results" / "budget" / "CartPole.onnx").is_file()
     assert not alive(players[0]), "the other player outlived the run"
+
+
+def test_inference_plays_a_trained_run_without_writing_checkpoints(
+    first_run: tuple[int, str, Path], workdir: Path
+) -> None:
+    code, _, run = first_run
+    assert code == 0
+    before = sorted(p.name for p in (run / BEHAVIOR).iterdir() if p.suffix in (".pt", ".onnx"))
+    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    args = learn_args(config, workdir / "results", "first", "--resume", "--inference")
+    learn = start_learn(args, workdir, name="inference")
+    found = learn.wait_for(r"^CartPole\. Step: \d+\. .* Not Training\.", timeout=120)
+    assert found
+    learn.interrupt()
+    assert learn.wait(30) == 0, learn.output
+    after = sorted(p.name for p in (run / BEHAVIOR).iterdir() if p.suffix in (".pt", ".onnx"))
+    assert after == before, "inference wrote checkpoints"
+    assert "--resume --run-id" not in learn.output

@@ -176,3 +176,33 @@ def test_a_batch_survives_pickling() -> None:
     np.testing.assert_array_equal(copy.trajectories[0].rewards, [2.0])
     np.testing.assert_array_equal(copy.episodes[0].returns, [2.0])
     assert copy.player_stats["Ball/Score"] == ((1.5, StatsAggregationMethod.AVERAGE),)
+
+
+def test_a_new_version_cuts_trajectories_and_can_leave_out_the_old_versions_awaited_decision() -> None:
+    builder = TrajectoryBuilder(BEHAVIOR, env_actor=0, time_horizon=10)
+    for step in range(3):  # agent 1: 2 experiences completed with version 0, a third decision awaits
+        assert builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step], version=0)) == []
+    (cut,) = builder.cut_for_new_version(skip_awaiting=True)
+    assert len(cut) == 2 and cut.policy_version == 0 and not cut.done
+    np.testing.assert_array_equal(cut.next_obs[0], [2.0, -2.0])  # bootstrapped from the awaited decision's obs
+    emitted = []
+    for step in range(3, 6):  # version 1 acts from now on
+        emitted += builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step], version=1))
+    emitted += builder.add(decisions([], [], []), terminals([1], [9.0], [5.0], [False]), None)
+    (last,) = emitted
+    # the awaited version-0 decision (obs 2) is left out; versions 1's decisions at obs 3, 4, 5 are kept
+    np.testing.assert_array_equal(last.obs[0][:, 0], [3.0, 4.0, 5.0])
+    assert last.policy_version == 1 and last.done
+    episodes = builder.take_episodes()
+    assert episodes.returns.tolist() == [1.0 + 1.0 + 1.0 + 1.0 + 1.0 + 5.0]  # the skipped experience still counts
+
+
+def test_a_cut_without_skipping_keeps_the_awaited_decision_for_the_next_trajectory() -> None:
+    builder = TrajectoryBuilder(BEHAVIOR, env_actor=0, time_horizon=10)
+    for step in range(3):
+        builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step]))
+    (cut,) = builder.cut_for_new_version(skip_awaiting=False)
+    assert len(cut) == 2
+    (last,) = builder.add(decisions([], [], []), terminals([1], [9.0], [5.0], [True]), None)
+    np.testing.assert_array_equal(last.obs[0][:, 0], [2.0])
+    assert last.interrupted and builder.cut_for_new_version(skip_awaiting=False) == []

@@ -171,7 +171,7 @@ def _train(options: RunOptions, args: Sequence[str]) -> int:
             return EXIT_FAILED
         for name, model in result.models.items():
             view.log(f"{name}: the trained model is {model} (step {result.steps.get(name, 0)})")
-        if result.interrupted:
+        if result.interrupted and not options.checkpoint_settings.inference:
             view.log(f"Training stopped early; continue it with --resume --run-id {options.checkpoint_settings.run_id}.")
     return EXIT_OK
 

@@ -216,7 +216,10 @@ class TrainingRun:
                     self._loop(learner, envs, start)
                 except KeyboardInterrupt:
                     interrupted = True
-                    self.view.log("Training was interrupted: saving the model and stopping the players.")
+                    if self.training:
+                        self.view.log("Training was interrupted: saving the model and stopping the players.")
+                    else:
+                        self.view.log("Stopping the players.")
                 except (RayTaskError, RayActorError, PlayerFailedError, FileNotFoundError) as failure:
                     error = failure
                 finally:
