@@ -23,6 +23,18 @@ from rayagents.sims.build import write_build
 COMMAND = "python -m bench.sims"
 
 
+def play_random(env: UnityEnvironment, rng: np.random.Generator, exchanges: int) -> int:
+    """Plays ``exchanges`` exchanges of random actions; returns the agent decisions made."""
+    decided = 0
+    for _ in range(exchanges):
+        for behavior, spec in env.behavior_specs.items():
+            decisions, _ = env.get_steps(behavior)
+            decided += len(decisions)
+            env.set_actions(behavior, spec.action_spec.random_action(len(decisions), rng))
+        env.step()
+    return decided
+
+
 def wire_agent_steps_per_s(scene: str, num_areas: int, seconds: float, seed: int = 0) -> float:
     """Agent steps/s of ``scene`` with ``num_areas`` areas, random actions through the wire."""
     rng = np.random.default_rng(seed)
@@ -32,14 +44,7 @@ def wire_agent_steps_per_s(scene: str, num_areas: int, seconds: float, seed: int
             env.reset()
 
             def run(n: int) -> int:
-                decided = 0
-                for _ in range(n):
-                    for behavior, spec in env.behavior_specs.items():
-                        decisions, _ = env.get_steps(behavior)
-                        decided += len(decisions)
-                        env.set_actions(behavior, spec.action_spec.random_action(len(decisions), rng))
-                    env.step()
-                return decided
+                return play_random(env, rng, n)
 
             run(20)
             steps, start = 0, time.perf_counter()

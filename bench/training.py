@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import yaml
 
+from bench.sims import play_random
 from bench.table import Row
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.configs.loader import run_options_from_dict
@@ -215,14 +216,7 @@ def _random_player(
             env.reset()
 
             def run(exchanges: int) -> int:
-                decided = 0
-                for _ in range(exchanges):
-                    for behavior, spec in env.behavior_specs.items():
-                        decisions, _ = env.get_steps(behavior)
-                        decided += len(decisions)
-                        env.set_actions(behavior, spec.action_spec.random_action(len(decisions), rng))
-                    env.step()
-                return decided
+                return play_random(env, rng, exchanges)
 
             run(RANDOM_WARMUP_EXCHANGES)
             barrier.wait(timeout=STARTUP_TIMEOUT_S)

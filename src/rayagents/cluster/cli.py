@@ -17,12 +17,11 @@ from typing import TextIO
 from rayagents.cluster.arguments import PROG, CommandLine, build_parser, parse_command_line, with_user_flags
 from rayagents.cluster.console import ConsoleView
 from rayagents.cluster.training import TrainingFailed, TrainingRun
-from rayagents.cluster.support import behavior_summary, check_environment, environment_summary, unsupported_warning
+from rayagents.cluster.support import behavior_summary, check_environment, environment_summary, unsupported_messages
 from rayagents.configs import (
     ConfigError,
     ConfigWarning,
     RunOptions,
-    TrainerSettings,
     apply_cli_overrides,
     dump_yaml,
     load_run_options,
@@ -96,13 +95,7 @@ def _validate(options: RunOptions, command_line: CommandLine) -> list[str]:
     environment = check_environment(options.env_settings.env_path)
     if environment is not None:
         found.append(environment)
-    configured: list[tuple[str | None, TrainerSettings]] = list(options.behaviors.items())
-    if options.default_settings is not None:
-        configured.append((None, options.default_settings))
-    for name, settings in configured:
-        message = unsupported_warning(name, settings)
-        if message is not None:
-            found.append(message)
+    found.extend(unsupported_messages(options))
     if command_line.trainer_config_path is None:
         found.append("no trainer configuration was given: every behavior is trained with the default settings")
     return found

@@ -39,8 +39,9 @@ def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     return tuple(found)
 
 
-def run_refusal(options: RunOptions) -> str | None:
-    """Why this version refuses to train ``options`` (settings it accepts but cannot train yet), or None."""
+def unsupported_messages(options: RunOptions) -> list[str]:
+    """A message for each configured behavior (and default_settings) and each environment parameter that uses
+    settings the configuration accepts but this version cannot train yet."""
     problems: list[str] = []
     configured: list[tuple[str | None, TrainerSettings]] = list(options.behaviors.items())
     if options.default_settings is not None:
@@ -53,9 +54,15 @@ def run_refusal(options: RunOptions) -> str | None:
         if len(parameter.curriculum) > 1:
             problems.append(
                 f"environment_parameters.{key} is a curriculum of {len(parameter.curriculum)} lessons, which the "
-                "configuration accepts but this version of rayagents cannot train yet (a single value or sampler "
-                "per parameter is supported)"
+                "configuration accepts but this version of rayagents cannot train yet: training it will be refused "
+                "(a single value or sampler per parameter is supported)"
             )
+    return problems
+
+
+def run_refusal(options: RunOptions) -> str | None:
+    """Why this version refuses to train ``options``, or None."""
+    problems = unsupported_messages(options)
     if not problems:
         return None
     return "; ".join(problems).replace("training it will be refused", "training is refused")
