@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -275,3 +277,20 @@ def test_inference_plays_a_trained_run_without_writing_checkpoints(
     after = sorted(p.name for p in (run / BEHAVIOR).iterdir() if p.suffix in (".pt", ".onnx"))
     assert after == before, "inference wrote checkpoints"
     assert "--resume --run-id" not in learn.output
+
+
+def test_without_env_it_trains_the_editor_that_connects_to_port_5004(workdir: Path) -> None:
+    config = write_config(workdir / "cartpole_editor.yaml", max_steps=1000)
+    args = [str(config), "--results-dir", str(workdir / "results"), "--run-id", "editor", "--seed", "3"]
+    learn = start_learn(args, workdir, name="editor")
+    learn.wait_for(r"Listening on port 5004\. Start training by pressing the Play button", timeout=120)
+    editor = subprocess.run(  # the simulation host in the Editor's place: it connects to 5004 once, as Play does
+        [sys.executable, "-m", "rayagents.sims", "--scene", "CartPole", "--mlagents-port", "5004"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert editor.returncode == 0, editor.stdout + editor.stderr
+    assert learn.wait(60) == 0, learn.output
+    assert "player pid None, port 5004" in learn.output
+    assert (workdir / "results" / "editor" / "CartPole.onnx").is_file()

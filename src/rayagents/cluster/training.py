@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import random
 import signal
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from rayagents.actors.environment import DEFAULT_EDITOR_PORT as EDITOR_PORT
 from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings, PlayerFailedError
 from rayagents.cluster.console import BehaviorProgress, ClusterProgress, ConsoleView, summary_line
 from rayagents.cluster.placement import RayConnection, connect, env_actor_options, learner_options
@@ -248,9 +250,13 @@ class TrainingRun:
             remote.remote(env_actor_settings(self.options, index, self.seed, self.run_logs), learner, policy_factory)
             for index in range(env.num_envs)
         ]
+        starting = [actor.start.remote() for actor in envs]
         if editor:
-            self.view.log("Listening on port 5004. Start training by pressing the Play button in the Unity Editor.")
-        for info in ray.get([actor.start.remote() for actor in envs]):
+            _wait_for_listener(EDITOR_PORT, timeout=float(env.timeout_wait), pending=starting[0])
+            self.view.log(
+                f"Listening on port {EDITOR_PORT}. Start training by pressing the Play button in the Unity Editor."
+            )
+        for info in ray.get(starting):
             self.view.log(
                 f"env actor {info.index} on {info.node} ({info.node_ip}): player pid {info.pid}, port {info.port}, "
                 f"log {info.log_path}"
@@ -387,6 +393,20 @@ class TrainingRun:
     def _shutdown(connection: RayConnection) -> None:
         if connection.started_here:
             ray.shutdown()
+
+
+def _wait_for_listener(port: int, timeout: float, pending: Any) -> None:
+    """Waits until something listens on ``127.0.0.1:port`` (the Editor's EnvActor, on this node), so that the
+    message asking for Play comes when pressing it works. Returns early if ``pending`` (the actor's start) ends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            done, _ = ray.wait([pending], timeout=0.2)
+            if done:
+                return
 
 
 class _IgnoreInterrupts:
