@@ -125,6 +125,8 @@ class PlayerInfo:
     """The host name of the actor's node."""
     node_ip: str
     """The Ray node IP address of the actor's node."""
+    node_id: str
+    """The Ray node id of the actor's node (several nodes may share a machine and an IP address)."""
     pid: int | None
     """The player's process id; None for the Editor."""
     port: int
@@ -199,6 +201,7 @@ class EnvActor:
             index=self.settings.index,
             node=socket.gethostname(),
             node_ip=ray.util.get_node_ip_address(),
+            node_id=ray.get_runtime_context().get_node_id(),
             pid=env.pid,
             port=env.port,
             log_path=env.log_path,

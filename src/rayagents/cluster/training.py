@@ -214,6 +214,8 @@ class TrainingRun:
                     learner = ray.remote(LearnerActor).options(**learner_options(self.options.cluster_settings)).remote(
                         self.options, self._learner_settings()
                     )
+                    device, node = ray.get([learner.device.remote(), learner.node_id.remote()])
+                    self.view.log(f"learner on node {node}, torch device {device}")
                     envs = self._start_env_actors(learner)
                     self._loop(learner, envs, start)
                 except KeyboardInterrupt:
@@ -258,8 +260,8 @@ class TrainingRun:
             )
         for info in ray.get(starting):
             self.view.log(
-                f"env actor {info.index} on {info.node} ({info.node_ip}): player pid {info.pid}, port {info.port}, "
-                f"log {info.log_path}"
+                f"env actor {info.index} on {info.node} ({info.node_ip}, node {info.node_id}): player pid {info.pid}, "
+                f"port {info.port}, log {info.log_path}"
             )
         return envs
 

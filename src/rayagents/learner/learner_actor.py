@@ -123,6 +123,10 @@ class LearnerActor:
         """The torch device the trainers update on."""
         return self._device
 
+    def node_id(self) -> str:
+        """The Ray node id of the learner's node."""
+        return ray.get_runtime_context().get_node_id()
+
     def register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
         """The latest weights of ``behavior``; makes (and restores) its trainer on the first call."""
         name = behavior_name_of(behavior)

@@ -1,0 +1,95 @@
+"""Placement on a multi-node Ray cluster (four nodes on this machine, ``ray.cluster_utils.Cluster``).
+
+The head has no players' resource; two player nodes have ``unity_player``; one node has a GPU. A run with
+``--env-actor-resources '{"unity_player": 1}'`` puts its two EnvActors on the two player nodes (SPREAD) and its
+learner on the GPU node (``learner_num_gpus: auto`` asks for one when the cluster has one), and trains.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+import yaml
+from ray.cluster_utils import Cluster
+from rich.console import Console
+
+from rayagents.cluster.cli import resolve_run_options
+from rayagents.cluster.console import ConsoleView
+from rayagents.cluster.training import TrainingRun
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {
+    "behaviors": {
+        "CartPole": {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 128, "buffer_size": 256},
+            "network_settings": {"hidden_units": 32},
+            "max_steps": 1500,
+            "summary_freq": 500,
+            "time_horizon": 32,
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[dict[str, str]]:
+    """The cluster, connected; yields the node id of each kind of node."""
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    players = [cluster.add_node(num_cpus=2, resources={"unity_player": 2}) for _ in range(2)]
+    gpu = cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    try:
+        yield {
+            "head": cluster.head_node.node_id,
+            "player_a": players[0].node_id,
+            "player_b": players[1].node_id,
+            "gpu": gpu.node_id,
+        }
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "cartpole.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    options = resolve_run_options(
+        [
+            str(config),
+            "--env",
+            "sim:CartPole",
+            "--num-envs",
+            "2",
+            "--num-areas",
+            "2",
+            "--env-actor-resources",
+            '{"unity_player": 1}',
+            "--learner-device",
+            "cpu",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--run-id",
+            "placed",
+            "--seed",
+            "1",
+        ]
+    )
+    out = io.StringIO()
+    result = TrainingRun(options, ConsoleView(Console(file=out, width=200), live=False)).run()
+    text = out.getvalue()
+    env_nodes = re.findall(r"env actor \d+ on .*node (\w+)\): player pid", text)
+    (learner_node,) = re.findall(r"learner on node (\w+), torch device cpu", text)
+    assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]]), text
+    assert learner_node == cluster["gpu"], text
+    assert result.steps["CartPole"] >= 1500 and result.models["CartPole"].is_file()
+    assert ray.is_initialized(), "a run on a cluster it did not start leaves the connection to its owner"
