@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-PLAYER_LINE = re.compile(r"env actor (\d+) on .*: player pid (\d+), port (\d+), log (\S+)")
+PLAYER_LINE = re.compile(r"env actor (\d+) \(pid (\d+)\) on .*: player pid (\d+), port (\d+), log (\S+)")
 SUMMARY_LINE = re.compile(r"^(\w+)\. Step: (\d+)\. Time Elapsed: ([\d.]+) s\.", re.MULTILINE)
 
 
@@ -28,7 +28,11 @@ class LearnProcess:
         return self.output_path.read_text(errors="replace")
 
     def player_pids(self) -> dict[int, int]:
-        """Env actor index -> its player's pid, from the driver's start lines."""
+        """Env actor index -> its (latest) player's pid, from the driver's start lines."""
+        return {int(m.group(1)): int(m.group(3)) for m in PLAYER_LINE.finditer(self.output)}
+
+    def env_actor_pids(self) -> dict[int, int]:
+        """Env actor index -> its (latest) process id, from the driver's start lines."""
         return {int(m.group(1)): int(m.group(2)) for m in PLAYER_LINE.finditer(self.output)}
 
     def summary_steps(self) -> list[int]:

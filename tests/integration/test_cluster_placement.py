@@ -87,7 +87,7 @@ def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
     out = io.StringIO()
     result = TrainingRun(options, ConsoleView(Console(file=out, width=200), live=False)).run()
     text = out.getvalue()
-    env_nodes = re.findall(r"env actor \d+ on .*node (\w+)\): player pid", text)
+    env_nodes = re.findall(r"env actor \d+ \(pid \d+\) on .*node (\w+)\): player pid", text)
     (learner_node,) = re.findall(r"learner on node (\w+), torch device cpu", text)
     assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]]), text
     assert learner_node == cluster["gpu"], text

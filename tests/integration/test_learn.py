@@ -294,3 +294,18 @@ def test_without_env_it_trains_the_editor_that_connects_to_port_5004(workdir: Pa
     assert learn.wait(60) == 0, learn.output
     assert "player pid None, port 5004" in learn.output
     assert (workdir / "results" / "editor" / "CartPole.onnx").is_file()
+
+
+def test_a_lost_env_actor_is_replaced_and_training_goes_on(workdir: Path) -> None:
+    config = write_config(workdir / "cartpole_6000.yaml", max_steps=6000)
+    learn = start_learn(learn_args(config, workdir / "results", "lost"), workdir, name="lost")
+    learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
+    actor, player = learn.env_actor_pids()[1], learn.player_pids()[1]
+    os.kill(actor, signal.SIGKILL)  # as when its node goes away
+    learn.wait_for(r"env actor 1 was lost and is replaced", timeout=60)
+    code = learn.wait(180)
+    assert code == 0, learn.output
+    assert learn.env_actor_pids()[1] != actor, "no new env actor 1 started"
+    assert learn.summary_steps()[-1] == 6000
+    assert not alive(player), "the lost actor's player outlived it"
+    assert not [pid for pid in learn.player_pids().values() if alive(pid)]

@@ -121,6 +121,8 @@ class PlayerInfo:
 
     index: int
     """The EnvActor's number."""
+    actor_pid: int
+    """The EnvActor's own process id."""
     node: str
     """The host name of the actor's node."""
     node_ip: str
@@ -199,6 +201,7 @@ class EnvActor:
         env = self._player()
         return PlayerInfo(
             index=self.settings.index,
+            actor_pid=os.getpid(),
             node=socket.gethostname(),
             node_ip=ray.util.get_node_ip_address(),
             node_id=ray.get_runtime_context().get_node_id(),
@@ -362,7 +365,3 @@ class EnvActor:
         if self._env is not None:
             env, self._env = self._env, None
             env.close()
-
-    def pid(self) -> int:
-        """The actor's own process id (tests check that no player outlives its actor)."""
-        return os.getpid()

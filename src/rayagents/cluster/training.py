@@ -29,7 +29,14 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT as EDITOR_PORT
-from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings, PlayerFailedError
+from rayagents.actors.env_actor import (
+    BehaviorPlay,
+    CollectReport,
+    EnvActor,
+    EnvActorSettings,
+    PlayerFailedError,
+    PlayerInfo,
+)
 from rayagents.cluster.console import BehaviorProgress, ClusterProgress, ConsoleView, summary_line
 from rayagents.cluster.placement import RayConnection, connect, env_actor_options, learner_options
 from rayagents.cluster.run_directory import prepare_run_directory, write_configuration
@@ -74,6 +81,10 @@ class TrainingResult:
 
 class TrainingFailed(RuntimeError):
     """The run stopped on an error it could not recover from (the model was saved first)."""
+
+
+class EnvActorLost(RuntimeError):
+    """An EnvActor was lost more often than ``--max-lifetime-restarts`` allows."""
 
 
 def resolve_seed(seed: int) -> int:
@@ -173,6 +184,7 @@ class TrainingRun:
         self._rates = _Rates()
         self._reports: dict[int, CollectReport] = {}
         self._written_hyperparameters: set[str] = set()
+        self._replacements: dict[int, int] = {}
 
     # ---- set up --------------------------------------------------------------------------------------------------
     def _prepare_results(self) -> None:
@@ -224,7 +236,7 @@ class TrainingRun:
                         self.view.log("Training was interrupted: saving the model and stopping the players.")
                     else:
                         self.view.log("Stopping the players.")
-                except (RayTaskError, RayActorError, PlayerFailedError, FileNotFoundError) as failure:
+                except (RayTaskError, RayActorError, PlayerFailedError, EnvActorLost, FileNotFoundError) as failure:
                     error = failure
                 finally:
                     finals = self._finish(learner, envs, start)
@@ -243,43 +255,80 @@ class TrainingRun:
             player_restarts=sum(r.player_restarts for r in self._reports.values()),
         )
 
+    def _new_env_actor(self, index: int, learner: Any) -> Any:
+        """Creates EnvActor ``index`` (its player starts with its first call)."""
+        editor = self.options.env_settings.env_path is None
+        remote = ray.remote(EnvActor).options(**env_actor_options(self.options.cluster_settings, editor))
+        settings = env_actor_settings(self.options, index, self.seed, self.run_logs)
+        return remote.remote(settings, learner, InferencePolicyFactory(self.options))
+
     def _start_env_actors(self, learner: Any) -> list[Any]:
         env = self.options.env_settings
-        editor = env.env_path is None
-        policy_factory = InferencePolicyFactory(self.options)
-        remote = ray.remote(EnvActor).options(**env_actor_options(self.options.cluster_settings, editor))
-        envs = [
-            remote.remote(env_actor_settings(self.options, index, self.seed, self.run_logs), learner, policy_factory)
-            for index in range(env.num_envs)
-        ]
+        envs = [self._new_env_actor(index, learner) for index in range(env.num_envs)]
         starting = [actor.start.remote() for actor in envs]
-        if editor:
+        if env.env_path is None:
             _wait_for_listener(EDITOR_PORT, timeout=float(env.timeout_wait), pending=starting[0])
             self.view.log(
                 f"Listening on port {EDITOR_PORT}. Start training by pressing the Play button in the Unity Editor."
             )
         for info in ray.get(starting):
-            self.view.log(
-                f"env actor {info.index} on {info.node} ({info.node_ip}, node {info.node_id}): player pid {info.pid}, "
-                f"port {info.port}, log {info.log_path}"
-            )
+            self._log_start(info)
         return envs
+
+    def _log_start(self, info: PlayerInfo) -> None:
+        self.view.log(
+            f"env actor {info.index} (pid {info.actor_pid}) on {info.node} ({info.node_ip}, node {info.node_id}): "
+            f"player pid {info.pid}, "
+            f"port {info.port}, log {info.log_path}"
+        )
+
+    def _replace(self, envs: list[Any], index: int, learner: Any, lost: RayActorError) -> Any:
+        """A new EnvActor in place of a lost one (its node went away, its process was killed), within
+        ``--max-lifetime-restarts`` per EnvActor; returns the call that starts its player."""
+        replaced = self._replacements.get(index, 0)
+        limit = self.options.env_settings.max_lifetime_restarts
+        if 0 <= limit <= replaced:
+            raise EnvActorLost(
+                f"env actor {index} was lost {replaced + 1} times (--max-lifetime-restarts {limit}): {lost}"
+            ) from lost
+        self._replacements[index] = replaced + 1
+        self.view.log(f"warning: env actor {index} was lost and is replaced ({_first_line(lost)})")
+        try:
+            ray.kill(envs[index])
+        except (RayActorError, ValueError):
+            pass
+        envs[index] = self._new_env_actor(index, learner)
+        return envs[index].start.remote()
 
     def _loop(self, learner: Any, envs: list[Any], start: float) -> None:
         in_flight = {actor.collect.remote(): index for index, actor in enumerate(envs)}
+        starting: dict[Any, int] = {}
         next_progress = 0.0
         while True:
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
             done = False
             for ref in ready:
                 index = in_flight.pop(ref)
-                report: CollectReport = ray.get(ref)
+                try:
+                    report: CollectReport = ray.get(ref)
+                except RayActorError as lost:
+                    starting[self._replace(envs, index, learner, lost)] = index
+                    in_flight[envs[index].collect.remote()] = index
+                    continue
                 self._reports[index] = report
                 if report.player_failed:
                     self.view.log(f"warning: {report.player_failed}")
                 done = done or report.training_done
                 if not report.training_done:
                     in_flight[envs[index].collect.remote()] = index
+            if starting:
+                started, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
+                for ref in started:
+                    starting.pop(ref)
+                    try:
+                        self._log_start(ray.get(ref))
+                    except RayActorError:
+                        pass  # lost again: its collect call says so
             now = time.monotonic()
             if done or now >= next_progress:
                 next_progress = now + PROGRESS_INTERVAL_S
@@ -428,6 +477,12 @@ def dump_yaml_section(settings: TrainerSettings) -> str:
     import yaml
 
     return yaml.safe_dump(to_dict(settings), sort_keys=False)
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message (Ray's actor errors carry long explanations)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _cause(error: BaseException) -> str:
