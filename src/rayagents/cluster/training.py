@@ -404,17 +404,10 @@ class TrainingRun:
 
     # ---- the end -------------------------------------------------------------------------------------------------
     def _finish(self, learner: Any, envs: list[Any], start: float) -> dict[str, Any]:
-        """Stops the players, saves the final models, writes the run logs. Runs on every way out of the loop."""
+        """Saves the final models and the run logs first (a stopped Ray job is killed seconds after its SIGTERM),
+        then stops the players. Runs on every way out of the loop."""
         finals: dict[str, Any] = {}
         with _IgnoreInterrupts():
-            if envs:
-                closing = [actor.close.remote() for actor in envs]
-                try:
-                    ray.get(closing, timeout=CLOSE_TIMEOUT_S)
-                except (GetTimeoutError, RayActorError, RayTaskError):
-                    pass
-                for actor in envs:
-                    ray.kill(actor)
             if learner is not None:
                 try:
                     last: LearnerProgress = ray.get(learner.progress.remote(), timeout=SAVE_TIMEOUT_S)
@@ -428,7 +421,6 @@ class TrainingRun:
                 for name, record in finals.items():
                     self.status.set_final(name, record)
                     self.view.log(f"Exported {record.file_path} (step {record.steps})")
-                ray.kill(learner)
             self.status.save(self.run_logs / TRAINING_STATUS)
             write_configuration(self.write_path, self.options)
             write_timers(
@@ -438,6 +430,16 @@ class TrainingRun:
                 end_time=time.time(),
                 command_line=self.command_line,
             )
+            if envs:
+                closing = [actor.close.remote() for actor in envs]
+                try:
+                    ray.get(closing, timeout=CLOSE_TIMEOUT_S)
+                except (GetTimeoutError, RayActorError, RayTaskError):
+                    pass
+                for actor in envs:
+                    ray.kill(actor)
+            if learner is not None:
+                ray.kill(learner)
         return finals
 
     @staticmethod

@@ -1,0 +1,138 @@
+"""``rayagents submit|status|logs|stop``: a training run as a Ray job, over the Ray Jobs API.
+
+``rayagents submit --address http://HEAD:8265 [--working-dir DIR] -- CONFIG.yaml --env ... [rayagents-learn
+options]`` submits ``rayagents-learn`` with those options as the job's entrypoint; the working directory (with
+the config in it) travels in the job's runtime environment, so paths in the options are relative to it. It prints
+the job id, then follows the job's log until the job ends (``--no-wait`` returns at once) and exits 0 only if the
+job succeeded. ``rayagents stop JOB`` asks Ray to stop the job: the run gets SIGTERM, saves its model and stops
+its players, as on Ctrl+C.
+
+The address is the cluster's dashboard (``http://127.0.0.1:8265`` by default, or ``RAY_ADDRESS``); keep it on
+loopback or behind a port-forward. Ray's token authentication stays on: the token is read where Ray keeps it
+(``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
+"""The dashboard address used without ``--address`` or ``RAY_ADDRESS``."""
+EXIT_OK = 0
+"""The job succeeded (or the command did what it was asked)."""
+EXIT_FAILED = 1
+"""The job failed or was stopped, or the cluster could not be reached."""
+
+
+def entrypoint(learn_args: Sequence[str]) -> str:
+    """The job's shell command: ``rayagents-learn`` with ``learn_args``, each quoted."""
+    return shlex.join(["rayagents-learn", *learn_args])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``rayagents``."""
+    parser = argparse.ArgumentParser(
+        prog="rayagents",
+        description="Run rayagents-learn as a Ray job on a cluster, and follow, inspect or stop it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_address(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--address",
+            default=None,
+            help=f"the cluster's dashboard address (default: RAY_ADDRESS, else {DEFAULT_DASHBOARD})",
+        )
+
+    submit = commands.add_parser("submit", help="submit rayagents-learn as a job; the options after -- are its own")
+    with_address(submit)
+    submit.add_argument("--working-dir", default=None, help="a folder uploaded with the job (the config, your files)")
+    submit.add_argument("--job-id", default=None, help="the job's id (default: Ray picks one)")
+    submit.add_argument("--no-wait", action="store_true", help="print the job id and return without following it")
+    submit.add_argument("learn_args", nargs=argparse.REMAINDER, help="-- then the rayagents-learn options")
+    for name, text in (("status", "print a job's status"), ("logs", "print a job's log"), ("stop", "stop a job")):
+        command = commands.add_parser(name, help=text)
+        with_address(command)
+        command.add_argument("job_id", help="the job's id, as submit printed it")
+        if name == "logs":
+            command.add_argument("--follow", "-f", action="store_true", help="follow the log until the job ends")
+    return parser
+
+
+def client(address: str | None) -> Any:
+    """A Jobs API client of the cluster, with Ray's token authentication on."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(address or os.environ.get("RAY_ADDRESS") or DEFAULT_DASHBOARD)
+
+
+def _follow(jobs: Any, job_id: str) -> None:
+    """Prints the job's log as it grows, until the job ends."""
+
+    async def tail() -> None:
+        async for lines in jobs.tail_job_logs(job_id):
+            print(lines, end="", flush=True)
+
+    asyncio.run(tail())
+
+
+def _final_status(jobs: Any, job_id: str) -> str:
+    """Waits until the job's status is terminal; returns it."""
+    while True:
+        status = jobs.get_job_status(job_id)
+        if status.is_terminal():
+            return str(status.value if hasattr(status, "value") else status)
+        time.sleep(0.5)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rayagents``; returns the exit code."""
+    options = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        jobs = client(options.address)
+        if options.command == "submit":
+            learn_args = list(options.learn_args)
+            if learn_args[:1] == ["--"]:
+                learn_args = learn_args[1:]
+            if not learn_args:
+                print("error: give the rayagents-learn options after --", file=sys.stderr)
+                return 2
+            runtime_env = {"working_dir": options.working_dir} if options.working_dir else None
+            job_id = jobs.submit_job(
+                entrypoint=entrypoint(learn_args), runtime_env=runtime_env, submission_id=options.job_id
+            )
+            print(f"submitted job {job_id}", flush=True)
+            if options.no_wait:
+                return EXIT_OK
+            _follow(jobs, job_id)
+            status = _final_status(jobs, job_id)
+            print(f"job {job_id}: {status}")
+            return EXIT_OK if status == "SUCCEEDED" else EXIT_FAILED
+        if options.command == "status":
+            info = jobs.get_job_info(options.job_id)
+            print(f"{options.job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
+            return EXIT_OK
+        if options.command == "logs":
+            if options.follow:
+                _follow(jobs, options.job_id)
+            else:
+                print(jobs.get_job_logs(options.job_id), end="")
+            return EXIT_OK
+        stopped = jobs.stop_job(options.job_id)
+        print(f"{options.job_id}: {'stopping' if stopped else 'already ended'}")
+        return EXIT_OK
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
