@@ -21,10 +21,12 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 import ray
 
+from rayagents.actors.builds import is_build_archive, local_build
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.parameters import engine_configuration_channel, environment_parameters_channel
 from rayagents.actors.restarts import RestartBudget
@@ -113,6 +115,9 @@ class EnvActorSettings:
     the actor then never plays on while the learner may be making a version that would void what it plays)."""
     port: int | None = None
     """The port to listen on; None: the OS picks a free one (the Editor's 5004 without ``env_path``)."""
+    build_cache: str | None = None
+    """Where a build archive (``env_path`` a ``.zip``/``.tar.gz`` or a URI) is unpacked on the actor's node; None:
+    ``RAYAGENTS_BUILD_CACHE`` or ``~/.cache/rayagents/builds``."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,11 @@ class EnvActor:
     def _player(self) -> UnityEnvironment:
         if self._env is None:
             s = self.settings
+            env_path = s.env_path
+            if env_path is not None and is_build_archive(env_path):
+                env_path = local_build(env_path, Path(s.build_cache) if s.build_cache else None)
             self._env = UnityEnvironment(
-                s.env_path,
+                env_path,
                 worker_id=s.index,
                 seed=s.seed,
                 num_areas=s.num_areas,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT
+from rayagents.actors.builds import is_build_archive
 from rayagents.actors.player import SIM_PREFIX, resolve_executable
 from rayagents.configs import ConfigError, EncoderType, RewardSignalType, RunOptions, TrainerSettings
 from rayagents.protocol.exceptions import UnityEnvironmentException
@@ -117,6 +118,8 @@ def check_environment(env_path: str | None) -> str | None:
             f"{', '.join(SIM_PREFIX + name for name in scene_names())}, or {SIM_PREFIX}gym:<env id> and "
             f"{SIM_PREFIX}pettingzoo:<module> for any Gymnasium or PettingZoo environment"
         )
+    if is_build_archive(env_path):
+        return None  # fetched and unpacked on each player node (a missing archive fails the run at start)
     try:
         resolve_executable(env_path)
     except UnityEnvironmentException:
