@@ -112,6 +112,12 @@ class LearnerActor:
             torch.set_num_threads(max(1, settings.num_threads))
         torch.manual_seed(settings.seed)
         np.random.seed(settings.seed % 2**32)
+        if not Path(settings.write_path).is_dir():
+            raise FileNotFoundError(
+                f"the results folder {settings.write_path} does not exist on the learner's node "
+                f"({ray.util.get_node_ip_address()}): the driver made it on its own node, so the two do not share "
+                "it. Give --results-dir a folder on storage that every node mounts at the same path."
+            )
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._trainers: dict[str, PPOTrainer] = {}
         self._published: dict[str, tuple[int, object]] = {}
