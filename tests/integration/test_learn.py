@@ -233,8 +233,9 @@ def test_ctrl_c_saves_the_model_and_stops_every_player(workdir: Path) -> None:
 
 
 def test_a_killed_player_is_restarted_and_training_goes_on(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_6000.yaml", max_steps=6000)
-    learn = start_learn(learn_args(config, workdir / "results", "crash"), workdir, name="crash")
+    config = write_config(workdir / "cartpole_15000.yaml", max_steps=15000)
+    args = learn_args(config, workdir / "results", "crash", "--timeout-wait", "10")  # liveness checked every 1 s
+    learn = start_learn(args, workdir, name="crash")
     learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
     first_player = learn.player_pids()[0]
     os.kill(first_player, signal.SIGKILL)
@@ -242,7 +243,7 @@ def test_a_killed_player_is_restarted_and_training_goes_on(workdir: Path) -> Non
     assert code == 0, learn.output
     assert "the player of env actor 0 failed and is restarted" in learn.output
     assert "Player-0.log" in learn.output
-    assert learn.summary_steps()[-1] == 6000
+    assert learn.summary_steps()[-1] == 15000
     assert (workdir / "results" / "crash" / "CartPole.onnx").is_file()
 
 
