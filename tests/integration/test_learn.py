@@ -298,15 +298,16 @@ def test_without_env_it_trains_the_editor_that_connects_to_port_5004(workdir: Pa
 
 
 def test_a_lost_env_actor_is_replaced_and_training_goes_on(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_6000.yaml", max_steps=6000)
+    config = write_config(workdir / "cartpole_20000.yaml", max_steps=20000)
     learn = start_learn(learn_args(config, workdir / "results", "lost"), workdir, name="lost")
     learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
     actor, player = learn.env_actor_pids()[1], learn.player_pids()[1]
     os.kill(actor, signal.SIGKILL)  # as when its node goes away
     learn.wait_for(r"env actor 1 was lost and is replaced", timeout=60)
+    learn.wait_for(rf"env actor 1 \(pid (?!{actor}\))\d+\)", timeout=60)  # the new one's start line
     code = learn.wait(180)
     assert code == 0, learn.output
     assert learn.env_actor_pids()[1] != actor, "no new env actor 1 started"
-    assert learn.summary_steps()[-1] == 6000
+    assert learn.summary_steps()[-1] == 20000
     assert not alive(player), "the lost actor's player outlived it"
     assert not [pid for pid in learn.player_pids().values() if alive(pid)]
