@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 PLAYER_LINE = re.compile(r"env actor (\d+) \(pid (\d+)\) on .*: player pid (\d+), port (\d+), log (\S+)")
+PLAYER_AGAIN_LINE = re.compile(r"env actor (\d+): its player runs again, player pid (\d+)")
 SUMMARY_LINE = re.compile(r"^(\w+)\. Step: (\d+)\. Time Elapsed: ([\d.]+) s\.", re.MULTILINE)
 
 
@@ -28,8 +29,10 @@ class LearnProcess:
         return self.output_path.read_text(errors="replace")
 
     def player_pids(self) -> dict[int, int]:
-        """Env actor index -> its (latest) player's pid, from the driver's start lines."""
-        return {int(m.group(1)): int(m.group(3)) for m in PLAYER_LINE.finditer(self.output)}
+        """Env actor index -> its (latest) player's pid, from the driver's start and player-restart lines."""
+        found = [(m.start(), int(m.group(1)), int(m.group(3))) for m in PLAYER_LINE.finditer(self.output)]
+        found += [(m.start(), int(m.group(1)), int(m.group(2))) for m in PLAYER_AGAIN_LINE.finditer(self.output)]
+        return {index: pid for _, index, pid in sorted(found)}
 
     def env_actor_pids(self) -> dict[int, int]:
         """Env actor index -> its (latest) process id, from the driver's start lines."""

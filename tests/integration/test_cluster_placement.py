@@ -1,8 +1,10 @@
 """Placement on a multi-node Ray cluster (four nodes on this machine, ``ray.cluster_utils.Cluster``).
 
-The head has no players' resource; two player nodes have ``unity_player``; one node has a GPU. A run with
-``--env-actor-resources '{"unity_player": 1}'`` puts its two EnvActors on the two player nodes (SPREAD) and its
-learner on the GPU node (``learner_num_gpus: auto`` asks for one when the cluster has one), and trains.
+The head has no players' resource; two player nodes have ``unity_player`` and the label ``rayagents/role:
+player``; one node has a GPU and the label ``rayagents/role: learner``. A run with ``--env-actor-resources
+'{"unity_player": 1}'`` puts its two EnvActors on the two player nodes (SPREAD) and its learner on the GPU node
+(``learner_num_gpus: auto`` asks for one when the cluster has one), and trains; so does a run that names the
+nodes by their labels only.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ CONFIG = {
 def cluster() -> Iterator[dict[str, str]]:
     """The cluster, connected; yields the node id of each kind of node."""
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    players = [cluster.add_node(num_cpus=2, resources={"unity_player": 2}) for _ in range(2)]
-    gpu = cluster.add_node(num_cpus=1, num_gpus=1)
+    players = [
+        cluster.add_node(num_cpus=2, resources={"unity_player": 2}, labels={"rayagents/role": "player"})
+        for _ in range(2)
+    ]
+    gpu = cluster.add_node(num_cpus=1, num_gpus=1, labels={"rayagents/role": "learner"})
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     try:
@@ -58,9 +63,9 @@ def cluster() -> Iterator[dict[str, str]]:
         cluster.shutdown()
 
 
-def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
-    cluster: dict[str, str], tmp_path: Path
-) -> None:
+def placed_run(tmp_path: Path, run_id: str, placement: list[str]) -> tuple[list[str], str, object]:
+    """Trains CartPole briefly with the given placement flags; returns the EnvActors' nodes, the learner's node and
+    the result."""
     config = tmp_path / "cartpole.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     options = resolve_run_options(
@@ -72,14 +77,13 @@ def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
             "2",
             "--num-areas",
             "2",
-            "--env-actor-resources",
-            '{"unity_player": 1}',
+            *placement,
             "--learner-device",
             "cpu",
             "--results-dir",
             str(tmp_path / "results"),
             "--run-id",
-            "placed",
+            run_id,
             "--seed",
             "1",
         ]
@@ -88,8 +92,32 @@ def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
     result = TrainingRun(options, ConsoleView(Console(file=out, width=200), live=False)).run()
     text = out.getvalue()
     env_nodes = re.findall(r"env actor \d+ \(pid \d+\) on .*node (\w+)\): player pid", text)
-    (learner_node,) = re.findall(r"learner on node (\w+), torch device cpu", text)
-    assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]]), text
-    assert learner_node == cluster["gpu"], text
-    assert result.steps["CartPole"] >= 1500 and result.models["CartPole"].is_file()
+    (learner_node,) = re.findall(r"learner \(pid \d+\) on node (\w+), torch device cpu", text)
+    assert result.steps["CartPole"] >= 1500 and Path(result.models["CartPole"]).is_file(), text
+    return env_nodes, learner_node, result
+
+
+def test_env_actors_spread_over_player_nodes_and_the_learner_takes_the_gpu_node(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    env_nodes, learner_node, _ = placed_run(tmp_path, "placed", ["--env-actor-resources", '{"unity_player": 1}'])
+    assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]])
+    assert learner_node == cluster["gpu"]
     assert ray.is_initialized(), "a run on a cluster it did not start leaves the connection to its owner"
+
+
+def test_node_labels_alone_place_the_env_actors_and_the_learner(cluster: dict[str, str], tmp_path: Path) -> None:
+    env_nodes, learner_node, _ = placed_run(
+        tmp_path,
+        "labelled",
+        [
+            "--env-actor-labels",
+            '{"rayagents/role": "player"}',
+            "--learner-labels",
+            '{"rayagents/role": "learner"}',
+            "--learner-num-gpus",
+            "0",
+        ],
+    )
+    assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]])
+    assert learner_node == cluster["gpu"]

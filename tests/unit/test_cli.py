@@ -212,6 +212,12 @@ def test_cluster_options(tmp_path: Path) -> None:
             "cuda:1",
             "--min-envs",
             "3",
+            "--learner-max-restarts",
+            "0",
+            "--env-actor-labels",
+            '{"rayagents/role": "player"}',
+            "--learner-labels",
+            '{"accelerator": "H100"}',
         ]
     )
     cluster = options.cluster_settings
@@ -223,6 +229,9 @@ def test_cluster_options(tmp_path: Path) -> None:
     assert cluster.learner_num_gpus == 0.5
     assert cluster.learner_device == "cuda:1"
     assert cluster.min_envs == 3
+    assert cluster.learner_max_restarts == 0
+    assert dict(cluster.env_actor_labels) == {"rayagents/role": "player"}
+    assert dict(cluster.learner_labels) == {"accelerator": "H100"}
 
 
 def test_dry_run_prints_configuration_yaml_that_loads_back(capsys: pytest.CaptureFixture[str]) -> None:
@@ -300,6 +309,9 @@ def test_bad_values_name_the_flag_the_user_typed(capsys: pytest.CaptureFixture[s
     assert "argument --num-envs: invalid int value: 'many'" in capsys.readouterr().err
     assert main(["--env-actor-resources", "{unity: 1}"]) == EXIT_USAGE
     assert "argument --env-actor-resources" in capsys.readouterr().err
+    assert main(["--env-actor-labels", '{"role": 1}']) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "argument --env-actor-labels" in err and "label names to strings" in err
     assert main(["--env", "sim:NoSuchScene", "--dry-run"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "sim:NoSuchScene" in err and "sim:CartPole" in err

@@ -196,6 +196,16 @@ def test_cluster_settings() -> None:
         load_text("cluster_settings: {learner_num_gpus: many}")
     with pytest.raises(ConfigError, match="min_envs is 0"):
         load_text("cluster_settings: {min_envs: 0}")
+    assert load_text("").cluster_settings.learner_max_restarts == 3
+    labelled = load_text(
+        "cluster_settings:\n  env_actor_labels: {rayagents/role: player}\n  learner_labels: {zone: 'in(a,b)'}\n"
+    ).cluster_settings
+    assert dict(labelled.env_actor_labels) == {"rayagents/role": "player"}
+    assert dict(labelled.learner_labels) == {"zone": "in(a,b)"}
+    assert dict(load_text("").cluster_settings.env_actor_labels) == {}
+    assert load_text("cluster_settings: {learner_max_restarts: -1}").cluster_settings.learner_max_restarts == -1
+    with pytest.raises(ConfigError, match="learner_max_restarts is -2"):
+        load_text("cluster_settings: {learner_max_restarts: -2}")
 
 
 # ---------------------------------------------------------------- command-line overrides

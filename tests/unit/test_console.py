@@ -92,7 +92,7 @@ def test_terminal_shows_the_live_table_and_logs_above_it() -> None:
     assert "2,345.7" in text
     assert "1.25" in text
     assert "Crawler" in text and "no episode" in text and "not training" in text
-    assert "env actors: 7 up, 1 restarting, 8 total; player restarts: 3" in text
+    assert "env actors: 7 up, 1 starting, 8 total, 0 replaced; player restarts: 3; learner restarts: 0" in text
     assert text.index("Walker. Step: 120000. Training.") < text.rindex("Crawler")
 
 

@@ -96,7 +96,7 @@ def _inside(root: Path, name: str) -> Path:
 
 
 def _unpack(archive: Path, folder: Path, name: str) -> None:
-    lower = name.lower()
+    lower = (name.split("?", 1)[0] if "://" in name else name).lower()  # a URI's query is not part of its name
     if lower.endswith(".zip"):
         with zipfile.ZipFile(archive) as bundle:
             for entry in bundle.infolist():

@@ -13,6 +13,11 @@ decision, and the trajectories in progress are cut there so the next ones hold o
 A behavior seen for the first time is registered with the learner (``learner.register.remote``), which answers
 with its current weights. A player that crashes or stops answering is restarted within the restart budget; its
 unfinished trajectories are dropped. Past the budget :class:`PlayerFailedError` names the player's log.
+
+When the learner is lost (its node went away, its process was killed) the call says so
+(:attr:`CollectReport.learner_lost`) instead of failing: what was not acknowledged is dropped, and the player
+keeps running until the driver hands over the restarted learner with :meth:`EnvActor.set_learner`. Every
+experience dropped this way, or with a failed player, is counted in :attr:`CollectReport.lost_steps`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 import ray
+from ray.exceptions import ObjectLostError, RayActorError
 
 from rayagents.actors.builds import is_build_archive, local_build
 from rayagents.actors.environment import UnityEnvironment
@@ -34,7 +40,7 @@ from rayagents.actors.trajectories import Policy, TrajectoryBuilder
 from rayagents.configs import EngineSettings, EnvironmentParameterSettings
 from rayagents.protocol.exceptions import UnityActionException, UnityException, UnityObservationException
 from rayagents.protocol.side_channels import StatsSideChannel
-from rayagents.protocol.trajectories import EpisodeStats, Trajectory, TrajectoryBatch
+from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotice
 
@@ -162,6 +168,15 @@ class CollectReport:
     """When the player failed during this call (it is restarted on the next): what happened."""
     training_done: bool
     """The learner said every trainer reached its max_steps."""
+    lost_steps: int = 0
+    """Experiences dropped so far (over the actor's life) because the player failed or the learner was lost."""
+    unsent_steps: int = 0
+    """Experiences held by the actor at the end of the call (unfinished trajectories, batches not yet
+    acknowledged): lost if the actor is lost."""
+    learner_lost: bool = False
+    """The learner could not be reached during this call: the actor waits for :meth:`EnvActor.set_learner`."""
+    player_pid: int | None = None
+    """The process id of the player at the end of the call (None for the Editor, or while it is down)."""
 
 
 class PlayerFailedError(RuntimeError):
@@ -196,9 +211,11 @@ class EnvActor:
         self._env: UnityEnvironment | None = None
         self._stats = StatsSideChannel()
         self._behaviors: dict[BehaviorName, _PlayedBehavior] = {}
-        self._in_flight: list[Any] = []
+        self._in_flight: list[tuple[Any, int]] = []
         self._pending: list[Trajectory] = []
         self._training_done = False
+        self._lost_steps = 0
+        self._learner_lost = False
 
     # ---- the player ----------------------------------------------------------------------------------------------
     def start(self) -> PlayerInfo:
@@ -247,6 +264,7 @@ class EnvActor:
             self._env.close()
             self._env = None
         for played in self._behaviors.values():
+            self._lost_steps += played.builder.buffered_experiences
             played.builder.drop_partial()
         where = f"; its log is {log}" if log else ""
         refusal = self._budget.refusal()
@@ -263,10 +281,21 @@ class EnvActor:
     # ---- playing -------------------------------------------------------------------------------------------------
     def collect(self) -> CollectReport:
         """Plays ``exchanges_per_call`` exchanges and sends the trajectories they completed to the learner."""
-        exchanges = 0
-        failed: str | None = None
+        if self._learner_lost:
+            return self._report(exchanges=0, steps=0, episodes=0, failed=None)
         trajectories: list[Trajectory] = self._pending
         self._pending = []
+        try:
+            return self._collect(trajectories)
+        except (RayActorError, ObjectLostError) as lost:
+            first_line = str(lost).strip().splitlines()[0] if str(lost).strip() else type(lost).__name__
+            logger.warning("env actor %d lost the learner: %s", self.settings.index, first_line)
+            self._forget_learner(trajectories)
+            return self._report(exchanges=0, steps=0, episodes=0, failed=None)
+
+    def _collect(self, trajectories: list[Trajectory]) -> CollectReport:
+        exchanges = 0
+        failed: str | None = None
         try:
             env = self._player()
             for _ in range(self.settings.exchanges_per_call):
@@ -298,20 +327,53 @@ class EnvActor:
         on_policy = any(p.play.on_policy for p in self._behaviors.values())
         if batch.trajectories or batch.episodes or batch.player_stats:
             self._send(batch)
+            trajectories.clear()  # the batch holds them now (counted in flight until the learner answers)
         if on_policy:
             self.flush()  # play on only with the weights the learner will train next: nothing collected is void
         else:
             self._receive(block=False)
+        return self._report(
+            exchanges=exchanges, steps=batch.num_steps, episodes=sum(len(e) for e in episodes), failed=failed
+        )
+
+    def _report(self, exchanges: int, steps: int, episodes: int, failed: str | None) -> CollectReport:
+        unsent = sum(len(t) for t in self._pending) + sum(size for _, size in self._in_flight)
+        unsent += sum(p.builder.buffered_experiences for p in self._behaviors.values())
         return CollectReport(
             index=self.settings.index,
             exchanges=exchanges,
-            steps=batch.num_steps,
-            episodes=sum(len(e) for e in episodes),
+            steps=steps,
+            episodes=episodes,
             versions={b: p.policy.version for b, p in self._behaviors.items()},
             player_restarts=self._budget.restarts,
             player_failed=failed,
             training_done=self._training_done,
+            lost_steps=self._lost_steps,
+            unsent_steps=unsent,
+            learner_lost=self._learner_lost,
+            player_pid=self._env.pid if self._env is not None else None,
         )
+
+    def _forget_learner(self, unsent: list[Trajectory]) -> None:
+        """The learner is gone: drops what it did not acknowledge and every behavior's policy (the restarted
+        learner's versions start again), counting the experiences lost."""
+        self._learner_lost = True
+        self._lost_steps += sum(len(t) for t in unsent) + sum(len(t) for t in self._pending)
+        self._lost_steps += sum(size for _, size in self._in_flight)
+        for played in self._behaviors.values():
+            self._lost_steps += played.builder.buffered_experiences
+        self._pending = []
+        self._in_flight = []
+        self._behaviors.clear()
+
+    def set_learner(self, learner: Any) -> None:
+        """Plays on with a new learner (the driver restarted a lost one): each behavior registers again and loads
+        the new learner's weights; what the actor held for the old one is dropped."""
+        if not self._learner_lost:
+            self._forget_learner([])
+        self._learner = learner
+        self._learner_lost = False
+        self._training_done = False
 
     def _played(self, behavior: BehaviorName, spec: BehaviorSpec) -> _PlayedBehavior:
         """The behavior's policy and builder; registers a new behavior with the learner and loads its weights."""
@@ -343,20 +405,21 @@ class EnvActor:
             limit = 1
         while len(self._in_flight) >= limit:
             self._receive(block=True)
-        self._in_flight.append(self._learner.submit.remote(batch))
+        self._in_flight.append((self._learner.submit.remote(batch), batch.num_steps))
 
     def _receive(self, block: bool) -> None:
         """Takes the learner's answers that arrived (with ``block``, waits for the oldest one at least)."""
         if not self._in_flight:
             return
+        refs = [ref for ref, _ in self._in_flight]
         if block:
-            ready = [self._in_flight[0]]
+            ready = refs[:1]
             ray.wait(ready, num_returns=1)
         else:
-            ready, _ = ray.wait(self._in_flight, num_returns=len(self._in_flight), timeout=0)
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in ready:
-            self._in_flight.remove(ref)
             reply: LearnerReply = ray.get(ref)
+            self._in_flight = [(r, size) for r, size in self._in_flight if r != ref]
             self._training_done = self._training_done or reply.training_done
             for notice in reply.notices:
                 played = self._behaviors.get(notice.behavior)

@@ -57,6 +57,21 @@ def _json_resources(text: str) -> dict[str, float]:
     return {str(name): float(amount) for name, amount in value.items()}
 
 
+def _json_labels(text: str) -> dict[str, str]:
+    """`--env-actor-labels` / `--learner-labels` as a Ray label selector: node label names to values."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not valid JSON ({error.msg}); write a JSON object such as '{{\"rayagents/role\": \"player\"}}'"
+        ) from None
+    if not isinstance(value, dict) or not all(isinstance(label, str) for label in value.values()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a JSON object of label names to strings; write e.g. '{{\"rayagents/role\": \"player\"}}'"
+        )
+    return {str(name): label for name, label in value.items()}
+
+
 def _gpus(text: str) -> float | str:
     """`--learner-num-gpus`: a number of GPUs, or "auto"."""
     if text.strip().lower() == "auto":
@@ -154,7 +169,8 @@ def build_parser(*, detect_explicit: bool = False) -> argparse.ArgumentParser:
         "--results-dir",
         dest="results_dir",
         default=default("results"),
-        help="folder that holds the results of the runs",
+        help="folder that holds the results of the runs, or a URI (s3://bucket/results, gs://..., file://...) "
+        "that the driver and the learner write to directly",
     )
     run.add_argument("--debug", action="store_true", default=default(False), help="log at debug level")
     for flag in REMOVED_FLAGS:
@@ -310,6 +326,23 @@ def build_parser(*, detect_explicit: bool = False) -> argparse.ArgumentParser:
         "machines that have Unity builds",
     )
     cluster.add_argument(
+        "--env-actor-labels",
+        dest="env_actor_labels",
+        type=_json_labels,
+        metavar="JSON",
+        default=default({}),
+        help='Ray node labels a player\'s machine must have, as JSON, e.g. \'{"rayagents/role": "player"}\' '
+        "(nodes get labels with ray start --labels)",
+    )
+    cluster.add_argument(
+        "--learner-labels",
+        dest="learner_labels",
+        type=_json_labels,
+        metavar="JSON",
+        default=default({}),
+        help="Ray node labels the learner's machine must have, as JSON",
+    )
+    cluster.add_argument(
         "--env-placement",
         dest="env_placement",
         type=_placement,
@@ -348,7 +381,16 @@ def build_parser(*, detect_explicit: bool = False) -> argparse.ArgumentParser:
         metavar="N",
         type=int,
         default=default(None),
-        help="fewest running players training goes on with while lost ones are replaced; omitted, 1",
+        help="fewest running players training goes on with: it starts when this many are up and pauses while "
+        "fewer are; omitted, 1",
+    )
+    cluster.add_argument(
+        "--learner-max-restarts",
+        dest="learner_max_restarts",
+        metavar="N",
+        type=int,
+        default=default(3),
+        help="how often a lost learner is restarted from the latest checkpoint (-1: no bound; 0: end the run)",
     )
     return parser
 

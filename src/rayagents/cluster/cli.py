@@ -26,6 +26,7 @@ from rayagents.configs import (
     dump_yaml,
     load_run_options,
 )
+from rayagents.learner.results_storage import redact
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "build_parser", "main", "options_from_command_line", "resolve_run_options"]
 
@@ -160,10 +161,10 @@ def _train(options: RunOptions, args: Sequence[str]) -> int:
             return EXIT_USAGE
         except TrainingFailed as error:
             view.log(f"error: {error}")
-            view.log(f"What was learned up to the failure is saved under {run.write_path}.")
+            view.log(f"What was learned up to the failure is saved under {redact(run.write_path)}.")
             return EXIT_FAILED
-        for name, model in result.models.items():
-            view.log(f"{name}: the trained model is {model} (step {result.steps.get(name, 0)})")
+        for name in result.models:
+            view.log(f"{name}: the trained model is {redact(result.models[name])} (step {result.steps.get(name, 0)})")
         if result.interrupted and not options.checkpoint_settings.inference:
             view.log(f"Training stopped early; continue it with --resume --run-id {options.checkpoint_settings.run_id}.")
     return EXIT_OK

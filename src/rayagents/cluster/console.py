@@ -78,6 +78,12 @@ class ClusterProgress:
     """Players restarted over the run."""
     elapsed_s: float
     """Seconds since training started."""
+    env_actor_replacements: int = 0
+    """EnvActors replaced after a loss (their node went away), over the run."""
+    learner_restarts: int = 0
+    """Learner restarts from the latest checkpoint, over the run."""
+    lost_steps: int = 0
+    """Experiences lost to failures (players, EnvActors, the learner), over the run."""
 
 
 def format_elapsed(seconds: float) -> str:
@@ -91,8 +97,10 @@ def progress_table(behaviors: Sequence[BehaviorProgress], cluster: ClusterProgre
     table = Table(
         title=f"rayagents: {format_elapsed(cluster.elapsed_s)} elapsed",
         caption=(
-            f"env actors: {cluster.env_actors_up} up, {cluster.env_actors_restarting} restarting, "
-            f"{cluster.env_actors_total} total; player restarts: {cluster.player_restarts}"
+            f"env actors: {cluster.env_actors_up} up, {cluster.env_actors_restarting} starting, "
+            f"{cluster.env_actors_total} total, {cluster.env_actor_replacements} replaced; "
+            f"player restarts: {cluster.player_restarts}; learner restarts: {cluster.learner_restarts}; "
+            f"lost steps: {cluster.lost_steps:,}"
         ),
     )
     table.add_column("Behavior")

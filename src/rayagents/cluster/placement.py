@@ -46,6 +46,7 @@ def connect(options: RunOptions) -> RayConnection:
     num_cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed(options)))
     gpus = options.cluster_settings.learner_num_gpus
     context = ray.init(
+        address="local",  # a new cluster for this run, even when another one runs on this machine
         num_cpus=num_cpus,
         num_gpus=None if gpus is None else math.ceil(gpus),
         include_dashboard=False,
@@ -63,7 +64,14 @@ def learner_gpus(cluster: ClusterSettings) -> float:
 
 def learner_options(cluster: ClusterSettings) -> dict[str, Any]:
     """``.options(...)`` of the LearnerActor."""
-    return {"num_cpus": cluster.learner_num_cpus, "num_gpus": learner_gpus(cluster), "max_restarts": 0}
+    options: dict[str, Any] = {
+        "num_cpus": cluster.learner_num_cpus,
+        "num_gpus": learner_gpus(cluster),
+        "max_restarts": 0,
+    }
+    if cluster.learner_labels:
+        options["label_selector"] = dict(cluster.learner_labels)
+    return options
 
 
 def env_actor_options(cluster: ClusterSettings, editor: bool) -> dict[str, Any]:
@@ -72,9 +80,12 @@ def env_actor_options(cluster: ClusterSettings, editor: bool) -> dict[str, Any]:
     strategy: Any = cluster.env_placement
     if editor:
         strategy = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return {
+    options: dict[str, Any] = {
         "num_cpus": cluster.num_cpus_per_env_actor,
         "resources": dict(cluster.env_actor_resources),
         "scheduling_strategy": strategy,
         "max_restarts": 0,
     }
+    if cluster.env_actor_labels and not editor:
+        options["label_selector"] = dict(cluster.env_actor_labels)
+    return options

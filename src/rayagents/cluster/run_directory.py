@@ -2,17 +2,27 @@
 
 The rules are mlagents-learn's: an existing run id is only reused with ``--resume`` (carry on) or ``--force``
 (start over in the same folder); ``--resume`` needs the folder; ``--initialize-from`` needs its run's folder.
+They hold for a folder of this machine and for a URI (``s3://bucket/results``) alike: both are read through a
+:class:`ResultsStorage`.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 from rayagents.configs.errors import ConfigError
 from rayagents.configs.export import dump_yaml
 from rayagents.configs.run import CheckpointSettings, RunOptions
+from rayagents.learner.results_storage import (
+    ResultsStorage,
+    RunLocations,
+    StorageError,
+    join,
+    redact,
+    run_locations,
+    write_local_atomic,
+)
 
 CONFIGURATION_FILE = "configuration.yaml"
 """The file in the run's folder that holds the final, merged run options."""
@@ -21,8 +31,40 @@ EVENT_FILE_PATTERN = "events.out.tfevents.*"
 """The names of TensorBoard event files, deleted from a folder reused with --force (unless --resume)."""
 
 
+PLAYER_LOGS_FOLDER = "rayagents"
+"""The folder under each node's temporary folder that holds the player logs of runs whose results go to a URI."""
+
+
+def open_results_storage(locations: RunLocations) -> ResultsStorage:
+    """The results storage of a run, checked (a URI's scheme, its bucket, the credentials to reach it); a
+    ConfigError naming ``--results-dir`` and what to do when it cannot be used."""
+    try:
+        storage = ResultsStorage(locations.results_dir)
+        storage.check()
+    except StorageError as error:
+        raise ConfigError(f"--results-dir {redact(locations.results_dir)} cannot be used: {error}") from error
+    return storage
+
+
+def player_log_folder(locations: RunLocations, run_id: str) -> Path:
+    """Where the players write ``Player-<n>.log``: the run's ``run_logs`` folder for a local run; for a run whose
+    results go to a URI, ``<temporary folder>/rayagents/<run-id>/run_logs`` on each player's own node (the logs
+    are not uploaded)."""
+    if locations.is_uri:
+        return Path(tempfile.gettempdir()) / PLAYER_LOGS_FOLDER / run_id / "run_logs"
+    return Path(locations.run_logs)
+
+
 def prepare_run_directory(checkpoint: CheckpointSettings) -> Path:
-    """Checks the run's folder against the flags, makes it and its run_logs folder; returns write_path.
+    """Checks the run's folder (a folder of this machine) against the flags, makes it and its run_logs folder;
+    returns write_path. The rules: :func:`prepare_run_location`."""
+    locations = run_locations(checkpoint.results_dir, checkpoint.run_id, checkpoint.initialize_from)
+    prepare_run_location(checkpoint, locations, ResultsStorage(locations.results_dir))
+    return Path(locations.write_path)
+
+
+def prepare_run_location(checkpoint: CheckpointSettings, locations: RunLocations, storage: ResultsStorage) -> None:
+    """Checks the run's results (a folder or a URI) against the flags, and makes its folders where folders exist.
 
     - write_path exists with content, and neither resume nor force: ConfigError (use --resume, --force or
       another --run-id).
@@ -32,37 +74,46 @@ def prepare_run_directory(checkpoint: CheckpointSettings) -> Path:
       does) but deletes the old TensorBoard event files under it, unless resume is also set.
 
     Inference runs (``checkpoint.inference``) follow the same rules: running a trained run's policies needs
-    ``--resume`` as in mlagents-learn, so there is no separate parameter for it.
+    ``--resume`` as in mlagents-learn, so there is no separate parameter for it. An error of the storage itself
+    (a missing bucket, no credentials) is a ConfigError too, naming the location and what to check.
     """
-    write_path = Path(checkpoint.write_path)
+    try:
+        _check_and_make(checkpoint, locations, storage)
+    except StorageError as error:
+        raise ConfigError(f"--results-dir {redact(locations.results_dir)}: {error}") from error
+
+
+def _check_and_make(checkpoint: CheckpointSettings, locations: RunLocations, storage: ResultsStorage) -> None:
+    """:func:`prepare_run_location`, raising the storage's errors as they come."""
+    write_path = locations.write_path
+    shown = redact(write_path)
     resume = checkpoint.resume or checkpoint.load_model
-    if write_path.exists() and not write_path.is_dir():
+    if storage.is_file(write_path):
         raise ConfigError(
-            f"the results folder of run {checkpoint.run_id!r}, {write_path}, is a file: remove it or choose "
+            f"the results folder of run {checkpoint.run_id!r}, {shown}, is a file: remove it or choose "
             "another --run-id (or --results-dir)"
         )
-    has_content = write_path.is_dir() and any(write_path.iterdir())
+    has_content = storage.has_content(write_path)
     if has_content and not resume and not checkpoint.force:
         raise ConfigError(
-            f"previous data of run {checkpoint.run_id!r} was found in {write_path}: use --resume to continue "
+            f"previous data of run {checkpoint.run_id!r} was found in {shown}: use --resume to continue "
             "that run, --force to overwrite it, or choose another --run-id"
         )
-    if resume and not write_path.is_dir():
+    if resume and not storage.is_dir(write_path):
         raise ConfigError(
-            f"run {checkpoint.run_id!r} cannot be resumed: its results folder {write_path} does not exist; "
+            f"run {checkpoint.run_id!r} cannot be resumed: its results folder {shown} does not exist; "
             "check --run-id and --results-dir, or train a new run without --resume"
         )
-    init_path = checkpoint.maybe_init_path
-    if init_path is not None and not Path(init_path).is_dir():
+    init_path = locations.init_path
+    if init_path is not None and not storage.is_dir(init_path):
         raise ConfigError(
-            f"cannot initialize from run {checkpoint.initialize_from!r}: its results folder {init_path} does "
-            "not exist; check --initialize-from and --results-dir, and that run's checkpoints were saved"
+            f"cannot initialize from run {checkpoint.initialize_from!r}: its results folder {redact(init_path)} "
+            "does not exist; check --initialize-from and --results-dir, and that run's checkpoints were saved"
         )
     if has_content and checkpoint.force and not resume:
-        delete_event_files(write_path)
-    write_path.mkdir(parents=True, exist_ok=True)
-    Path(checkpoint.run_logs_dir).mkdir(parents=True, exist_ok=True)
-    return write_path
+        storage.delete_event_files(write_path)
+    storage.make_dirs(write_path)
+    storage.make_dirs(locations.run_logs)
 
 
 def delete_event_files(folder: Path) -> list[Path]:
@@ -81,18 +132,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     The text goes to a temporary file in the same folder, is synced to disk, then replaces ``path``. The
     folder is created when missing.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    data = text.encode("utf-8")
+    write_local_atomic(path, lambda handle: handle.write(data))
 
 
 def write_configuration(write_path: Path, options: RunOptions) -> Path:
@@ -100,3 +141,11 @@ def write_configuration(write_path: Path, options: RunOptions) -> Path:
     path = Path(write_path) / CONFIGURATION_FILE
     write_text_atomic(path, dump_yaml(options))
     return path
+
+
+def save_configuration(storage: ResultsStorage, write_path: str, options: RunOptions) -> str:
+    """Writes the run options to ``<write_path>/configuration.yaml`` through ``storage`` (atomically); returns its
+    location (a path, or a URI)."""
+    location = join(write_path, CONFIGURATION_FILE)
+    storage.write_text(location, dump_yaml(options))
+    return location

@@ -7,15 +7,25 @@ are hidden; the "Hyperparameters" text summary is written once per behavior (spe
 The events are written synchronously with tensorboardX's event file writer, not its ``SummaryWriter``: that one
 rewrites tag names (a space becomes "_") and writes from a background thread, so a flush would not reach the
 disk in time. Here each ``write`` is on disk when it returns.
+
+A run whose results go to a URI (``s3://…``) writes its events to a local staging folder
+(:meth:`TensorBoardWriter.staged`); :meth:`TensorBoardWriter.upload` copies the event files that grew to
+``<results>/<behavior>/`` (each upload replaces the object with the whole file so far) and ``close`` uploads
+what is left and removes the staging folder. Each writer's files have names of their own, so a resumed run adds
+files beside the old ones and never overwrites them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +37,10 @@ from tensorboardX.proto.tensor_pb2 import TensorProto
 from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboardX.summary import make_histogram
 
-from rayagents.cluster.run_directory import delete_event_files
+from rayagents.cluster.run_directory import EVENT_FILE_PATTERN, delete_event_files
+from rayagents.learner.results_storage import ResultsStorage, StorageError, join
+
+logger = logging.getLogger(__name__)
 
 HIDDEN_KEYS: frozenset[str] = frozenset({"Is Training", "Step"})
 """Statistics used by the console only, never written to TensorBoard (as ML-Agents does)."""
@@ -53,21 +66,66 @@ def gauges_from_summary(behavior_name: str, scalars: Mapping[str, float]) -> dic
     }
 
 
+@dataclass(frozen=True)
+class EventUpload:
+    """Where a staged writer's event files go."""
+
+    storage: ResultsStorage
+    """The results storage of the run."""
+    write_path: str
+    """The run's results location (a URI): each behavior's files go to ``<write_path>/<behavior>/``."""
+    staging_owned: bool = True
+    """The staging folder was made for this writer and is removed once everything is uploaded."""
+
+
 class TensorBoardWriter:
     """Writes each behavior's statistics to its own event file under ``write_path/<behavior_name>``.
 
     A behavior's file is opened on its first write. Without ``resume``, the event files left in that folder by
     an earlier run are deleted first (as ML-Agents does); with it they stay and a new file is added. Files this
-    writer made are never deleted, even when it is closed and written to again.
+    writer made are never deleted, even when it is closed and written to again. With ``upload``, ``write_path`` is
+    a local staging folder whose event files :meth:`upload` copies to the results storage.
     """
 
-    def __init__(self, write_path: Path, *, resume: bool) -> None:
-        """``write_path`` is the run's results folder; ``resume`` keeps the old event files."""
+    def __init__(self, write_path: Path, *, resume: bool, upload: EventUpload | None = None) -> None:
+        """``write_path`` is the run's results folder (or the staging folder); ``resume`` keeps the old event files."""
         self._write_path = Path(write_path)
         self._resume = resume
+        self._upload = upload
         self._writers: dict[str, EventsWriter] = {}
         self._hyperparameters_written: set[str] = set()
         self._cleared: set[str] = set()
+        self._uploaded: dict[Path, int] = {}
+
+    @classmethod
+    def staged(cls, storage: ResultsStorage, write_path: str, *, resume: bool) -> TensorBoardWriter:
+        """A writer for a run whose results are at ``write_path`` (a URI): the events are written to a new local
+        staging folder and uploaded by :meth:`upload` and :meth:`close`."""
+        staging = Path(tempfile.mkdtemp(prefix="rayagents-events-"))
+        return cls(staging, resume=resume, upload=EventUpload(storage=storage, write_path=write_path))
+
+    @property
+    def staging_folder(self) -> Path | None:
+        """The local folder the events are written to before they are uploaded; None when they are written in
+        place."""
+        return self._write_path if self._upload is not None else None
+
+    def upload(self) -> list[str]:
+        """Copies each event file that grew since its last upload to the results storage; returns the locations
+        written (none for a writer that writes in place). Raises StorageError; what failed is tried again next
+        time."""
+        if self._upload is None:
+            return []
+        written = []
+        for path in sorted(self._write_path.glob(f"*/{EVENT_FILE_PATTERN}")):
+            size = path.stat().st_size
+            if self._uploaded.get(path) == size:
+                continue
+            location = join(self._upload.write_path, path.parent.name, path.name)
+            self._upload.storage.upload_file(path, location)
+            self._uploaded[path] = size
+            written.append(location)
+        return written
 
     def logdir(self, behavior_name: str) -> Path:
         """The folder of a behavior's event files."""
@@ -125,10 +183,22 @@ class TensorBoardWriter:
         self._hyperparameters_written.add(behavior_name)
 
     def close(self) -> None:
-        """Flushes and closes every behavior's event file; a later write opens a new file."""
+        """Flushes and closes every behavior's event file; a later write opens a new file. A staged writer then
+        uploads what is left and removes its staging folder; when the upload fails the folder stays (and a log
+        message names it)."""
         writers, self._writers = self._writers, {}
         for writer in writers.values():
             writer.close()
+        if self._upload is None:
+            return
+        try:
+            self.upload()
+        except StorageError as error:
+            logger.error("the TensorBoard events stay in %s: they could not be uploaded: %s", self._write_path, error)
+            return
+        if self._upload.staging_owned:
+            shutil.rmtree(self._write_path, ignore_errors=True)
+            self._uploaded.clear()
 
     def _writer(self, behavior_name: str) -> EventsWriter:
         """The behavior's open event file writer, opened (and the folder prepared) on first use."""

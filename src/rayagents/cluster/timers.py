@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rayagents import __version__
 from rayagents.cluster.run_directory import write_text_atomic
+from rayagents.learner.results_storage import ResultsStorage
 
 TIMERS_FILE = "timers.json"
 """The file name, in the run's run_logs folder."""
@@ -108,8 +109,19 @@ def timers_document(
 
 
 def write_timers(
-    path: Path, gauges: GaugeRecorder, *, start_time: float, end_time: float, command_line: Sequence[str]
+    path: str | Path,
+    gauges: GaugeRecorder,
+    *,
+    start_time: float,
+    end_time: float,
+    command_line: Sequence[str],
+    storage: ResultsStorage | None = None,
 ) -> None:
-    """Writes timers.json to ``path`` (atomically); see timers_document."""
+    """Writes timers.json to ``path`` (atomically); see timers_document. With ``storage``, ``path`` is a location of
+    it (a path, or a URI)."""
     document = timers_document(gauges, start_time=start_time, end_time=end_time, command_line=command_line)
-    write_text_atomic(Path(path), json.dumps(document, indent=4) + "\n")
+    text = json.dumps(document, indent=4) + "\n"
+    if storage is None:
+        write_text_atomic(Path(path), text)
+    else:
+        storage.write_text(str(path), text)

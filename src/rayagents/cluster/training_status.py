@@ -22,6 +22,7 @@ from pathlib import Path
 from rayagents.cluster.run_directory import write_text_atomic
 from rayagents.configs.errors import ConfigError
 from rayagents.learner.checkpoint_files import CheckpointRecord
+from rayagents.learner.results_storage import ResultsStorage, redact
 
 TRAINING_STATUS_FILE = "training_status.json"
 """The file name, in the run's run_logs folder."""
@@ -113,19 +114,26 @@ class TrainingStatus:
         }
 
     @classmethod
-    def load(cls, path: Path) -> TrainingStatus:
-        """The status saved at ``path``; empty when there is no file.
+    def load(cls, path: str | Path, storage: ResultsStorage | None = None) -> TrainingStatus:
+        """The status saved at ``path``; empty when there is no file. With ``storage``, ``path`` is a location of
+        it (a path, or a URI: ``s3://bucket/results/run/run_logs/training_status.json``).
 
         A file that is not valid JSON, or not in this layout, raises ConfigError. A file written by another
         version (format, ML-Agents or torch) only warns, as ML-Agents does.
         """
-        path = Path(path)
         status = cls()
-        if not path.exists():
-            return status
+        if storage is None:
+            if not Path(path).exists():
+                return status
+            data = Path(path).read_bytes()
+        else:
+            if not storage.exists(str(path)):
+                return status
+            data = storage.read_bytes(str(path))
+            path = redact(str(path))  # what the messages call it
         remedy = "delete it to start this run's status afresh, or train under a new --run-id"
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
+            loaded = json.loads(data.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"the training status file {path} is not valid JSON ({error}): {remedy}") from error
         if not isinstance(loaded, dict):
@@ -156,7 +164,7 @@ class TrainingStatus:
         status._warn_on_version_mismatch(path, loaded.get(METADATA_KEY))
         return status
 
-    def _warn_on_version_mismatch(self, path: Path, saved: object) -> None:
+    def _warn_on_version_mismatch(self, path: str | Path, saved: object) -> None:
         """Warns when the saved metadata names other versions than this run's."""
         current = self.metadata
         if not isinstance(saved, dict):
@@ -169,11 +177,16 @@ class TrainingStatus:
                     f"{value!r}; resuming anyway"
                 )
 
-    def save(self, path: Path) -> None:
-        """Writes the status to ``path`` (atomically), with this run's metadata."""
+    def save(self, path: str | Path, storage: ResultsStorage | None = None) -> None:
+        """Writes the status to ``path`` (atomically), with this run's metadata; with ``storage``, ``path`` is a
+        location of it (a path, or a URI)."""
         document: dict[str, object] = {key: dict(entry) for key, entry in self._entries.items()}
         document[METADATA_KEY] = self.metadata
-        write_text_atomic(Path(path), json.dumps(document, indent=4) + "\n")
+        text = json.dumps(document, indent=4) + "\n"
+        if storage is None:
+            write_text_atomic(Path(path), text)
+        else:
+            storage.write_text(str(path), text)
 
     def behavior_names(self) -> list[str]:
         """The names that have a checkpoints list (the behaviors of the run)."""

@@ -155,6 +155,13 @@ class ClusterSettings:
     env_actor_resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Custom Ray resources each EnvActor needs, e.g. {"unity": 1} to keep players on tagged nodes."""
 
+    env_actor_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Ray node labels an EnvActor's node must have (a Ray label selector: {"rayagents/role": "player"}, or a value
+    such as "in(a,b)" or "!gpu"); nodes get labels with ``ray start --labels``."""
+
+    learner_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Ray node labels the LearnerActor's node must have (a Ray label selector, as for env_actor_labels)."""
+
     env_placement: str = "SPREAD"
     """Ray scheduling of the EnvActors over nodes: "SPREAD" (the default) or "DEFAULT"."""
 
@@ -168,7 +175,12 @@ class ClusterSettings:
     """Torch device of the LearnerActor; None means torch_settings.device, or its default."""
 
     min_envs: int | None = None
-    """Fewest running EnvActors that training goes on with while lost ones are replaced; None means 1."""
+    """Fewest running EnvActors that training goes on with: it starts as soon as this many are up (the rest join
+    as their nodes arrive) and pauses while fewer are up; None means 1."""
+
+    learner_max_restarts: int = 3
+    """How often a lost LearnerActor (its node gone, its process killed) is restarted from the latest checkpoint;
+    -1 for no bound, 0 to end the run instead."""
 
     def __post_init__(self) -> None:
         if self.num_cpus_per_env_actor < 0.0:
@@ -179,6 +191,10 @@ class ClusterSettings:
             raise ConfigError(f"learner_num_gpus is {self.learner_num_gpus}: it must not be negative (or 'auto')")
         if self.env_placement not in ("SPREAD", "DEFAULT"):
             raise ConfigError(f"env_placement is {self.env_placement!r}: use 'SPREAD' or 'DEFAULT'")
+        if self.learner_max_restarts < -1:
+            raise ConfigError(
+                f"learner_max_restarts is {self.learner_max_restarts}: use -1 (no bound), 0 or a positive count"
+            )
         if self.min_envs is not None and self.min_envs < 1:
             raise ConfigError(f"min_envs is {self.min_envs}: it must be at least 1 (or null)")
         for name, amount in self.env_actor_resources.items():

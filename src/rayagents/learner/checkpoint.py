@@ -76,18 +76,23 @@ def save_checkpoint(path: str | os.PathLike[str], modules: Mapping[str, Saveable
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], modules: Mapping[str, Saveable], reset_global_step: bool = False
+    path: str | os.PathLike[str],
+    modules: Mapping[str, Saveable],
+    reset_global_step: bool = False,
+    source_name: str | None = None,
 ) -> list[str]:
     """Loads what fits of the checkpoint at ``path`` into ``modules``; returns the warnings (also logged).
 
     ``reset_global_step`` (``--initialize-from``) leaves ``"global_step"`` as it is; ``--resume`` loads it.
+    ``source_name`` is what the messages call the file (the URI it was downloaded from); default: ``path``.
     """
-    source = Path(path)
-    if not source.is_file():
+    local = Path(path)
+    source = source_name if source_name is not None else str(local)
+    if not local.is_file():
         raise FileNotFoundError(
             f"checkpoint {source} does not exist; check --resume / --initialize-from and results_dir"
         )
-    saved: dict[str, Any] = torch.load(source, map_location="cpu", weights_only=True)
+    saved: dict[str, Any] = torch.load(local, map_location="cpu", weights_only=True)
     if not isinstance(saved, dict):
         raise ValueError(f"checkpoint {source} is not a dict of state_dicts (got {type(saved).__name__})")
     warnings: list[str] = []

@@ -5,6 +5,9 @@ into ``results/<run-id>/<behavior>/`` and overwrites ``checkpoint.pt`` there (wh
 newest ``keep_checkpoints`` pairs stay; older ones are deleted (``keep_checkpoints: 0`` keeps every one, as in
 ML-Agents' ``ModelCheckpointManager``). A :class:`CheckpointRecord` is one entry of ``training_status.json``'s
 ``checkpoints`` list.
+
+For a run whose results go to a URI the record's paths are URIs (``s3://bucket/results/run/Walker/Walker-90.onnx``),
+and rotation deletes the files from that storage.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from rayagents.learner.results_storage import ResultsStorage, StorageError, redact
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +32,7 @@ class CheckpointRecord:
     steps: int
     """The trainer's step when it was written."""
     file_path: str
-    """The ``.onnx`` model."""
+    """The ``.onnx`` model: a path, or a URI for a run whose results go to a URI."""
     reward: float | None
     """The mean episode return since the last policy update; None when no episode ended since."""
     creation_time: float
@@ -37,28 +42,47 @@ class CheckpointRecord:
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        """Every file of the checkpoint."""
+        """Every file of the checkpoint, as local paths (a run whose results are in a local folder)."""
         return (Path(self.file_path), *(Path(p) for p in self.auxillary_file_paths))
+
+    @property
+    def locations(self) -> tuple[str, ...]:
+        """Every file of the checkpoint, as written in the record (paths, or URIs)."""
+        return (self.file_path, *self.auxillary_file_paths)
+
+
+def checkpoint_file_name(behavior_name: str, step: int, suffix: str) -> str:
+    """``<behavior>-<step><suffix>`` (suffix ``.pt`` or ``.onnx``). ``behavior_name`` is without ``?team=``."""
+    return f"{behavior_name}-{step}{suffix}"
 
 
 def checkpoint_stem(directory: str | Path, behavior_name: str, step: int) -> Path:
     """``<directory>/<behavior>-<step>``: add ``.pt`` or ``.onnx``. ``behavior_name`` is without ``?team=``."""
-    return Path(directory) / f"{behavior_name}-{step}"
+    return Path(directory) / checkpoint_file_name(behavior_name, step, "")
 
 
-def rotate(records: Sequence[CheckpointRecord], keep_checkpoints: int) -> list[CheckpointRecord]:
+def rotate(
+    records: Sequence[CheckpointRecord], keep_checkpoints: int, storage: ResultsStorage | None = None
+) -> list[CheckpointRecord]:
     """Deletes the files of the oldest records beyond the newest ``keep_checkpoints``; returns the records kept.
 
-    ``keep_checkpoints`` 0 keeps every record. A file already gone is not an error (a user may clean up by hand).
+    ``keep_checkpoints`` 0 keeps every record. The files are local paths, or (with ``storage``) locations of that
+    storage. A file already gone is not an error (a user may clean up by hand), nor is one that cannot be
+    deleted (it is logged and left).
     """
     kept = list(records)
     if keep_checkpoints <= 0:
         return kept
     while len(kept) > keep_checkpoints:
         oldest = kept.pop(0)
-        for path in oldest.paths:
+        for location in oldest.locations:
             try:
-                path.unlink()
+                if storage is None:
+                    Path(location).unlink()
+                elif not storage.delete_file(location):
+                    raise FileNotFoundError(location)
             except FileNotFoundError:
-                logger.info("checkpoint file %s was already removed", path)
+                logger.info("checkpoint file %s was already removed", redact(location))
+            except StorageError as error:
+                logger.warning("checkpoint file %s could not be deleted: %s", redact(location), error)
     return kept

@@ -13,13 +13,16 @@ The driver creates one as a Ray actor (on the GPU when the cluster has one). Env
 The driver polls :meth:`LearnerActor.progress` for the summaries (TensorBoard, console), the checkpoints written
 (``training_status.json``) and whether training is over, and calls :meth:`LearnerActor.save` at the end (or on
 Ctrl+C) for the final checkpoint and ``<behavior>.onnx``.
+
+The results location is a folder of the learner's node or a URI (``s3://…``: see :mod:`results_storage`). For a
+URI the learner writes every file in a scratch folder and uploads it, and downloads ``checkpoint.pt`` to restore.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ import torch
 from rayagents.configs import ConfigWarning, RunOptions, behavior_settings
 from rayagents.configs.behaviors import behavior_name_of
 from rayagents.learner.checkpoint_files import LATEST_CHECKPOINT, CheckpointRecord
+from rayagents.learner.results_storage import ResultsStorage, StorageError, is_uri, join, redact
 from rayagents.learner.trainer import PPOTrainer, TrainerSummary
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
 from rayagents.protocol.trajectories import TrajectoryBatch
@@ -46,7 +50,8 @@ class LearnerSettings:
     """Where the learner writes and how its trainers start."""
 
     write_path: str
-    """The run's results folder (``results/<run-id>``); each behavior's files go to ``<write_path>/<name>/``."""
+    """The run's results (``results/<run-id>``): an absolute path on the learner's node, or a URI
+    (``s3://bucket/results/<run-id>``); each behavior's files go to ``<write_path>/<name>/``."""
     device: str | None = None
     """The torch device; None: ``cuda`` when this node has one, else ``cpu``."""
     seed: int = 0
@@ -54,13 +59,16 @@ class LearnerSettings:
     resume: bool = False
     """Restore each trainer from ``<write_path>/<name>/checkpoint.pt`` (the step carries on)."""
     init_path: str | None = None
-    """Initialize each trainer from ``<init_path>/<name>/checkpoint.pt`` (the step starts at 0)."""
+    """Initialize each trainer from ``<init_path>/<name>/checkpoint.pt`` (the step starts at 0); a path or a URI."""
     training: bool = True
     """False for ``--inference``: the policies act, nothing is trained or saved."""
     checkpoints: Mapping[str, tuple[CheckpointRecord, ...]] = field(default_factory=dict)
     """The checkpoints a resumed run had written, per behavior name (from ``training_status.json``)."""
     num_threads: int | None = None
     """Torch intra-op threads for the updates; None keeps torch's default."""
+    restart: bool = False
+    """The driver restarted this learner after the previous one was lost: with ``resume``, a behavior that has no
+    ``checkpoint.pt`` yet starts afresh instead of failing."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,7 @@ class LearnerActor:
             torch.set_num_threads(max(1, settings.num_threads))
         torch.manual_seed(settings.seed)
         np.random.seed(settings.seed % 2**32)
-        if not Path(settings.write_path).is_dir():
-            raise FileNotFoundError(
-                f"the results folder {settings.write_path} does not exist on the learner's node "
-                f"({ray.util.get_node_ip_address()}): the driver made it on its own node, so the two do not share "
-                "it. Give --results-dir a folder on storage that every node mounts at the same path."
-            )
+        self._storage = open_results(settings.write_path)
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._trainers: dict[str, PPOTrainer] = {}
         self._published: dict[str, tuple[int, object]] = {}
@@ -132,6 +135,10 @@ class LearnerActor:
     def node_id(self) -> str:
         """The Ray node id of the learner's node."""
         return ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        """The learner's process id."""
+        return os.getpid()
 
     def register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
         """The latest weights of ``behavior``; makes (and restores) its trainer on the first call."""
@@ -151,19 +158,12 @@ class LearnerActor:
         trainer = PPOTrainer(
             behavior, behavior_spec, settings, self._device, seed=self.settings.seed, training=self.settings.training
         )
-        source: Path | None = None
-        if self.settings.resume:
-            source = Path(self.settings.write_path) / name / LATEST_CHECKPOINT
-        elif self.settings.init_path is not None:
-            source = Path(self.settings.init_path) / name / LATEST_CHECKPOINT
+        source = restore_source(self.settings, name)
+        if source is not None and self.settings.restart and not checkpoint_exists(source):
+            self._messages.append(f"{name}: no checkpoint was written before the learner was lost: starts afresh")
+            source = None
         if source is not None:
-            if not source.is_file():
-                raise FileNotFoundError(
-                    f"behavior {name!r} has no checkpoint at {source} to "
-                    f"{'resume' if self.settings.resume else 'initialize'} from: start a new run (another --run-id) "
-                    "or check --results-dir and the run id"
-                )
-            for message in trainer.restore(source, reset_global_step=not self.settings.resume):
+            for message in restore_trainer(trainer, source, reset_global_step=not self.settings.resume):
                 self._messages.append(f"{name}: {message}")
             if self.settings.resume:
                 trainer.checkpoints = list(self.settings.checkpoints.get(name, ()))
@@ -237,10 +237,19 @@ class LearnerActor:
         while trainer.should_summarize:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
-            trainer.save_checkpoint(self._behavior_path(trainer))
+            trainer.save_checkpoint(self._behavior_path(trainer), self._storage)
 
-    def _behavior_path(self, trainer: PPOTrainer) -> Path:
-        return Path(self.settings.write_path) / trainer.behavior_name
+    def _stored(self, location: str) -> bool:
+        """Whether the results storage holds the file ``location`` (False for one elsewhere: a run whose results
+        were moved before it was resumed lists files of its old place)."""
+        try:
+            return self._storage.is_file(location)
+        except StorageError:
+            return False
+
+    def _behavior_path(self, trainer: PPOTrainer) -> str:
+        """The location of the behavior's checkpoints: ``<write_path>/<name>``."""
+        return join(self.settings.write_path, trainer.behavior_name)
 
     def _training_done(self) -> bool:
         return (
@@ -273,7 +282,8 @@ class LearnerActor:
         )
 
     def save(self) -> dict[str, CheckpointRecord]:
-        """The final checkpoint of each trainer and its model copied to ``<write_path>/<name>.onnx``.
+        """The final checkpoint of each trainer and its model copied to ``<write_path>/<name>.onnx`` (atomically:
+        a temporary name and a rename on a disk, one object on an object store).
 
         A checkpoint already written at the current step is not written again. Returns the final record of each
         behavior name (its ``file_path`` is the ``<name>.onnx``). In inference nothing is written.
@@ -283,13 +293,13 @@ class LearnerActor:
             return finals
         for name, trainer in self._trainers.items():
             latest = trainer.checkpoints[-1] if trainer.checkpoints else None
-            if latest is None or latest.steps != trainer.step or not Path(latest.file_path).is_file():
-                latest = trainer.save_checkpoint(self._behavior_path(trainer))
-            final_path = Path(self.settings.write_path) / f"{name}.onnx"
-            _copy_atomic(Path(latest.file_path), final_path)
+            if latest is None or latest.steps != trainer.step or not self._stored(latest.file_path):
+                latest = trainer.save_checkpoint(self._behavior_path(trainer), self._storage)
+            final_path = join(self.settings.write_path, f"{name}.onnx")
+            self._storage.copy_file(latest.file_path, final_path)
             finals[name] = CheckpointRecord(
                 steps=latest.steps,
-                file_path=str(final_path),
+                file_path=final_path,
                 reward=latest.reward,
                 creation_time=latest.creation_time,
                 auxillary_file_paths=latest.auxillary_file_paths,
@@ -297,10 +307,72 @@ class LearnerActor:
         return finals
 
 
-def _copy_atomic(source: Path, destination: Path) -> None:
-    """Copies ``source`` to ``destination`` through a temporary file and a rename (never a half-written model)."""
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, destination)
+
+def open_results(write_path: str) -> ResultsStorage:
+    """The results storage of the run, as the learner's node sees it; FileNotFoundError, saying why, when the run's
+    results are not there (the driver writes ``configuration.yaml`` into them before the learner starts).
+
+    A plain path must be a folder of this node; a URI must be readable from it (its credentials, its network)."""
+    if not is_uri(write_path):
+        if not Path(write_path).is_dir():
+            raise FileNotFoundError(
+                f"the results folder {write_path} does not exist on the learner's node "
+                f"({ray.util.get_node_ip_address()}): the driver made it on its own node, so the two do not share "
+                "it. Give --results-dir a folder on storage that every node mounts at the same path, or a URI "
+                "(s3://bucket/results)."
+            )
+        return ResultsStorage(write_path)
+    node = ray.util.get_node_ip_address()
+    try:
+        storage = ResultsStorage(write_path)
+        found = storage.is_dir(write_path)
+    except StorageError as error:
+        raise FileNotFoundError(f"the learner's node ({node}) cannot use the run's results: {error}") from error
+    if not found:
+        raise FileNotFoundError(
+            f"the run's results {redact(write_path)} are not visible from the learner's node ({node}), though the "
+            "driver wrote configuration.yaml there: give that node the same storage credentials (or, for a "
+            "file:// URI, the same shared folder)"
+        )
+    return storage
+
+
+def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
+    """Where a new trainer of ``behavior_name`` restores from: the location (a path or a URI) of a
+    ``checkpoint.pt``, or None when it starts afresh.
+
+    ``--resume`` (and ``--inference``, which needs it): ``<write_path>/<name>/checkpoint.pt``;
+    ``--initialize-from``: ``<init_path>/<name>/checkpoint.pt``. Read it with :func:`restore_trainer`; whether it
+    is there yet: :func:`checkpoint_exists`."""
+    if settings.resume:
+        return join(settings.write_path, behavior_name, LATEST_CHECKPOINT)
+    if settings.init_path is not None:
+        return join(settings.init_path, behavior_name, LATEST_CHECKPOINT)
+    return None
+
+
+def checkpoint_exists(source: str) -> bool:
+    """Whether a checkpoint file is at ``source`` (a path, or a URI)."""
+    if not is_uri(source):
+        return Path(source).is_file()
+    return ResultsStorage(source).is_file(source)
+
+
+def restore_trainer(trainer: PPOTrainer, source: str, *, reset_global_step: bool) -> list[str]:
+    """Restores ``trainer`` from the ``checkpoint.pt`` at ``source`` and returns the load warnings. A URI is
+    downloaded to a scratch folder first (removed afterwards); either way the file is read with
+    ``torch.load(weights_only=True)``.
+
+    ``reset_global_step`` (``--initialize-from``) keeps the trainer's step at 0. FileNotFoundError, saying what to
+    do, when there is no checkpoint there."""
+    if not checkpoint_exists(source):
+        raise FileNotFoundError(
+            f"behavior {trainer.behavior_name!r} has no checkpoint at {redact(source)} to "
+            f"{'initialize' if reset_global_step else 'resume'} from: start a new run (another --run-id) "
+            "or check --results-dir and the run id"
+        )
+    if not is_uri(source):
+        return trainer.restore(source, reset_global_step=reset_global_step)
+    with tempfile.TemporaryDirectory(prefix="rayagents-restore-") as scratch:
+        local = ResultsStorage(source).download_file(source, Path(scratch) / LATEST_CHECKPOINT)
+        return trainer.restore(local, reset_global_step=reset_global_step, source_name=redact(source))

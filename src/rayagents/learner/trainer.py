@@ -17,6 +17,7 @@ LearnerActor (or a test's loop) makes in this order:
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,18 @@ import torch
 
 from rayagents.configs.behaviors import behavior_name_of
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.checkpoint import load_checkpoint, save_checkpoint
-from rayagents.learner.checkpoint_files import LATEST_CHECKPOINT, CheckpointRecord, checkpoint_stem, rotate
+from rayagents.learner.checkpoint import Saveable, load_checkpoint, save_checkpoint
+from rayagents.learner.checkpoint_files import (
+    LATEST_CHECKPOINT,
+    CheckpointRecord,
+    checkpoint_file_name,
+    checkpoint_stem,
+    rotate,
+)
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.ppo import PPOOptimizer
+from rayagents.learner.results_storage import ResultsStorage, join
 from rayagents.learner.stats import StatsAccumulator
 from rayagents.learner.trajectory import Trajectory, UpdateBuffer
 from rayagents.learner.weights import PolicyWeights, actor_weights
@@ -270,34 +278,60 @@ class PPOTrainer:
         """Whether the step reached the next multiple of ``checkpoint_interval``."""
         return self.step >= self._next_checkpoint_step and self.step > 0
 
-    def save_checkpoint(self, directory: str | Path) -> CheckpointRecord:
+    def save_checkpoint(self, directory: str | Path, storage: ResultsStorage | None = None) -> CheckpointRecord:
         """Writes ``<behavior>-<step>.pt`` and ``.onnx`` and ``checkpoint.pt`` into ``directory`` (the behavior's
-        results folder), deletes the checkpoints beyond the newest ``keep_checkpoints``, returns the new record."""
+        results folder), deletes the checkpoints beyond the newest ``keep_checkpoints``, returns the new record.
+
+        With a ``storage`` whose root is a URI, ``directory`` is a location of it: the files are written to a
+        scratch folder (removed afterwards) and uploaded, the data first (``.pt``, ``.onnx``) and the pointer last
+        (``checkpoint.pt``), so that ``checkpoint.pt`` never names a step whose files are not there; the record
+        holds the URIs and rotation deletes from the storage. Without one (or for a local folder), the files are
+        written in place, each atomically, in the same order."""
         step = self.step
-        stem = checkpoint_stem(directory, self.behavior_name, step)
         modules = self.optimizer.get_modules()
-        pt_path = save_checkpoint(stem.with_suffix(".pt"), modules)
-        with torch.random.fork_rng(devices=[]):  # tracing samples actions: keep training's random stream as it is
-            onnx_path = export_policy_model(self.optimizer.actor, stem.with_suffix(".onnx"))
-        save_checkpoint(Path(directory) / LATEST_CHECKPOINT, modules)
+        reward = float(np.mean(self._returns_since_update)) if self._returns_since_update else None
+        if storage is not None and storage.is_uri:
+            location = str(directory)
+            with tempfile.TemporaryDirectory(prefix="rayagents-checkpoint-") as scratch:
+                pt_file, onnx_file = self._write_checkpoint_files(scratch, step, modules)
+                pt_path = join(location, checkpoint_file_name(self.behavior_name, step, ".pt"))
+                onnx_path = join(location, checkpoint_file_name(self.behavior_name, step, ".onnx"))
+                storage.upload_file(pt_file, pt_path)
+                storage.upload_file(onnx_file, onnx_path)
+                storage.upload_file(pt_file, join(location, LATEST_CHECKPOINT))  # the same state: the pointer last
+        else:
+            pt_file, onnx_file = self._write_checkpoint_files(directory, step, modules)
+            save_checkpoint(Path(directory) / LATEST_CHECKPOINT, modules)
+            pt_path, onnx_path = str(pt_file), str(onnx_file)
         record = CheckpointRecord(
             steps=step,
-            file_path=str(onnx_path),
-            reward=float(np.mean(self._returns_since_update)) if self._returns_since_update else None,
+            file_path=onnx_path,
+            reward=reward,
             creation_time=time.time(),
-            auxillary_file_paths=(str(pt_path),),
+            auxillary_file_paths=(pt_path,),
         )
         self.checkpoints = [r for r in self.checkpoints if r.steps != step] + [record]
-        self.checkpoints = rotate(self.checkpoints, self.settings.keep_checkpoints)
+        self.checkpoints = rotate(self.checkpoints, self.settings.keep_checkpoints, storage)
         self._next_checkpoint_step = next_interval_step(step, self.settings.checkpoint_interval)
         return record
 
-    def restore(self, path: str | Path, reset_global_step: bool = False) -> list[str]:
-        """Loads a ``.pt`` checkpoint (``--resume``; ``reset_global_step`` for ``--initialize-from``).
+    def _write_checkpoint_files(
+        self, directory: str | Path, step: int, modules: Mapping[str, Saveable]
+    ) -> tuple[Path, Path]:
+        """Writes ``<behavior>-<step>.pt`` then ``.onnx`` into the local folder ``directory``; returns both paths."""
+        stem = checkpoint_stem(directory, self.behavior_name, step)
+        pt_path = save_checkpoint(stem.with_suffix(".pt"), modules)
+        with torch.random.fork_rng(devices=[]):  # tracing samples actions: keep training's random stream as it is
+            onnx_path = export_policy_model(self.optimizer.actor, stem.with_suffix(".onnx"))
+        return pt_path, onnx_path
 
-        The weights change, so the version goes up by one; the buffer is emptied. Returns the load warnings.
+    def restore(self, path: str | Path, reset_global_step: bool = False, source_name: str | None = None) -> list[str]:
+        """Loads a local ``.pt`` checkpoint (``--resume``; ``reset_global_step`` for ``--initialize-from``).
+
+        The weights change, so the version goes up by one; the buffer is emptied. Returns the load warnings, which
+        call the file ``source_name`` when given (the URI a downloaded checkpoint came from).
         """
-        warnings = load_checkpoint(path, self.optimizer.get_modules(), reset_global_step)
+        warnings = load_checkpoint(path, self.optimizer.get_modules(), reset_global_step, source_name)
         self.buffer.clear()
         self._version += 1
         self._next_summary_step = next_interval_step(self.step, self.settings.summary_freq)

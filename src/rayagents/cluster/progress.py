@@ -1,0 +1,196 @@
+"""What the user sees of a run's progress: summary lines and the live table, TensorBoard, training_status.json.
+
+The driver hands each :class:`LearnerProgress` it polls to :meth:`ProgressReporter.show` with the EnvActors'
+figures: the summaries become ML-Agents' summary lines and TensorBoard events (each behavior's statistics under
+ML-Agents' tags, with the ``Cluster/`` figures beside them), new checkpoint lists go to ``training_status.json``,
+and the live table is redrawn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+
+from rayagents.cluster.console import BehaviorProgress, ClusterProgress, ConsoleView, summary_line
+from rayagents.cluster.fleet import FleetStatus
+from rayagents.cluster.tensorboard import TensorBoardWriter, gauges_from_summary
+from rayagents.cluster.timers import GaugeRecorder
+from rayagents.cluster.training_status import TrainingStatus
+from rayagents.configs import RunOptions, TrainerSettings, to_dict
+from rayagents.learner.learner_actor import LearnerProgress
+from rayagents.learner.trainer import CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
+
+CLUSTER_ENV_ACTORS_UP = "Cluster/Env Actors Up"
+"""TensorBoard tag: EnvActors whose player runs."""
+CLUSTER_REPLACEMENTS = "Cluster/Env Actor Replacements"
+"""TensorBoard tag: EnvActors replaced after a loss, over the run."""
+CLUSTER_PLAYER_RESTARTS = "Cluster/Player Restarts"
+"""TensorBoard tag: players restarted, over the run."""
+CLUSTER_LEARNER_RESTARTS = "Cluster/Learner Restarts"
+"""TensorBoard tag: learner restarts, over the run."""
+CLUSTER_LOST_STEPS = "Cluster/Lost Steps"
+"""TensorBoard tag: experiences lost to failures, over the run."""
+
+
+@dataclass(frozen=True)
+class ClusterFigures:
+    """The cluster's side of a progress report."""
+
+    fleet: FleetStatus
+    """The EnvActors' figures."""
+    learner_restarts: int
+    """Learner restarts over the run."""
+
+    def scalars(self) -> dict[str, float]:
+        """The ``Cluster/`` statistics written beside each behavior's."""
+        return {
+            CLUSTER_ENV_ACTORS_UP: float(self.fleet.up),
+            CLUSTER_REPLACEMENTS: float(self.fleet.replacements),
+            CLUSTER_PLAYER_RESTARTS: float(self.fleet.player_restarts),
+            CLUSTER_LEARNER_RESTARTS: float(self.learner_restarts),
+            CLUSTER_LOST_STEPS: float(self.fleet.lost_steps),
+        }
+
+
+class StepRates:
+    """Steps per second of each behavior, over the last few progress polls."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        """``window_s``: how far back the rate looks."""
+        self._window_s = window_s
+        self._history: dict[str, list[tuple[float, int]]] = {}
+
+    def add(self, name: str, now: float, step: int) -> float:
+        """Records ``step`` of behavior ``name`` at monotonic time ``now``; returns its recent rate."""
+        history = self._history.setdefault(name, [])
+        history.append((now, step))
+        while len(history) > 2 and now - history[0][0] > self._window_s:
+            history.pop(0)
+        (t0, s0), (t1, s1) = history[0], history[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def dump_yaml_section(settings: TrainerSettings) -> str:
+    """A behavior's trainer settings as YAML (the TensorBoard ``Hyperparameters`` text)."""
+    return yaml.safe_dump(to_dict(settings), sort_keys=False)
+
+
+class ProgressReporter:
+    """Turns the learner's progress into console lines, TensorBoard events and ``training_status.json``.
+
+    Arguments:
+        options: the run options (each behavior's hyperparameters for TensorBoard).
+        view: the console.
+        tensorboard: the run's event writer.
+        status: the run's ``training_status.json`` contents (updated in place).
+        gauges: the gauges of ``timers.json``.
+        save_status: writes ``status`` out.
+        upload_events: uploads new events (a URI run).
+    """
+
+    def __init__(
+        self,
+        options: RunOptions,
+        view: ConsoleView,
+        tensorboard: TensorBoardWriter,
+        status: TrainingStatus,
+        gauges: GaugeRecorder,
+        save_status: Callable[[], None],
+        upload_events: Callable[[], None],
+    ) -> None:
+        self.options = options
+        self.view = view
+        self.tensorboard = tensorboard
+        self.status = status
+        self.gauges = gauges
+        self._save_status = save_status
+        self._upload_events = upload_events
+        self._last_summary: dict[str, TrainerSummary] = {}
+        self._last_steps: dict[str, int] = {}
+        self._rates = StepRates()
+        self._written_hyperparameters: set[str] = set()
+
+    @property
+    def last_steps(self) -> dict[str, int]:
+        """Each behavior's step at the last report."""
+        return dict(self._last_steps)
+
+    def show(self, progress: LearnerProgress, elapsed: float, cluster: ClusterFigures | None) -> None:
+        """Reports one progress poll, ``elapsed`` seconds into the run."""
+        for state in progress.behaviors:
+            self._last_steps[state.behavior_name] = state.step
+        for message in progress.messages:
+            self.view.log(f"warning: {message}")
+        for summary in progress.summaries:
+            self._write_summary(summary, elapsed, cluster)
+        for name, records in progress.checkpoints.items():
+            if records != tuple(self.status.checkpoints(name)):
+                self.status.set_checkpoints(name, records)
+                self._save_status()
+        if progress.summaries:
+            self._upload_events()
+        if cluster is not None:
+            self.view.update(self._behaviors(progress), _cluster_progress(cluster, elapsed))
+
+    def _behaviors(self, progress: LearnerProgress) -> list[BehaviorProgress]:
+        now = time.monotonic()
+        rows = []
+        for state in progress.behaviors:
+            last = self._last_summary.get(state.behavior_name)
+            returns = last.cumulative_rewards if last is not None else ()
+            rows.append(
+                BehaviorProgress(
+                    behavior_name=state.behavior_name,
+                    step=state.step,
+                    max_steps=state.max_steps,
+                    mean_reward=float(np.mean(returns)) if returns else None,
+                    std_reward=float(np.std(returns)) if returns else None,
+                    steps_per_second=self._rates.add(state.behavior_name, now, state.step),
+                    policy_lag=float(last.scalars.get(POLICY_LAG, 0.0)) if last is not None else 0.0,
+                    dropped_steps=state.dropped_steps,
+                    training=state.training,
+                )
+            )
+        return rows
+
+    def _write_summary(self, summary: TrainerSummary, elapsed: float, cluster: ClusterFigures | None) -> None:
+        name = summary.behavior_name
+        if name not in self._written_hyperparameters:
+            settings = self.options.behaviors.get(name, self.options.default_settings or TrainerSettings())
+            self.tensorboard.write_hyperparameters(name, dump_yaml_section(settings))
+            self._written_hyperparameters.add(name)
+        scalars = {**summary.scalars, **(cluster.scalars() if cluster is not None else {})}
+        self.tensorboard.write(name, summary.step, scalars, {CUMULATIVE_REWARD: summary.cumulative_rewards})
+        for gauge, value in gauges_from_summary(name, summary.scalars).items():
+            self.gauges.record(gauge, value)
+        returns = summary.cumulative_rewards
+        self.view.log(
+            summary_line(
+                name,
+                summary.step,
+                elapsed,
+                float(np.mean(returns)) if returns else None,
+                float(np.std(returns)) if returns else None,
+                summary.training,
+            )
+        )
+        self._last_summary[name] = summary
+
+
+def _cluster_progress(cluster: ClusterFigures, elapsed: float) -> ClusterProgress:
+    fleet = cluster.fleet
+    return ClusterProgress(
+        env_actors_up=fleet.up,
+        env_actors_restarting=fleet.starting,
+        env_actors_total=fleet.total,
+        player_restarts=fleet.player_restarts,
+        elapsed_s=elapsed,
+        env_actor_replacements=fleet.replacements,
+        learner_restarts=cluster.learner_restarts,
+        lost_steps=fleet.lost_steps,
+    )
+
