@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench import sims, training, wire
+from bench import scaling, sims, training, wire
 from bench.table import rewrite_readme
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -19,7 +19,7 @@ def machine() -> str:
 
 
 def main() -> None:
-    """Runs the wire, simulation-host and training benchmarks, prints them and writes them into the README."""
+    """Runs the wire, simulation-host, training and scaling benchmarks, prints them and writes them into the README."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each measurement runs")
     parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
@@ -28,6 +28,7 @@ def main() -> None:
         "The wire": wire.run(options.seconds),
         "The simulation host": sims.run(options.seconds),
         training.SECTION: training.run(options.seconds),
+        scaling.SECTION: scaling.run(options.seconds),
     }
     for section, rows in sections.items():
         print(f"## {section}")

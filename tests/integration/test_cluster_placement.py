@@ -10,6 +10,7 @@ nodes by their labels only.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +18,14 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
+from ray.autoscaler._private.constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
 from ray.cluster_utils import Cluster
+from ray.experimental.internal_kv import _internal_kv_get
 from rich.console import Console
 
 from rayagents.cluster.cli import resolve_run_options
 from rayagents.cluster.console import ConsoleView
+from rayagents.cluster.fleet import EnvFleet
 from rayagents.cluster.training import TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -121,3 +125,28 @@ def test_node_labels_alone_place_the_env_actors_and_the_learner(cluster: dict[st
     )
     assert sorted(env_nodes) == sorted([cluster["player_a"], cluster["player_b"]])
     assert learner_node == cluster["gpu"]
+
+
+def autoscaler_request() -> list[dict[str, float]]:
+    """What the autoscaler is asked for now (Ray's own record of ``request_resources``)."""
+    value = _internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL)
+    return json.loads(value) if value else []
+
+
+def test_the_autoscaler_is_asked_for_every_env_actor_and_the_request_is_withdrawn(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "cartpole.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    options = resolve_run_options(
+        [str(config), "--env", "sim:CartPole", "--num-envs", "3", "--env-actor-resources", '{"unity_player": 1}']
+    )
+    lines: list[str] = []
+    fleet = EnvFleet(options, seed=0, log_folder=str(tmp_path), policy_factory=None, log=lines.append)
+    fleet.launch(learner=None)
+    try:
+        assert autoscaler_request() == [{"CPU": 1.0, "unity_player": 1.0}] * 3
+        assert fleet.status().total == 3
+    finally:
+        fleet.close(timeout=5.0)
+    assert autoscaler_request() == []

@@ -152,7 +152,7 @@ class EnvFleet:
         """Asks for every EnvActor (they start their players as soon as Ray places them) and tells the
         autoscaler what they need."""
         self._learner = learner
-        self._request_resources(env_actor_bundles(self.options))
+        self._request_resources(env_actor_bundles(self.options), dict(self.options.cluster_settings.env_actor_labels))
         for index in range(self.options.env_settings.num_envs):
             handle = self._new_actor(index)
             self._members.append(_Member(handle=handle, start_ref=handle.start.remote()))
@@ -173,9 +173,12 @@ class EnvFleet:
         return remote.remote(settings, self._learner, self.policy_factory)
 
     @staticmethod
-    def _request_resources(bundles: list[dict[str, float]]) -> None:
+    def _request_resources(bundles: list[dict[str, float]], labels: dict[str, str] | None = None) -> None:
+        """Tells the autoscaler what the EnvActors need (nodes with ``labels``, when given); replaces the last
+        request (an empty list withdraws it)."""
+        selectors = [dict(labels) for _ in bundles] if labels and bundles else None
         try:
-            request_resources(bundles=bundles)
+            request_resources(bundles=bundles, bundle_label_selectors=selectors)
         except Exception as error:  # a hint to the autoscaler: never a reason to stop a run
             logger.info("could not ask the autoscaler for the env actors' resources: %s", error)
 
