@@ -75,7 +75,7 @@ class FleetStatus:
     """How the EnvActors stand (the console's and TensorBoard's ``Cluster/`` figures)."""
 
     up: int
-    """EnvActors whose player runs."""
+    """EnvActors whose player runs and that play for the current learner (not waiting for a restarted one)."""
     starting: int
     """EnvActors asked for and not up yet (waiting for a node, launching their player)."""
     total: int
@@ -106,6 +106,7 @@ class _Member:
     handle: Any
     start_ref: Any | None
     collect_ref: Any | None = None
+    collect_generation: int = 0
     up: bool = False
     waiting_for_learner: bool = False
     done: bool = False
@@ -143,6 +144,7 @@ class EnvFleet:
         self.min_envs = min(cluster_min if cluster_min is not None else 1, options.env_settings.num_envs)
         self._members: list[_Member] = []
         self._learner: Any = None
+        self._learner_generation = 0
         self._lost_steps_of_learner = 0
         self._started = False
         self._paused = False
@@ -221,8 +223,8 @@ class EnvFleet:
             member.report = report
             if report.player_failed:
                 self.log(f"warning: {report.player_failed}")
-            if report.learner_lost:
-                member.waiting_for_learner = True
+            if report.learner_lost and member.collect_generation == self._learner_generation:
+                member.waiting_for_learner = True  # (a call made before set_learner: the actor has the new one)
                 learner_lost = True
             if report.training_done:
                 member.done = True
@@ -247,6 +249,7 @@ class EnvFleet:
         for member in self._members:
             if member.up and member.collect_ref is None and not member.waiting_for_learner and not member.done:
                 member.collect_ref = member.handle.collect.remote()
+                member.collect_generation = self._learner_generation
 
     def _log_start(self, info: PlayerInfo) -> None:
         self.log(
@@ -285,6 +288,7 @@ class EnvFleet:
         """Hands every EnvActor the restarted learner; ``lost_steps`` are the steps the learner lost (trained since
         its last checkpoint)."""
         self._learner = learner
+        self._learner_generation += 1
         self._lost_steps_of_learner += lost_steps
         for member in self._members:
             member.handle.set_learner.remote(learner)  # runs after the actor's current call, before its next
@@ -296,7 +300,7 @@ class EnvFleet:
         """The EnvActors' figures now."""
         reports = [m.report for m in self._members]
         return FleetStatus(
-            up=sum(m.up for m in self._members),
+            up=sum(m.up and not m.waiting_for_learner for m in self._members),
             starting=sum(not m.up for m in self._members),
             total=len(self._members),
             replacements=sum(m.replacements for m in self._members),
