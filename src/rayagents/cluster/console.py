@@ -92,17 +92,19 @@ def format_elapsed(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def cluster_line(cluster: ClusterProgress) -> str:
+    """The cluster's state in one line (the live table's caption; a log line where there is no table)."""
+    return (
+        f"env actors: {cluster.env_actors_up} up, {cluster.env_actors_restarting} starting, "
+        f"{cluster.env_actors_total} total, {cluster.env_actor_replacements} replaced; "
+        f"player restarts: {cluster.player_restarts}; learner restarts: {cluster.learner_restarts}; "
+        f"lost steps: {cluster.lost_steps:,}"
+    )
+
+
 def progress_table(behaviors: Sequence[BehaviorProgress], cluster: ClusterProgress) -> Table:
     """The live table: one row per behavior; the elapsed time in the title, the cluster in the caption."""
-    table = Table(
-        title=f"rayagents: {format_elapsed(cluster.elapsed_s)} elapsed",
-        caption=(
-            f"env actors: {cluster.env_actors_up} up, {cluster.env_actors_restarting} starting, "
-            f"{cluster.env_actors_total} total, {cluster.env_actor_replacements} replaced; "
-            f"player restarts: {cluster.player_restarts}; learner restarts: {cluster.learner_restarts}; "
-            f"lost steps: {cluster.lost_steps:,}"
-        ),
-    )
+    table = Table(title=f"rayagents: {format_elapsed(cluster.elapsed_s)} elapsed", caption=cluster_line(cluster))
     table.add_column("Behavior")
     table.add_column("Step", justify="right")
     table.add_column("Reward (mean ± std)", justify="right")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from rayagents.cluster.console import BehaviorProgress, ClusterProgress, ConsoleView, summary_line
+from rayagents.cluster.console import BehaviorProgress, ClusterProgress, ConsoleView, cluster_line, summary_line
 from rayagents.cluster.fleet import FleetStatus
 from rayagents.cluster.tensorboard import TensorBoardWriter, gauges_from_summary
 from rayagents.cluster.timers import GaugeRecorder
@@ -82,6 +82,9 @@ def dump_yaml_section(settings: TrainerSettings) -> str:
 class ProgressReporter:
     """Turns the learner's progress into console lines, TensorBoard events and ``training_status.json``.
 
+    Without the live table (not a terminal: a Ray job's log, CI) the cluster's line is logged whenever it changes,
+    so that EnvActors starting, lost and replaced, restarts and lost steps show in the log too.
+
     Arguments:
         options: the run options (each behavior's hyperparameters for TensorBoard).
         view: the console.
@@ -113,6 +116,7 @@ class ProgressReporter:
         self._last_steps: dict[str, int] = {}
         self._rates = StepRates()
         self._written_hyperparameters: set[str] = set()
+        self._last_cluster_line = ""
 
     @property
     def last_steps(self) -> dict[str, int]:
@@ -134,7 +138,12 @@ class ProgressReporter:
         if progress.summaries:
             self._upload_events()
         if cluster is not None:
-            self.view.update(self._behaviors(progress), _cluster_progress(cluster, elapsed))
+            state = _cluster_progress(cluster, elapsed)
+            self.view.update(self._behaviors(progress), state)
+            line = cluster_line(state)
+            if not self.view.is_live and line != self._last_cluster_line:
+                self.view.log(line)
+            self._last_cluster_line = line
 
     def _behaviors(self, progress: LearnerProgress) -> list[BehaviorProgress]:
         now = time.monotonic()
