@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-from pathlib import Path
 
 from bench import scaling, sims, training, wire
-from bench.table import rewrite_readme
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def machine() -> str:
-    """A one-line description of the machine the figures were measured on."""
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+from bench.table import report
 
 
 def main() -> None:
@@ -31,11 +21,7 @@ def main() -> None:
         scaling.SECTION: scaling.run(options.seconds),
     }
     for section, rows in sections.items():
-        print(f"## {section}")
-        for row in rows:
-            print(f"  {row.benchmark}: {row.value}  (target {row.target})")
-        if not options.no_readme:
-            rewrite_readme(README, section, rows, machine())
+        report(section, rows, write_readme=not options.no_readme)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.table import Row
+from bench.table import Row, report
 from bench.training import (
     NUM_AREAS,
     WARMUP_S,
@@ -322,9 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the scaling benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
-    from bench.__main__ import README, machine
-    from bench.table import rewrite_readme
-
     parser = build_parser()
     options = parser.parse_args(argv)
     if options.node_actors is not None and options.node_actors < 1:
@@ -337,11 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         options.scene,
         options.learner_device,
     )
-    print(f"## {SECTION}")
-    for row in rows:
-        print(f"  {row.benchmark}: {row.value}")
-    if not options.no_readme:
-        rewrite_readme(README, SECTION, rows, machine())
+    report(SECTION, rows, write_readme=not options.no_readme)
+
 
 if __name__ == "__main__":
     main()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+"""The README whose tables the benchmarks rewrite."""
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
@@ -54,3 +58,17 @@ def rewrite_readme(readme: Path, section: str, rows: list[Row], machine: str) ->
     else:
         raise ValueError(f"{readme} has no '### {section}' heading followed by a bench table; add one first")
     readme.write_text(text)
+
+
+def machine() -> str:
+    """A one-line description of the machine the figures were measured on."""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def report(section: str, rows: list[Row], write_readme: bool) -> None:
+    """Prints a benchmark's rows under ``## section`` and (with ``write_readme``) rewrites that README table."""
+    print(f"## {section}")
+    for row in rows:
+        print(f"  {row.benchmark}: {row.value}  (target {row.target})")
+    if write_readme:
+        rewrite_readme(README, section, rows, machine())

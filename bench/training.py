@@ -47,7 +47,7 @@ import torch
 import yaml
 
 from bench.sims import play_random
-from bench.table import Row
+from bench.table import Row, report
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
@@ -511,19 +511,11 @@ def run(seconds: float = 5.0) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the training benchmarks, prints them and (unless ``--no-readme``) writes them into the README."""
-    from bench.__main__ import README, machine
-    from bench.table import rewrite_readme
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each measurement runs")
     parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
     options = parser.parse_args(argv)
-    rows = run(options.seconds)
-    print(f"## {SECTION}")
-    for row in rows:
-        print(f"  {row.benchmark}: {row.value}  (target {row.target})")
-    if not options.no_readme:
-        rewrite_readme(README, SECTION, rows, machine())
+    report(SECTION, run(options.seconds), write_readme=not options.no_readme)
 
 
 if __name__ == "__main__":

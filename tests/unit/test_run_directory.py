@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rayagents.cluster.run_directory import (
-    prepare_run_directory,
-    write_configuration,
-    write_text_atomic,
-)
+from rayagents.cluster.run_directory import prepare_run_directory, save_configuration
 from rayagents.configs import ConfigError, run_options_from_yaml_text
 from rayagents.configs.run import CheckpointSettings
+from rayagents.learner.results_storage import ResultsStorage
 
 
 def settings(tmp_path: Path, **changes: object) -> CheckpointSettings:
@@ -92,19 +89,20 @@ def test_resume_keeps_event_files(tmp_path: Path) -> None:
     assert len(list(run.rglob("events.out.tfevents.*"))) == 2
 
 
-def test_write_text_atomic_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
+def test_write_text_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "status.json"
-    write_text_atomic(target, "first")
-    write_text_atomic(target, "second ✓")
+    storage = ResultsStorage(str(tmp_path))
+    storage.write_text(str(target), "first")
+    storage.write_text(str(target), "second ✓")
     assert target.read_text(encoding="utf-8") == "second ✓"
     assert os.listdir(target.parent) == ["status.json"]
 
 
-def test_write_configuration_round_trips(tmp_path: Path) -> None:
+def test_save_configuration_round_trips(tmp_path: Path) -> None:
     options = run_options_from_yaml_text(
         "behaviors:\n  Walker:\n    trainer_type: ppo\n    max_steps: 1000\n"
         "checkpoint_settings:\n  run_id: demo\n"
     )
-    path = write_configuration(tmp_path, options)
-    assert path == tmp_path / "configuration.yaml"
-    assert run_options_from_yaml_text(path.read_text()) == options
+    path = save_configuration(ResultsStorage(str(tmp_path)), str(tmp_path), options)
+    assert path == str(tmp_path / "configuration.yaml")
+    assert run_options_from_yaml_text(Path(path).read_text()) == options

@@ -95,9 +95,9 @@ def _inside(root: Path, name: str) -> Path:
     return target
 
 
-def _unpack(archive: Path, folder: Path, name: str) -> None:
-    lower = (name.split("?", 1)[0] if "://" in name else name).lower()  # a URI's query is not part of its name
-    if lower.endswith(".zip"):
+def _unpack(archive: Path, folder: Path) -> None:
+    """Unpacks a zip or tar archive, told apart by content (a URI's name may end in a query, not a suffix)."""
+    if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as bundle:
             for entry in bundle.infolist():
                 _inside(folder, entry.filename)
@@ -139,7 +139,7 @@ def local_build(env_path: str, cache: Path | None = None) -> str:
                 _download(env_path, archive)
                 unpacked = work / "build"
                 unpacked.mkdir()
-                _unpack(archive, unpacked, env_path)
+                _unpack(archive, unpacked)
                 os.rename(unpacked, final)
             finally:
                 shutil.rmtree(work, ignore_errors=True)

@@ -336,9 +336,13 @@ class EnvActor:
             exchanges=exchanges, steps=batch.num_steps, episodes=sum(len(e) for e in episodes), failed=failed
         )
 
+    def _held_steps(self) -> int:
+        """Experiences the actor holds that the learner has not acknowledged: trajectories waiting to be sent,
+        batches in flight, and the unfinished trajectories of its builders."""
+        held = sum(len(t) for t in self._pending) + sum(size for _, size in self._in_flight)
+        return held + sum(p.builder.buffered_experiences for p in self._behaviors.values())
+
     def _report(self, exchanges: int, steps: int, episodes: int, failed: str | None) -> CollectReport:
-        unsent = sum(len(t) for t in self._pending) + sum(size for _, size in self._in_flight)
-        unsent += sum(p.builder.buffered_experiences for p in self._behaviors.values())
         return CollectReport(
             index=self.settings.index,
             exchanges=exchanges,
@@ -349,7 +353,7 @@ class EnvActor:
             player_failed=failed,
             training_done=self._training_done,
             lost_steps=self._lost_steps,
-            unsent_steps=unsent,
+            unsent_steps=self._held_steps(),
             learner_lost=self._learner_lost,
             player_pid=self._env.pid if self._env is not None else None,
         )
@@ -358,10 +362,7 @@ class EnvActor:
         """The learner is gone: drops what it did not acknowledge and every behavior's policy (the restarted
         learner's versions start again), counting the experiences lost."""
         self._learner_lost = True
-        self._lost_steps += sum(len(t) for t in unsent) + sum(len(t) for t in self._pending)
-        self._lost_steps += sum(size for _, size in self._in_flight)
-        for played in self._behaviors.values():
-            self._lost_steps += played.builder.buffered_experiences
+        self._lost_steps += sum(len(t) for t in unsent) + self._held_steps()
         self._pending = []
         self._in_flight = []
         self._behaviors.clear()

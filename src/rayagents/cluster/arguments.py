@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT
 from rayagents.actors.player import SIM_PREFIX
@@ -40,36 +40,36 @@ class CommandLine:
     """The removed flags that were given (`--torch`, `--tensorflow`)."""
 
 
-def _json_resources(text: str) -> dict[str, float]:
-    """`--env-actor-resources` as a mapping of Ray resource names to amounts."""
+def _json_object(text: str, fits: Callable[[object], bool], what: str, example: str) -> dict[str, object]:
+    """A command-line JSON object whose values all ``fits``; ``what`` and ``example`` word the error."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not valid JSON ({error.msg}); write a JSON object such as '{{\"unity\": 1}}'"
+            f"{text!r} is not valid JSON ({error.msg}); write a JSON object such as '{example}'"
         ) from None
-    if not isinstance(value, dict) or not all(
-        isinstance(amount, (int, float)) and not isinstance(amount, bool) for amount in value.values()
-    ):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a JSON object of resource names to numbers; write e.g. '{{\"unity\": 1}}'"
-        )
-    return {str(name): float(amount) for name, amount in value.items()}
+    if not isinstance(value, dict) or not all(fits(item) for item in value.values()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object of {what}; write e.g. '{example}'")
+    return {str(name): item for name, item in value.items()}
+
+
+def _json_resources(text: str) -> dict[str, float]:
+    """`--env-actor-resources` as a mapping of Ray resource names to amounts."""
+    value = _json_object(
+        text,
+        lambda amount: isinstance(amount, (int, float)) and not isinstance(amount, bool),
+        "resource names to numbers",
+        '{"unity": 1}',
+    )
+    return {name: float(amount) for name, amount in value.items()}  # type: ignore[arg-type]
 
 
 def _json_labels(text: str) -> dict[str, str]:
     """`--env-actor-labels` / `--learner-labels` as a Ray label selector: node label names to values."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not valid JSON ({error.msg}); write a JSON object such as '{{\"rayagents/role\": \"player\"}}'"
-        ) from None
-    if not isinstance(value, dict) or not all(isinstance(label, str) for label in value.values()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a JSON object of label names to strings; write e.g. '{{\"rayagents/role\": \"player\"}}'"
-        )
-    return {str(name): label for name, label in value.items()}
+    value = _json_object(
+        text, lambda label: isinstance(label, str), "label names to strings", '{"rayagents/role": "player"}'
+    )
+    return {name: str(label) for name, label in value.items()}
 
 
 def _gpus(text: str) -> float | str:

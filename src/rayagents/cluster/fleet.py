@@ -23,8 +23,15 @@ import ray
 from ray.autoscaler.sdk import request_resources
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings, PlayerInfo
-from rayagents.cluster.placement import env_actor_options
+from rayagents.actors.env_actor import (
+    BehaviorPlay,
+    CollectReport,
+    EnvActor,
+    EnvActorSettings,
+    PlayerInfo,
+    PolicyFactory,
+)
+from rayagents.cluster.placement import env_actor_options, kill_actor
 from rayagents.configs import RunOptions, TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -132,7 +139,7 @@ class EnvFleet:
         options: RunOptions,
         seed: int,
         log_folder: str | None,
-        policy_factory: Any,
+        policy_factory: PolicyFactory,
         log: Callable[[str], None],
     ) -> None:
         self.options = options
@@ -264,16 +271,13 @@ class EnvFleet:
         if 0 <= limit <= member.replacements:
             raise EnvActorLost(
                 f"env actor {index} was lost {member.replacements + 1} times (--max-lifetime-restarts {limit}): "
-                f"{_first_line(lost)}"
+                f"{first_line(lost)}"
             ) from lost
         if member.report is not None:
             member.earlier_lost_steps += member.report.lost_steps + member.report.unsent_steps
             member.earlier_player_restarts += member.report.player_restarts
-        self.log(f"warning: env actor {index} was lost and is replaced ({_first_line(lost)})")
-        try:
-            ray.kill(member.handle)
-        except (RayActorError, ValueError):
-            pass
+        self.log(f"warning: env actor {index} was lost and is replaced ({first_line(lost)})")
+        kill_actor(member.handle)
         handle = self._new_actor(index)
         self._members[index] = _Member(
             handle=handle,
@@ -325,14 +329,11 @@ class EnvFleet:
         except (GetTimeoutError, RayActorError, RayTaskError):
             pass
         for member in self._members:
-            try:
-                ray.kill(member.handle)
-            except (RayActorError, ValueError):
-                pass
+            kill_actor(member.handle)
         self._request_resources([])
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """The first line of an error's message (Ray's actor errors carry long explanations)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

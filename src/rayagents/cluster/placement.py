@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rayagents.configs import ClusterSettings, RunOptions
@@ -89,3 +90,11 @@ def env_actor_options(cluster: ClusterSettings, editor: bool) -> dict[str, Any]:
     if cluster.env_actor_labels and not editor:
         options["label_selector"] = dict(cluster.env_actor_labels)
     return options
+
+
+def kill_actor(handle: Any) -> None:
+    """Kills a Ray actor (its process and, through it, a player it launched); one already gone is fine."""
+    try:
+        ray.kill(handle)
+    except (RayActorError, ValueError):
+        pass

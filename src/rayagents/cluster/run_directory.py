@@ -21,14 +21,11 @@ from rayagents.learner.results_storage import (
     join,
     redact,
     run_locations,
-    write_local_atomic,
 )
 
 CONFIGURATION_FILE = "configuration.yaml"
 """The file in the run's folder that holds the final, merged run options."""
 
-EVENT_FILE_PATTERN = "events.out.tfevents.*"
-"""The names of TensorBoard event files, deleted from a folder reused with --force (unless --resume)."""
 
 
 PLAYER_LOGS_FOLDER = "rayagents"
@@ -114,33 +111,6 @@ def _check_and_make(checkpoint: CheckpointSettings, locations: RunLocations, sto
         storage.delete_event_files(write_path)
     storage.make_dirs(write_path)
     storage.make_dirs(locations.run_logs)
-
-
-def delete_event_files(folder: Path) -> list[Path]:
-    """Deletes every TensorBoard event file under ``folder`` (any depth); returns the paths deleted."""
-    deleted: list[Path] = []
-    for path in sorted(folder.rglob(EVENT_FILE_PATTERN)):
-        if path.is_file():
-            path.unlink()
-            deleted.append(path)
-    return deleted
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` (UTF-8) to ``path`` so that a reader sees the old file or the new one, never a part.
-
-    The text goes to a temporary file in the same folder, is synced to disk, then replaces ``path``. The
-    folder is created when missing.
-    """
-    data = text.encode("utf-8")
-    write_local_atomic(path, lambda handle: handle.write(data))
-
-
-def write_configuration(write_path: Path, options: RunOptions) -> Path:
-    """Writes the run options to ``write_path/configuration.yaml`` (atomically); returns that path."""
-    path = Path(write_path) / CONFIGURATION_FILE
-    write_text_atomic(path, dump_yaml(options))
-    return path
 
 
 def save_configuration(storage: ResultsStorage, write_path: str, options: RunOptions) -> str:

@@ -37,8 +37,7 @@ from tensorboardX.proto.tensor_pb2 import TensorProto
 from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboardX.summary import make_histogram
 
-from rayagents.cluster.run_directory import EVENT_FILE_PATTERN, delete_event_files
-from rayagents.learner.results_storage import ResultsStorage, StorageError, join
+from rayagents.learner.results_storage import EVENT_FILE_PREFIX, ResultsStorage, StorageError, join
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +73,6 @@ class EventUpload:
     """The results storage of the run."""
     write_path: str
     """The run's results location (a URI): each behavior's files go to ``<write_path>/<behavior>/``."""
-    staging_owned: bool = True
-    """The staging folder was made for this writer and is removed once everything is uploaded."""
 
 
 class TensorBoardWriter:
@@ -117,7 +114,7 @@ class TensorBoardWriter:
         if self._upload is None:
             return []
         written = []
-        for path in sorted(self._write_path.glob(f"*/{EVENT_FILE_PATTERN}")):
+        for path in sorted(self._write_path.glob(f"*/{EVENT_FILE_PREFIX}*")):
             size = path.stat().st_size
             if self._uploaded.get(path) == size:
                 continue
@@ -196,9 +193,8 @@ class TensorBoardWriter:
         except StorageError as error:
             logger.error("the TensorBoard events stay in %s: they could not be uploaded: %s", self._write_path, error)
             return
-        if self._upload.staging_owned:
-            shutil.rmtree(self._write_path, ignore_errors=True)
-            self._uploaded.clear()
+        shutil.rmtree(self._write_path, ignore_errors=True)  # the staging folder, made for this writer
+        self._uploaded.clear()
 
     def _writer(self, behavior_name: str) -> EventsWriter:
         """The behavior's open event file writer, opened (and the folder prepared) on first use."""
@@ -207,7 +203,7 @@ class TensorBoardWriter:
             logdir = self.logdir(behavior_name)
             logdir.mkdir(parents=True, exist_ok=True)
             if not self._resume and behavior_name not in self._cleared:
-                delete_event_files(logdir)
+                ResultsStorage(str(logdir)).delete_event_files(str(logdir))
             self._cleared.add(behavior_name)
             # A unique suffix: a writer opened in the same second as an earlier one must not overwrite its file.
             suffix = f".{os.getpid()}.{uuid.uuid4().hex[:8]}"

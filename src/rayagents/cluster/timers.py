@@ -17,7 +17,6 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 from rayagents import __version__
-from rayagents.cluster.run_directory import write_text_atomic
 from rayagents.learner.results_storage import ResultsStorage
 
 TIMERS_FILE = "timers.json"
@@ -120,8 +119,6 @@ def write_timers(
     """Writes timers.json to ``path`` (atomically); see timers_document. With ``storage``, ``path`` is a location of
     it (a path, or a URI)."""
     document = timers_document(gauges, start_time=start_time, end_time=end_time, command_line=command_line)
-    text = json.dumps(document, indent=4) + "\n"
-    if storage is None:
-        write_text_atomic(Path(path), text)
-    else:
-        storage.write_text(str(path), text)
+    (storage if storage is not None else ResultsStorage(str(path))).write_text(
+        str(path), json.dumps(document, indent=4) + "\n"
+    )

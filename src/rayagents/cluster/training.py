@@ -32,8 +32,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT as EDITOR_PORT
 from rayagents.actors.env_actor import PlayerFailedError
 from rayagents.cluster.console import ConsoleView
-from rayagents.cluster.fleet import EnvActorLost, EnvFleet
-from rayagents.cluster.placement import RayConnection, connect, learner_options
+from rayagents.cluster.fleet import EnvActorLost, EnvFleet, first_line
+from rayagents.cluster.placement import RayConnection, connect, kill_actor, learner_options
 from rayagents.cluster.run_directory import (
     open_results_storage,
     player_log_folder,
@@ -201,7 +201,7 @@ class TrainingRun:
             resume=checkpoint.resume,
             init_path=self.locations.init_path if not checkpoint.resume else None,
             training=self.training,
-            checkpoints={name: tuple(self.status.checkpoints(name)) for name in self.status.behavior_names()},
+            checkpoints=self._checkpoint_lists(),
             num_threads=max(1, int(cluster.learner_num_cpus)),
         )
 
@@ -287,16 +287,13 @@ class TrainingRun:
             if 0 <= limit <= self._learner_restarts:
                 raise LearnerLost(
                     f"the learner was lost {self._learner_restarts + 1} times (--learner-max-restarts {limit}): "
-                    f"{_first_line(lost)}"
+                    f"{first_line(lost)}"
                 ) from lost
             self._learner_restarts += 1
             self.view.log(
-                f"warning: the learner was lost ({_first_line(lost)}); restarting it from the latest checkpoint"
+                f"warning: the learner was lost ({first_line(lost)}); restarting it from the latest checkpoint"
             )
-            try:
-                ray.kill(self._learner)
-            except (RayActorError, ValueError):
-                pass
+            kill_actor(self._learner)
             try:
                 self._learner = self._start_learner(restart=True)
                 break
@@ -387,10 +384,7 @@ class TrainingRun:
             if fleet is not None:
                 fleet.close(CLOSE_TIMEOUT_S)
             if learner is not None:
-                try:
-                    ray.kill(learner)
-                except (RayActorError, ValueError):
-                    pass
+                kill_actor(learner)
         return finals
 
     @staticmethod
@@ -423,12 +417,6 @@ class _IgnoreInterrupts:
     def __exit__(self, *exc_info: object) -> None:
         signal.signal(signal.SIGINT, self._int)
         signal.signal(signal.SIGTERM, self._term)
-
-
-def _first_line(error: BaseException) -> str:
-    """The first line of an error's message (Ray's actor errors carry long explanations)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _cause(error: BaseException) -> str:

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata as package_metadata
 from pathlib import Path
 
-from rayagents.cluster.run_directory import write_text_atomic
 from rayagents.configs.errors import ConfigError
 from rayagents.learner.checkpoint_files import CheckpointRecord
 from rayagents.learner.results_storage import ResultsStorage, redact
@@ -122,15 +121,12 @@ class TrainingStatus:
         version (format, ML-Agents or torch) only warns, as ML-Agents does.
         """
         status = cls()
-        if storage is None:
-            if not Path(path).exists():
-                return status
-            data = Path(path).read_bytes()
-        else:
-            if not storage.exists(str(path)):
-                return status
-            data = storage.read_bytes(str(path))
-            path = redact(str(path))  # what the messages call it
+        location = str(path)
+        storage = storage if storage is not None else ResultsStorage(location)
+        if not storage.exists(location):
+            return status
+        data = storage.read_bytes(location)
+        path = redact(location)  # what the messages call it
         remedy = "delete it to start this run's status afresh, or train under a new --run-id"
         try:
             loaded = json.loads(data.decode("utf-8"))
@@ -182,11 +178,9 @@ class TrainingStatus:
         location of it (a path, or a URI)."""
         document: dict[str, object] = {key: dict(entry) for key, entry in self._entries.items()}
         document[METADATA_KEY] = self.metadata
-        text = json.dumps(document, indent=4) + "\n"
-        if storage is None:
-            write_text_atomic(Path(path), text)
-        else:
-            storage.write_text(str(path), text)
+        (storage if storage is not None else ResultsStorage(str(path))).write_text(
+            str(path), json.dumps(document, indent=4) + "\n"
+        )
 
     def behavior_names(self) -> list[str]:
         """The names that have a checkpoints list (the behaviors of the run)."""

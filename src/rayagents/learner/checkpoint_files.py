@@ -41,33 +41,22 @@ class CheckpointRecord:
     """The other files of the checkpoint: the ``.pt`` (ML-Agents' spelling of the key)."""
 
     @property
-    def paths(self) -> tuple[Path, ...]:
-        """Every file of the checkpoint, as local paths (a run whose results are in a local folder)."""
-        return (Path(self.file_path), *(Path(p) for p in self.auxillary_file_paths))
-
-    @property
     def locations(self) -> tuple[str, ...]:
         """Every file of the checkpoint, as written in the record (paths, or URIs)."""
         return (self.file_path, *self.auxillary_file_paths)
 
 
-def checkpoint_file_name(behavior_name: str, step: int, suffix: str) -> str:
-    """``<behavior>-<step><suffix>`` (suffix ``.pt`` or ``.onnx``). ``behavior_name`` is without ``?team=``."""
-    return f"{behavior_name}-{step}{suffix}"
-
-
 def checkpoint_stem(directory: str | Path, behavior_name: str, step: int) -> Path:
     """``<directory>/<behavior>-<step>``: add ``.pt`` or ``.onnx``. ``behavior_name`` is without ``?team=``."""
-    return Path(directory) / checkpoint_file_name(behavior_name, step, "")
+    return Path(directory) / f"{behavior_name}-{step}"
 
 
 def rotate(
-    records: Sequence[CheckpointRecord], keep_checkpoints: int, storage: ResultsStorage | None = None
+    records: Sequence[CheckpointRecord], keep_checkpoints: int, storage: ResultsStorage
 ) -> list[CheckpointRecord]:
     """Deletes the files of the oldest records beyond the newest ``keep_checkpoints``; returns the records kept.
 
-    ``keep_checkpoints`` 0 keeps every record. The files are local paths, or (with ``storage``) locations of that
-    storage. A file already gone is not an error (a user may clean up by hand), nor is one that cannot be
+    ``keep_checkpoints`` 0 keeps every record. The files are locations of ``storage`` (paths, or URIs). A file already gone is not an error (a user may clean up by hand), nor is one that cannot be
     deleted (it is logged and left).
     """
     kept = list(records)
@@ -77,9 +66,7 @@ def rotate(
         oldest = kept.pop(0)
         for location in oldest.locations:
             try:
-                if storage is None:
-                    Path(location).unlink()
-                elif not storage.delete_file(location):
+                if not storage.delete_file(location):
                     raise FileNotFoundError(location)
             except FileNotFoundError:
                 logger.info("checkpoint file %s was already removed", redact(location))

@@ -353,8 +353,6 @@ def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
 
 def checkpoint_exists(source: str) -> bool:
     """Whether a checkpoint file is at ``source`` (a path, or a URI)."""
-    if not is_uri(source):
-        return Path(source).is_file()
     return ResultsStorage(source).is_file(source)
 
 
@@ -365,14 +363,16 @@ def restore_trainer(trainer: PPOTrainer, source: str, *, reset_global_step: bool
 
     ``reset_global_step`` (``--initialize-from``) keeps the trainer's step at 0. FileNotFoundError, saying what to
     do, when there is no checkpoint there."""
-    if not checkpoint_exists(source):
+    storage = ResultsStorage(source)
+    if not storage.is_file(source):
         raise FileNotFoundError(
             f"behavior {trainer.behavior_name!r} has no checkpoint at {redact(source)} to "
             f"{'initialize' if reset_global_step else 'resume'} from: start a new run (another --run-id) "
             "or check --results-dir and the run id"
         )
-    if not is_uri(source):
-        return trainer.restore(source, reset_global_step=reset_global_step)
+    local = storage.local_path(source)
+    if local is not None:
+        return trainer.restore(local, reset_global_step=reset_global_step)
     with tempfile.TemporaryDirectory(prefix="rayagents-restore-") as scratch:
-        local = ResultsStorage(source).download_file(source, Path(scratch) / LATEST_CHECKPOINT)
-        return trainer.restore(local, reset_global_step=reset_global_step, source_name=redact(source))
+        downloaded = storage.download_file(source, Path(scratch) / LATEST_CHECKPOINT)
+        return trainer.restore(downloaded, reset_global_step=reset_global_step, source_name=redact(source))

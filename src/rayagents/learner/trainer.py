@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -32,7 +33,6 @@ from rayagents.learner.checkpoint import Saveable, load_checkpoint, save_checkpo
 from rayagents.learner.checkpoint_files import (
     LATEST_CHECKPOINT,
     CheckpointRecord,
-    checkpoint_file_name,
     checkpoint_stem,
     rotate,
 )
@@ -283,26 +283,25 @@ class PPOTrainer:
         results folder), deletes the checkpoints beyond the newest ``keep_checkpoints``, returns the new record.
 
         With a ``storage`` whose root is a URI, ``directory`` is a location of it: the files are written to a
-        scratch folder (removed afterwards) and uploaded, the data first (``.pt``, ``.onnx``) and the pointer last
-        (``checkpoint.pt``), so that ``checkpoint.pt`` never names a step whose files are not there; the record
-        holds the URIs and rotation deletes from the storage. Without one (or for a local folder), the files are
-        written in place, each atomically, in the same order."""
+        scratch folder (removed afterwards) and uploaded, and the record holds the URIs. Without one (or for a local
+        folder), the files are written in place. Either way each file is written atomically, the data first
+        (``.pt``, ``.onnx``) and the pointer last (``checkpoint.pt``, a copy of the ``.pt``), so that
+        ``checkpoint.pt`` never names a step whose files are not there; rotation deletes from the storage."""
         step = self.step
         modules = self.optimizer.get_modules()
         reward = float(np.mean(self._returns_since_update)) if self._returns_since_update else None
-        if storage is not None and storage.is_uri:
-            location = str(directory)
-            with tempfile.TemporaryDirectory(prefix="rayagents-checkpoint-") as scratch:
-                pt_file, onnx_file = self._write_checkpoint_files(scratch, step, modules)
-                pt_path = join(location, checkpoint_file_name(self.behavior_name, step, ".pt"))
-                onnx_path = join(location, checkpoint_file_name(self.behavior_name, step, ".onnx"))
+        location = str(directory)
+        storage = storage if storage is not None else ResultsStorage(location)
+        with tempfile.TemporaryDirectory(prefix="rayagents-checkpoint-") if storage.is_uri else nullcontext(
+            location
+        ) as folder:
+            pt_file, onnx_file = self._write_checkpoint_files(folder, step, modules)
+            pt_path, onnx_path = str(pt_file), str(onnx_file)
+            if storage.is_uri:
+                pt_path, onnx_path = join(location, pt_file.name), join(location, onnx_file.name)
                 storage.upload_file(pt_file, pt_path)
                 storage.upload_file(onnx_file, onnx_path)
-                storage.upload_file(pt_file, join(location, LATEST_CHECKPOINT))  # the same state: the pointer last
-        else:
-            pt_file, onnx_file = self._write_checkpoint_files(directory, step, modules)
-            save_checkpoint(Path(directory) / LATEST_CHECKPOINT, modules)
-            pt_path, onnx_path = str(pt_file), str(onnx_file)
+            storage.upload_file(pt_file, join(location, LATEST_CHECKPOINT))
         record = CheckpointRecord(
             steps=step,
             file_path=onnx_path,
