@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -12,9 +13,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 PLAYER_LINE = re.compile(r"env actor (\d+) \(pid (\d+)\) on .*: player pid (\d+), port (\d+), log (\S+)")
 PLAYER_AGAIN_LINE = re.compile(r"env actor (\d+): its player runs again, player pid (\d+)")
 SUMMARY_LINE = re.compile(r"^(\w+)\. Step: (\d+)\. Time Elapsed: ([\d.]+) s\.", re.MULTILINE)
+
+CARTPOLE = "CartPole"
+"""The behavior of the simulation host's CartPole scene."""
+CARTPOLE_CONFIG = {
+    "behaviors": {
+        CARTPOLE: {
+            "trainer_type": "ppo",
+            "hyperparameters": {"batch_size": 128, "buffer_size": 512, "num_epoch": 3, "learning_rate": 0.001},
+            "network_settings": {"hidden_units": 32, "num_layers": 2},
+            "max_steps": 3000,
+            "summary_freq": 1000,
+            "checkpoint_interval": 1000,
+            "keep_checkpoints": 2,
+            "time_horizon": 32,
+        }
+    }
+}
+"""A small PPO config for sim:CartPole: a checkpoint and a summary every 1,000 steps, done in seconds."""
+
+
+def write_cartpole_config(path: Path, **overrides: object) -> Path:
+    """Writes :data:`CARTPOLE_CONFIG` with ``overrides`` of the behavior's keys (``max_steps=5000``) to ``path``."""
+    config = copy.deepcopy(CARTPOLE_CONFIG)
+    config["behaviors"][CARTPOLE].update(overrides)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def cartpole_args(config: Path, results: str | Path, run_id: str, *more: str) -> list[str]:
+    """``rayagents-learn`` arguments for sim:CartPole with 2 EnvActors x 4 areas, seed 7, then ``more``."""
+    return [str(config), "--env", "sim:CartPole", "--num-envs", "2", "--num-areas", "4", "--seed", "7",
+            "--results-dir", str(results), "--run-id", run_id, *more]  # fmt: skip
 
 
 @dataclass

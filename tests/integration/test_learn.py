@@ -18,8 +18,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-import yaml
-from learn_runs import SUMMARY_LINE, alive, run_learn, start_learn
+from learn_runs import CARTPOLE, SUMMARY_LINE, alive, cartpole_args, run_learn, start_learn, write_cartpole_config
 
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.cluster.tensorboard import read_events, read_scalars
@@ -29,21 +28,7 @@ from rayagents.learner.ppo import PPOOptimizer
 
 pytestmark = pytest.mark.slow
 
-BEHAVIOR = "CartPole"
-CONFIG = {
-    "behaviors": {
-        BEHAVIOR: {
-            "trainer_type": "ppo",
-            "hyperparameters": {"batch_size": 128, "buffer_size": 512, "num_epoch": 3, "learning_rate": 0.001},
-            "network_settings": {"hidden_units": 32, "num_layers": 2},
-            "max_steps": 3000,
-            "summary_freq": 1000,
-            "checkpoint_interval": 1000,
-            "keep_checkpoints": 2,
-            "time_horizon": 32,
-        }
-    }
-}
+BEHAVIOR = CARTPOLE
 MLAGENTS_TAGS = {
     "Environment/Cumulative Reward",
     "Environment/Episode Length",
@@ -58,32 +43,6 @@ MLAGENTS_TAGS = {
 }
 
 
-def write_config(path: Path, **overrides: object) -> Path:
-    config = json.loads(json.dumps(CONFIG))
-    config["behaviors"][BEHAVIOR].update(overrides)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def learn_args(config: Path, results: Path, run_id: str, *more: str) -> list[str]:
-    return [
-        str(config),
-        "--env",
-        "sim:CartPole",
-        "--num-envs",
-        "2",
-        "--num-areas",
-        "4",
-        "--seed",
-        "7",
-        "--results-dir",
-        str(results),
-        "--run-id",
-        run_id,
-        *more,
-    ]
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("learn")
@@ -92,8 +51,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(workdir: Path) -> tuple[int, str, Path]:
     """The short run every test of this module reads: exit code, output, results folder of the run."""
-    config = write_config(workdir / "cartpole.yaml")
-    code, output = run_learn(learn_args(config, workdir / "results", "first"), workdir, name="first")
+    config = write_cartpole_config(workdir / "cartpole.yaml")
+    code, output = run_learn(cartpole_args(config, workdir / "results", "first"), workdir, name="first")
     return code, output, workdir / "results" / "first"
 
 
@@ -174,7 +133,7 @@ def test_a_used_run_id_needs_resume_or_force(first_run: tuple[int, str, Path], w
     _, _, run = first_run
     config = workdir / "cartpole.yaml"
     started = time.monotonic()
-    code, output = run_learn(learn_args(config, workdir / "results", "first"), workdir, name="again")
+    code, output = run_learn(cartpole_args(config, workdir / "results", "first"), workdir, name="again")
     assert code == 2, output
     assert "--resume" in output and "--force" in output and str(run) in output
     assert time.monotonic() - started < 30, "the refusal must come before the cluster starts"
@@ -184,8 +143,8 @@ def test_resume_carries_on_from_the_step_and_checkpoints(first_run: tuple[int, s
     code, _, run = first_run
     assert code == 0
     before = json.loads((run / "run_logs" / "training_status.json").read_text())[BEHAVIOR]
-    config = write_config(workdir / "cartpole_5000.yaml", max_steps=5000)
-    code, output = run_learn(learn_args(config, workdir / "results", "first", "--resume"), workdir, name="resume")
+    config = write_cartpole_config(workdir / "cartpole_5000.yaml", max_steps=5000)
+    code, output = run_learn(cartpole_args(config, workdir / "results", "first", "--resume"), workdir, name="resume")
     assert code == 0, output
     steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
     assert steps[0] == 4000 and steps[-1] == 5000, output
@@ -201,20 +160,20 @@ def test_initialize_from_starts_at_step_zero_with_the_trained_weights(
 ) -> None:
     code, _, run = first_run
     assert code == 0
-    config = write_config(workdir / "cartpole_init.yaml", max_steps=1000)
-    args = learn_args(config, workdir / "results", "second", "--initialize-from", "first")
+    config = write_cartpole_config(workdir / "cartpole_init.yaml", max_steps=1000)
+    args = cartpole_args(config, workdir / "results", "second", "--initialize-from", "first")
     code, output = run_learn(args, workdir, name="init")
     assert code == 0, output
     steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
     assert steps[0] == 1000, output
-    missing = learn_args(config, workdir / "results", "third", "--initialize-from", "nowhere")
+    missing = cartpole_args(config, workdir / "results", "third", "--initialize-from", "nowhere")
     code, output = run_learn(missing, workdir, name="init-missing")
     assert code == 2 and "nowhere" in output, output
 
 
 def test_ctrl_c_saves_the_model_and_stops_every_player(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
-    learn = start_learn(learn_args(config, workdir / "results", "interrupted"), workdir, name="interrupted")
+    config = write_cartpole_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    learn = start_learn(cartpole_args(config, workdir / "results", "interrupted"), workdir, name="interrupted")
     learn.wait_for(r"^CartPole\. Step: 2000\.", timeout=120)
     players = learn.player_pids()
     assert len(players) == 2 and all(alive(pid) for pid in players.values())
@@ -233,8 +192,8 @@ def test_ctrl_c_saves_the_model_and_stops_every_player(workdir: Path) -> None:
 
 
 def test_a_killed_player_is_restarted_and_training_goes_on(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_15000.yaml", max_steps=15000)
-    args = learn_args(config, workdir / "results", "crash", "--timeout-wait", "10")  # liveness checked every 1 s
+    config = write_cartpole_config(workdir / "cartpole_15000.yaml", max_steps=15000)
+    args = cartpole_args(config, workdir / "results", "crash", "--timeout-wait", "10")  # liveness checked every 1 s
     learn = start_learn(args, workdir, name="crash")
     learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
     first_player = learn.player_pids()[0]
@@ -248,8 +207,8 @@ def test_a_killed_player_is_restarted_and_training_goes_on(workdir: Path) -> Non
 
 
 def test_a_player_failing_past_its_restart_budget_stops_the_run_with_the_model_saved(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
-    args = learn_args(config, workdir / "results", "budget", "--max-lifetime-restarts", "0")
+    config = write_cartpole_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    args = cartpole_args(config, workdir / "results", "budget", "--max-lifetime-restarts", "0")
     learn = start_learn(args, workdir, name="budget")
     learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
     players = learn.player_pids()
@@ -268,8 +227,8 @@ def test_inference_plays_a_trained_run_without_writing_checkpoints(
     code, _, run = first_run
     assert code == 0
     before = sorted(p.name for p in (run / BEHAVIOR).iterdir() if p.suffix in (".pt", ".onnx"))
-    config = write_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
-    args = learn_args(config, workdir / "results", "first", "--resume", "--inference")
+    config = write_cartpole_config(workdir / "cartpole_long.yaml", max_steps=10_000_000)
+    args = cartpole_args(config, workdir / "results", "first", "--resume", "--inference")
     learn = start_learn(args, workdir, name="inference")
     found = learn.wait_for(r"^CartPole\. Step: \d+\. .* Not Training\.", timeout=120)
     assert found
@@ -281,7 +240,7 @@ def test_inference_plays_a_trained_run_without_writing_checkpoints(
 
 
 def test_without_env_it_trains_the_editor_that_connects_to_port_5004(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_editor.yaml", max_steps=1000)
+    config = write_cartpole_config(workdir / "cartpole_editor.yaml", max_steps=1000)
     args = [str(config), "--results-dir", str(workdir / "results"), "--run-id", "editor", "--seed", "3"]
     learn = start_learn(args, workdir, name="editor")
     learn.wait_for(r"Listening on port 5004\. Start training by pressing the Play button", timeout=120)
@@ -298,8 +257,8 @@ def test_without_env_it_trains_the_editor_that_connects_to_port_5004(workdir: Pa
 
 
 def test_a_lost_env_actor_is_replaced_and_training_goes_on(workdir: Path) -> None:
-    config = write_config(workdir / "cartpole_20000.yaml", max_steps=20000)
-    learn = start_learn(learn_args(config, workdir / "results", "lost"), workdir, name="lost")
+    config = write_cartpole_config(workdir / "cartpole_20000.yaml", max_steps=20000)
+    learn = start_learn(cartpole_args(config, workdir / "results", "lost"), workdir, name="lost")
     learn.wait_for(r"^CartPole\. Step: 1000\.", timeout=120)
     actor, player = learn.env_actor_pids()[1], learn.player_pids()[1]
     os.kill(actor, signal.SIGKILL)  # as when its node goes away

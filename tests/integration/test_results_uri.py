@@ -26,13 +26,13 @@ import onnxruntime
 import pytest
 import torch
 import yaml
-from learn_runs import SUMMARY_LINE, run_learn
+from learn_runs import CARTPOLE, SUMMARY_LINE, cartpole_args, run_learn, write_cartpole_config
 
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.learner.results_storage import ResultsStorage, StorageError, join
 
 BUCKET = "rayagents-results"
-BEHAVIOR = "CartPole"
+BEHAVIOR = CARTPOLE
 
 
 @dataclass
@@ -79,33 +79,6 @@ def s3() -> Iterator[S3Server]:
             server.stop()
 
 
-def write_config(path: Path, max_steps: int) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "behaviors": {
-                    BEHAVIOR: {
-                        "trainer_type": "ppo",
-                        "hyperparameters": {"batch_size": 128, "buffer_size": 512, "num_epoch": 3},
-                        "network_settings": {"hidden_units": 32, "num_layers": 2},
-                        "max_steps": max_steps,
-                        "summary_freq": 1000,
-                        "checkpoint_interval": 1000,
-                        "keep_checkpoints": 2,
-                        "time_horizon": 32,
-                    }
-                }
-            }
-        )
-    )
-    return path
-
-
-def learn_args(config: Path, results: str, run_id: str, *more: str) -> list[str]:
-    return [str(config), "--env", "sim:CartPole", "--num-envs", "2", "--num-areas", "4", "--seed", "7",
-            "--results-dir", results, "--run-id", run_id, *more]  # fmt: skip
-
-
 # ---- the storage on S3 -------------------------------------------------------------------------------------------------
 
 
@@ -134,15 +107,15 @@ def test_the_storage_writes_whole_objects_and_finds_a_missing_bucket(s3: S3Serve
 
 
 def test_a_bad_results_uri_is_refused_before_anything_starts(s3: S3Server, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "cartpole.yaml", 1000)
+    config = write_cartpole_config(tmp_path / "cartpole.yaml", max_steps=1000)
     started = time.monotonic()
     missing_bucket = s3.uri("results", bucket="no-such-bucket")
-    code, output = run_learn(learn_args(config, missing_bucket, "r"), tmp_path, name="bucket")
+    code, output = run_learn(cartpole_args(config, missing_bucket, "r"), tmp_path, name="bucket")
     assert code == 2, output
     assert "s3://no-such-bucket/results" in output and "does not exist" in output and "create the bucket" in output
-    code, output = run_learn(learn_args(config, "nosuchfs://x/results", "r"), tmp_path, name="scheme")
+    code, output = run_learn(cartpole_args(config, "nosuchfs://x/results", "r"), tmp_path, name="scheme")
     assert code == 2 and "nosuchfs://x/results" in output, output
-    code, output = run_learn(learn_args(config, s3.uri("results"), "never", "--resume"), tmp_path, name="resume")
+    code, output = run_learn(cartpole_args(config, s3.uri("results"), "never", "--resume"), tmp_path, name="resume")
     assert code == 2 and "cannot be resumed" in output and "s3://rayagents-results/results/never" in output, output
     assert "learner" not in output
     assert time.monotonic() - started < 60, "the refusals must come before the cluster starts"
@@ -174,7 +147,8 @@ def test_a_run_writes_its_results_to_s3_and_resumes_from_there(s3: S3Server, tmp
     run_id = f"s3run-{uuid.uuid4().hex[:8]}"
     run_key = f"results/{run_id}"
     results = s3.uri("results")
-    code, output = run_learn(learn_args(write_config(tmp_path / "c.yaml", 2000), results, run_id), tmp_path, name="s3")
+    config = write_cartpole_config(tmp_path / "c.yaml", max_steps=2000)
+    code, output = run_learn(cartpole_args(config, results, run_id), tmp_path, name="s3")
     player_logs = Path(re.search(r"player logs stay on each player's node in (\S+)", output).group(1))  # type: ignore[union-attr]
     try:
         assert code == 0, output
@@ -209,8 +183,8 @@ def test_a_run_writes_its_results_to_s3_and_resumes_from_there(s3: S3Server, tmp
         assert not Path(staging).exists(), "the staging folder of the events was left behind"
         assert (player_logs / "Player-0.log").is_file(), "the player logs stay on the player's node"
 
-        config = write_config(tmp_path / "c3000.yaml", 3000)
-        code, output = run_learn(learn_args(config, results, run_id, "--resume"), tmp_path, name="s3-resume")
+        config = write_cartpole_config(tmp_path / "c3000.yaml", max_steps=3000)
+        code, output = run_learn(cartpole_args(config, results, run_id, "--resume"), tmp_path, name="s3-resume")
         assert code == 0, output
         steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
         assert steps[0] == 3000, output

@@ -24,7 +24,7 @@ from rayagents.configs.network import NetworkSettings
 from rayagents.configs.run import CheckpointSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.checkpoint_files import CheckpointRecord
-from rayagents.learner.learner_actor import LearnerSettings, checkpoint_exists, restore_source, restore_trainer
+from rayagents.learner.learner_actor import LearnerSettings, restore_source, restore_trainer
 from rayagents.learner.results_storage import (
     ResultsStorage,
     StorageError,
@@ -263,7 +263,7 @@ def test_checkpoints_are_uploaded_data_first_rotated_and_restored_from_a_uri(
 
     settings = LearnerSettings(write_path=write_path, resume=True)
     location = restore_source(settings, "Walker")
-    assert location == join(write_path, "Walker", "checkpoint.pt") and checkpoint_exists(location)
+    assert location == join(write_path, "Walker", "checkpoint.pt") and ResultsStorage(location).is_file(location)
     resumed = trainer()
     assert restore_trainer(resumed, location, reset_global_step=False) == []
     assert resumed.step == 30

@@ -38,7 +38,12 @@ from rayagents.actors.parameters import engine_configuration_channel, environmen
 from rayagents.actors.restarts import RestartBudget
 from rayagents.actors.trajectories import Policy, TrajectoryBuilder
 from rayagents.configs import EngineSettings, EnvironmentParameterSettings
-from rayagents.protocol.exceptions import UnityActionException, UnityException, UnityObservationException
+from rayagents.protocol.exceptions import (
+    UnityActionException,
+    UnityException,
+    UnityObservationException,
+    first_line,
+)
 from rayagents.protocol.side_channels import StatsSideChannel
 from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
@@ -288,8 +293,7 @@ class EnvActor:
         try:
             return self._collect(trajectories)
         except (RayActorError, ObjectLostError) as lost:
-            first_line = str(lost).strip().splitlines()[0] if str(lost).strip() else type(lost).__name__
-            logger.warning("env actor %d lost the learner: %s", self.settings.index, first_line)
+            logger.warning("env actor %d lost the learner: %s", self.settings.index, first_line(lost))
             self._forget_learner(trajectories)
             return self._report(exchanges=0, steps=0, episodes=0, failed=None)
 

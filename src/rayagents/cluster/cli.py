@@ -163,8 +163,9 @@ def _train(options: RunOptions, args: Sequence[str]) -> int:
             view.log(f"error: {error}")
             view.log(f"What was learned up to the failure is saved under {redact(run.write_path)}.")
             return EXIT_FAILED
-        for name in result.models:
-            view.log(f"{name}: the trained model is {redact(result.models[name])} (step {result.steps.get(name, 0)})")
+        for name, model in result.models.items():
+            step = result.steps.get(name, 0)
+            view.log(f"{name}: the trained model is {redact(model)} (step {step})")
         if result.interrupted and not options.checkpoint_settings.inference:
             view.log(f"Training stopped early; continue it with --resume --run-id {options.checkpoint_settings.run_id}.")
     return EXIT_OK

@@ -33,6 +33,7 @@ from rayagents.actors.env_actor import (
 )
 from rayagents.cluster.placement import env_actor_options, kill_actor
 from rayagents.configs import RunOptions, TrainerSettings
+from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -331,10 +332,4 @@ class EnvFleet:
         for member in self._members:
             kill_actor(member.handle)
         self._request_resources([])
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (Ray's actor errors carry long explanations)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 

@@ -26,8 +26,6 @@ from rayagents.learner.results_storage import (
 CONFIGURATION_FILE = "configuration.yaml"
 """The file in the run's folder that holds the final, merged run options."""
 
-
-
 PLAYER_LOGS_FOLDER = "rayagents"
 """The folder under each node's temporary folder that holds the player logs of runs whose results go to a URI."""
 

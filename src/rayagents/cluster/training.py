@@ -32,7 +32,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT as EDITOR_PORT
 from rayagents.actors.env_actor import PlayerFailedError
 from rayagents.cluster.console import ConsoleView
-from rayagents.cluster.fleet import EnvActorLost, EnvFleet, first_line
+from rayagents.cluster.fleet import EnvActorLost, EnvFleet
 from rayagents.cluster.placement import RayConnection, connect, kill_actor, learner_options
 from rayagents.cluster.run_directory import (
     open_results_storage,
@@ -49,6 +49,7 @@ from rayagents.configs import ConfigError, RunOptions
 from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings
 from rayagents.learner.policy import InferencePolicyFactory
 from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
+from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
 

@@ -56,8 +56,9 @@ def rotate(
 ) -> list[CheckpointRecord]:
     """Deletes the files of the oldest records beyond the newest ``keep_checkpoints``; returns the records kept.
 
-    ``keep_checkpoints`` 0 keeps every record. The files are locations of ``storage`` (paths, or URIs). A file already gone is not an error (a user may clean up by hand), nor is one that cannot be
-    deleted (it is logged and left).
+    ``keep_checkpoints`` 0 keeps every record. The files are locations of ``storage`` (paths, or URIs). A file
+    already gone is not an error (a user may clean up by hand), nor is one that cannot be deleted (it is logged
+    and left).
     """
     kept = list(records)
     if keep_checkpoints <= 0:
@@ -67,9 +68,7 @@ def rotate(
         for location in oldest.locations:
             try:
                 if not storage.delete_file(location):
-                    raise FileNotFoundError(location)
-            except FileNotFoundError:
-                logger.info("checkpoint file %s was already removed", redact(location))
+                    logger.info("checkpoint file %s was already removed", redact(location))
             except StorageError as error:
                 logger.warning("checkpoint file %s could not be deleted: %s", redact(location), error)
     return kept

@@ -159,14 +159,17 @@ class LearnerActor:
             behavior, behavior_spec, settings, self._device, seed=self.settings.seed, training=self.settings.training
         )
         source = restore_source(self.settings, name)
-        if source is not None and self.settings.restart and not checkpoint_exists(source):
+        if source is None:
+            return trainer
+        storage = ResultsStorage(source)
+        if self.settings.restart and not storage.is_file(source):
             self._messages.append(f"{name}: no checkpoint was written before the learner was lost: starts afresh")
-            source = None
-        if source is not None:
-            for message in restore_trainer(trainer, source, reset_global_step=not self.settings.resume):
-                self._messages.append(f"{name}: {message}")
-            if self.settings.resume:
-                trainer.checkpoints = list(self.settings.checkpoints.get(name, ()))
+            return trainer
+        reset = not self.settings.resume
+        for message in restore_trainer(trainer, source, reset_global_step=reset, storage=storage):
+            self._messages.append(f"{name}: {message}")
+        if self.settings.resume:
+            trainer.checkpoints = list(self.settings.checkpoints.get(name, ()))
         return trainer
 
     def _notice(self, behavior: BehaviorName, trainer: PPOTrainer) -> WeightsNotice:
@@ -307,7 +310,6 @@ class LearnerActor:
         return finals
 
 
-
 def open_results(write_path: str) -> ResultsStorage:
     """The results storage of the run, as the learner's node sees it; FileNotFoundError, saying why, when the run's
     results are not there (the driver writes ``configuration.yaml`` into them before the learner starts).
@@ -342,8 +344,7 @@ def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
     ``checkpoint.pt``, or None when it starts afresh.
 
     ``--resume`` (and ``--inference``, which needs it): ``<write_path>/<name>/checkpoint.pt``;
-    ``--initialize-from``: ``<init_path>/<name>/checkpoint.pt``. Read it with :func:`restore_trainer`; whether it
-    is there yet: :func:`checkpoint_exists`."""
+    ``--initialize-from``: ``<init_path>/<name>/checkpoint.pt``. Read it with :func:`restore_trainer`."""
     if settings.resume:
         return join(settings.write_path, behavior_name, LATEST_CHECKPOINT)
     if settings.init_path is not None:
@@ -351,19 +352,16 @@ def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
     return None
 
 
-def checkpoint_exists(source: str) -> bool:
-    """Whether a checkpoint file is at ``source`` (a path, or a URI)."""
-    return ResultsStorage(source).is_file(source)
-
-
-def restore_trainer(trainer: PPOTrainer, source: str, *, reset_global_step: bool) -> list[str]:
+def restore_trainer(
+    trainer: PPOTrainer, source: str, *, reset_global_step: bool, storage: ResultsStorage | None = None
+) -> list[str]:
     """Restores ``trainer`` from the ``checkpoint.pt`` at ``source`` and returns the load warnings. A URI is
     downloaded to a scratch folder first (removed afterwards); either way the file is read with
     ``torch.load(weights_only=True)``.
 
-    ``reset_global_step`` (``--initialize-from``) keeps the trainer's step at 0. FileNotFoundError, saying what to
-    do, when there is no checkpoint there."""
-    storage = ResultsStorage(source)
+    ``reset_global_step`` (``--initialize-from``) keeps the trainer's step at 0. ``storage``: one already opened
+    on ``source`` (else one is opened). FileNotFoundError, saying what to do, when there is no checkpoint there."""
+    storage = storage if storage is not None else ResultsStorage(source)
     if not storage.is_file(source):
         raise FileNotFoundError(
             f"behavior {trainer.behavior_name!r} has no checkpoint at {redact(source)} to "

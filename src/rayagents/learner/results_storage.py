@@ -366,11 +366,15 @@ class ResultsStorage:
             self._write(destination, lambda target: _copy_stream(handle, target))  # type: ignore[arg-type]
 
     def delete_file(self, location: str) -> bool:
-        """Deletes the file ``location``; returns False (and does nothing) when it was not there."""
+        """Deletes the file ``location``; returns False (and does nothing) when it was not there, or went away
+        meanwhile."""
         if not self.is_file(location):
             return False
-        with self._errors("delete", location):
-            self._filesystem.delete_file(self._path(location))
+        try:
+            with self._errors("delete", location):
+                self._filesystem.delete_file(self._path(location))
+        except FileNotFoundError:
+            return False
         return True
 
     def delete_event_files(self, folder: str) -> list[str]:

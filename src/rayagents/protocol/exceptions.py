@@ -45,3 +45,10 @@ class UnityWorkerInUseException(UnityException):
             "stop it, or let rayagents pick a free port (the default)."
         )
         self.port = port
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none (Ray's actor errors carry long
+    explanations after it)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
