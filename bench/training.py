@@ -49,6 +49,7 @@ import yaml
 from bench.sims import play_random
 from bench.table import Row, report
 from rayagents.actors.environment import UnityEnvironment
+from rayagents.configs.examples import example_config
 from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
 from rayagents.configs.trainer import TrainerSettings
@@ -62,7 +63,6 @@ from rayagents.protocol.types import BehaviorSpec
 COMMAND = "python -m bench.training"
 SECTION = "Training"
 """The README heading (``### Training``) whose table this benchmark rewrites."""
-EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "rayagents" / "configs" / "examples"
 
 NUM_ENVS = 2
 """EnvActors of a training run, and random-action processes."""
@@ -104,7 +104,7 @@ SUMMARY_LINE = re.compile(r"^(?P<behavior>.+?)\. Step: (?P<step>\d+)\. Time Elap
 
 def load_example(name: str) -> dict[str, Any]:
     """The example config ``<name>.yaml`` as a dict."""
-    with open(EXAMPLES / f"{name}.yaml", encoding="utf-8") as stream:
+    with example_config(name).open(encoding="utf-8") as stream:
         return yaml.safe_load(stream)
 
 

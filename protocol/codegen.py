@@ -15,8 +15,9 @@ from pathlib import Path
 PROTO_PACKAGE_DIR = Path(__file__).resolve().parent / "communicator_objects"
 """The folder holding the ``.proto`` files and the generated modules beside them."""
 
-SOURCE_ROOT = PROTO_PACKAGE_DIR.parents[2]
-"""The import root: ``.proto`` imports are written relative to it (``rayagents/protocol/...``)."""
+IMPORT_PATH = Path("rayagents/protocol/communicator_objects")
+"""Where the ``.proto`` files sit under protoc's import root: their imports name it, and protoc names the generated
+modules' imports after it (``rayagents.protocol.communicator_objects``), whatever folder holds this package."""
 
 
 def proto_files() -> list[Path]:
@@ -31,16 +32,21 @@ def run_protoc(out_dir: Path, *, python: bool = True, grpc: bool = True, descrip
     import importlib.resources
 
     well_known = importlib.resources.files("grpc_tools") / "_proto"
-    args = ["grpc_tools.protoc", f"-I{SOURCE_ROOT}", f"-I{well_known}"]
-    if python:
-        args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
-    if grpc:
-        args.append(f"--grpc_python_out={out_dir}")
-    if descriptor_set is not None:
-        args += [f"--descriptor_set_out={descriptor_set}", "--include_source_info"]
-    args += [str(p.relative_to(SOURCE_ROOT)) for p in proto_files()]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed on {PROTO_PACKAGE_DIR}; see the messages above")
+    with tempfile.TemporaryDirectory() as staging:
+        import_root = Path(staging)
+        (import_root / IMPORT_PATH).mkdir(parents=True)
+        for proto in proto_files():
+            shutil.copy2(proto, import_root / IMPORT_PATH / proto.name)
+        args = ["grpc_tools.protoc", f"-I{import_root}", f"-I{well_known}"]
+        if python:
+            args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}"]
+        if grpc:
+            args.append(f"--grpc_python_out={out_dir}")
+        if descriptor_set is not None:
+            args += [f"--descriptor_set_out={descriptor_set}", "--include_source_info"]
+        args += [str(IMPORT_PATH / p.name) for p in proto_files()]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on {PROTO_PACKAGE_DIR}; see the messages above")
 
 
 def main() -> int:
@@ -48,7 +54,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         run_protoc(out)
-        generated = out / PROTO_PACKAGE_DIR.relative_to(SOURCE_ROOT)
+        generated = out / IMPORT_PATH
         for old in PROTO_PACKAGE_DIR.glob("*_pb2*.py*"):
             old.unlink()
         for new in sorted(generated.iterdir()):

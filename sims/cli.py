@@ -4,7 +4,8 @@ Player: ``rayagents-sim --scene NAME [--mlagents-port P] [-logFile PATH|-] [-bat
 It takes a Unity player's arguments and ignores the Unity arguments it does not know. Without a port it logs
 that there is no trainer and exits 0 (a Unity player would run inference).
 
-Others: ``rayagents-sim build NAME DIR`` writes a build folder; ``rayagents-sim list`` prints the scenes.
+Others: ``rayagents-sim build NAME DIR`` writes a build folder; ``rayagents-sim list`` prints the scenes and
+names each one's example trainer config.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 from rayagents.sims.academy import EXIT_FAILURE, EXIT_OK, Academy
 from rayagents.sims.build import write_build
 from rayagents.sims.client import UnityClient
-from rayagents.sims.scenes import UnknownSceneError, get_scene, scene_names
+from rayagents.sims.scenes import UnknownSceneError, example_config_name, get_scene, scene_names
 
 logger = logging.getLogger("rayagents.sims")
 
@@ -40,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _build(args[1:])
     if args and args[0] == "list":
         for name in scene_names():
-            print(f"{name}: {get_scene(name).description}")
+            example = example_config_name(name)
+            suffix = f" (example config: {example})" if example else ""
+            print(f"{name}: {get_scene(name).description}{suffix}")
         return EXIT_OK
     return _play(args)
 

@@ -27,6 +27,26 @@ _SCENE_MODULES: Mapping[str, str] = MappingProxyType(
 )
 """Scene name → the module whose ``scene()`` function builds it, or ``module:function`` naming the function."""
 
+_EXAMPLE_CONFIGS: Mapping[str, str] = MappingProxyType(
+    {
+        "CartPole": "ppo/CartPole.yaml",
+        "CartPoleMemory": "ppo/CartPoleMemory.yaml",
+        "CartPoleVisual": "ppo/CartPoleVisual.yaml",
+        "Pendulum": "sac/Pendulum.yaml",
+        "LunarLander": "ppo/LunarLander.yaml",
+        "MountainCar": "ppo/MountainCar.yaml",
+        "HalfCheetah": "sac/HalfCheetah.yaml",
+        "Hopper": "sac/Hopper.yaml",
+        "Walker2d": "sac/Walker2d.yaml",
+        "Ant": "sac/Ant.yaml",
+        "ConnectFour": "ppo/ConnectFour.yaml",
+        "SimpleSpread": "poca/SimpleSpread.yaml",
+        "SimpleTag": "ppo/SimpleTag.yaml",
+    }
+)
+"""Scene name → its example trainer config under the package's ``configs/`` folder (``<trainer_type>/<Scene>.yaml``,
+ML-Agents' layout). The file itself belongs to ``rayagents.configs``; the simulation host only names it."""
+
 
 class UnknownSceneError(KeyError):
     """``--scene`` names no scene of the simulation host."""
@@ -47,6 +67,12 @@ class UnknownSceneError(KeyError):
 def scene_names() -> tuple[str, ...]:
     """The names of every scene, in a stable order."""
     return tuple(_SCENE_MODULES)
+
+
+def example_config_name(name: str) -> str | None:
+    """The example trainer config of scene ``name`` as ``configs/<trainer_type>/<Scene>.yaml``, or None."""
+    relative = _EXAMPLE_CONFIGS.get(name)
+    return None if relative is None else f"configs/{relative}"
 
 
 def get_scene(name: str) -> Scene:

@@ -14,7 +14,6 @@ mean learning broke.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.cluster.tensorboard import read_scalars
+from rayagents.configs.examples import example_config
 from rayagents.protocol.types import ActionTuple
 
 pytestmark = pytest.mark.slow
@@ -36,9 +36,8 @@ MAX_STEPS = 100_000
 SOLVED_RETURN = 475.0
 
 
-def example_config() -> Path:
-    resource = importlib.resources.files("rayagents.configs") / "examples" / "CartPole.yaml"
-    return Path(str(resource))
+def cartpole_config() -> Path:
+    return Path(str(example_config("CartPole")))
 
 
 def play_onnx(model: Path, exchanges: int) -> list[float]:
@@ -67,7 +66,7 @@ def play_onnx(model: Path, exchanges: int) -> list[float]:
 def train_and_judge(work: Path, seed: int) -> str | None:
     """Trains the example config with ``seed`` in ``work``; None when solved, else what fell short."""
     args = [
-        str(example_config()),
+        str(cartpole_config()),
         "--env",
         "sim:CartPole",
         "--num-envs",

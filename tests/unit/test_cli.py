@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from importlib import resources
 from pathlib import Path
 
 import pytest
 import yaml
 
+from rayagents.configs.examples import example_config
 from rayagents.cluster.arguments import build_parser, parse_command_line, with_user_flags
 from rayagents.cluster.cli import EXIT_OK, EXIT_USAGE, main, resolve_run_options
 from rayagents.configs import (
@@ -20,7 +20,7 @@ from rayagents.configs import (
     run_options_from_dict,
 )
 
-CARTPOLE = str(resources.files("rayagents.configs") / "examples" / "CartPole.yaml")
+CARTPOLE = str(example_config("CartPole"))
 
 SPEC_DEFAULTS: dict[str, object] = {
     "trainer_config_path": None,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from rayagents.configs.examples import example_config, example_configs
+from rayagents.sims.scenes import example_config_name, scene_names
 from rayagents.configs import (
     BehavioralCloningSettings,
     CheckpointSettings,
@@ -234,14 +235,25 @@ def test_match3_then_sac_loads_stay_independent() -> None:
 
 
 def test_project_examples_load() -> None:
-    folder = resources.files("rayagents.configs").joinpath("examples")
-    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".yaml"))
-    assert names
-    for name in names:
+    examples = example_configs()
+    assert examples
+    for scene, resource in examples.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConfigWarning)
-            options = run_options_from_yaml_text(folder.joinpath(name).read_text(encoding="utf-8"), name)
-        assert options.behaviors, name
+            options = run_options_from_yaml_text(resource.read_text(encoding="utf-8"), resource.name)
+        assert options.behaviors, scene
+        trainer_types = {settings.trainer_type for settings in options.behaviors.values()}
+        assert trainer_types == {resource.parent.name}, f"{scene}: {trainer_types} in {resource.parent.name}/"
+
+
+def test_every_scene_names_its_example_config() -> None:
+    examples = example_configs()
+    named = {scene: example_config_name(scene) for scene in scene_names()}
+    assert {scene for scene, name in named.items() if name} == set(examples)
+    for scene, resource in examples.items():
+        assert named[scene] == f"configs/{resource.parent.name}/{resource.name}"
+    with pytest.raises(ConfigError, match="no example trainer config for scene 'Nowhere'.*CartPole"):
+        example_config("Nowhere")
 
 
 # ---------------------------------------------------------------- default_settings, missing behaviors

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rayagents.configs.examples import example_config, example_configs
 from rayagents.configs import (
     CompletionCriteriaSettings,
     ConfigError,
@@ -28,7 +29,6 @@ from rayagents.configs import (
 )
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/spec/mlagents-configs"
-EXAMPLES = Path(__file__).resolve().parents[2] / "src/rayagents/configs/examples"
 
 CURRICULUM = """
 behaviors:
@@ -133,7 +133,7 @@ def test_final_lesson_criteria_warn() -> None:
 
 
 def round_trip_files() -> list[Path]:
-    files = sorted(EXAMPLES.glob("*.yaml"))
+    files = [Path(str(resource)) for resource in example_configs().values()]
     if CORPUS.is_dir():
         files += sorted(CORPUS.glob("*.yaml"))
     return files
@@ -292,5 +292,5 @@ def test_resume_and_initialize_from_precedence() -> None:
 
 
 def test_hyperparameters_of_examples_are_typed() -> None:
-    options = load_run_options(EXAMPLES / "CartPole.yaml")
+    options = load_run_options(example_config("CartPole"))
     assert isinstance(options.behaviors["CartPole"].hyperparameters, PPOSettings)

@@ -33,6 +33,9 @@ RESULTS_PVC = DEPLOY / "kuberay" / "results-pvc.yaml"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 WALKTHROUGH = DEPLOY / "README.md"
 
+PROJECT_FOLDERS = ("rayagents", "protocol", "configs", "sims", "actors", "learner", "cluster")
+"""The repository's package folders: what a node or the image needs to install rayagents from a copy."""
+
 PLAYER_RESOURCE = "unity_player"
 """The custom resource that marks a player node; EnvActors ask for it with --env-actor-resources."""
 
@@ -242,7 +245,9 @@ def test_launcher_file_mounts_deliver_builds_config_and_the_project(cloud: str) 
     assert mounts.get("/home/ray/builds") == "./builds"
     assert mounts.get("/home/ray/config") == "./config"
     project = {remote: local for remote, local in mounts.items() if remote.startswith("/home/ray/rayagents/")}
-    assert set(project) >= {"/home/ray/rayagents/src", "/home/ray/rayagents/pyproject.toml"}
+    assert set(project) >= {f"/home/ray/rayagents/{folder}" for folder in PROJECT_FOLDERS} | {
+        "/home/ray/rayagents/pyproject.toml"
+    }
     for local in project.values():
         assert (ROOT / local).exists(), f"file_mounts copies {local}, which the repository does not have"
     install = [command for command in config["setup_commands"] if "pip install" in command]
@@ -366,7 +371,8 @@ def test_dockerfile_installs_the_project_and_runs_unprivileged() -> None:
     runs = [a for k, a in instructions if k == "RUN"]
     assert any('pip install' in run and '"rayagents[sims] @ file:///home/ray/rayagents"' in run for run in runs)
     copies = [a for k, a in instructions if k == "COPY"]
-    assert any(c.endswith("/home/ray/rayagents/src") and " src " in f" {c} " for c in copies)
+    for folder in PROJECT_FOLDERS:
+        assert any(c.endswith(f" {folder} /home/ray/rayagents/{folder}") for c in copies), f"{folder}/ is not copied"
     assert any("pyproject.toml" in c for c in copies)
     assert any("${BUILD_DIR}/ /home/ray/builds/" in c for c in copies) and "BUILD_DIR" in arguments
 

@@ -3,7 +3,6 @@ and their example trainer configurations."""
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Mapping
 
 import gymnasium
@@ -12,6 +11,7 @@ import pytest
 import yaml
 from gymnasium import spaces
 
+from rayagents.configs.examples import example_config
 from rayagents.protocol.side_channels import EnvironmentParametersChannel, SideChannelManager
 from rayagents.protocol.side_channels.environment_parameters import EnvironmentParametersReceiver
 from rayagents.protocol.side_channels.stats import StatsRecorder
@@ -295,7 +295,7 @@ def test_named_scene_steps_and_has_an_example_config(name: str) -> None:
     finally:
         area.close()
 
-    text = resources.files("rayagents.configs").joinpath("examples", f"{name}.yaml").read_text()
+    text = example_config(name).read_text()
     config = yaml.safe_load(text)
     assert list(config) == ["behaviors"] and list(config["behaviors"]) == [name]
     settings = config["behaviors"][name]

@@ -15,6 +15,7 @@ from gymnasium import spaces
 from pettingzoo.utils import AECEnv, ParallelEnv
 from pettingzoo.utils import AgentSelector
 
+from rayagents.configs.examples import example_config
 from rayagents.protocol.side_channels import SideChannelManager, StatsSideChannel
 from rayagents.protocol.side_channels.environment_parameters import EnvironmentParametersReceiver
 from rayagents.protocol.side_channels.stats import StatsRecorder
@@ -31,7 +32,6 @@ from rayagents.sims.adapters.pettingzoo import (
 from rayagents.sims.scene import AgentAction, AgentReport, Area, AreaContext, Scene
 from rayagents.sims.scenes import get_scene
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "rayagents" / "configs" / "examples"
 
 
 class TakeTurns(AECEnv):
@@ -391,7 +391,7 @@ def test_module_and_registry_scenes() -> None:
     ],
 )
 def test_example_configurations_name_the_scene_behaviors(scene: str, trainers: dict[str, str]) -> None:
-    config = yaml.safe_load((EXAMPLES / f"{scene}.yaml").read_text())
+    config = yaml.safe_load(example_config(scene).read_text())
     assert set(config) == {"behaviors"}
     behaviors = config["behaviors"]
     assert {name: settings["trainer_type"] for name, settings in behaviors.items()} == trainers
