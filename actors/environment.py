@@ -35,7 +35,8 @@ from rayagents.protocol.exceptions import (
 )
 from rayagents.protocol.side_channels import SideChannel, SideChannelManager
 from rayagents.protocol.actions import ActionEncoder
-from rayagents.protocol.steps import StepDecoder, behavior_spec_from_proto
+from rayagents.protocol.observations import VisualObservations, check_visual_observations
+from rayagents.protocol.steps import StepDecoder, behavior_spec_from_proto, observation_dtypes
 from rayagents.protocol.types import ActionTuple, AgentId, BehaviorName, BehaviorSpec, DecisionSteps, TerminalSteps
 from rayagents.protocol.versions import API_VERSION, PACKAGE_VERSION, is_compatible
 
@@ -107,6 +108,14 @@ class UnityEnvironment:
         host: the address the trainer listens on (loopback: the player runs on this machine).
         port: the trainer's port; None lets the OS pick a free one (5004 for the Editor). A busy port raises
             UnityWorkerInUseException.
+        visual_observations: how PNG-compressed observations (camera and render-texture sensors) arrive in
+            ``DecisionSteps``/``TerminalSteps``. ``"float32"`` (the default, as ``mlagents_envs``): scaled to
+            [0, 1]. ``"uint8"``: the PNG's 8-bit values 0..255, same CHW shape, 4 times smaller, for a network
+            that scales them itself; where the compressed channel mapping averages several channels into one
+            (stacked grayscale), the average is rounded half up, so each value is ``round(255 * x)`` of the
+            ``float32`` value ``x`` (an exact half rounds up). Observations sent as floats stay ``float32``;
+            the ``behavior_specs`` are the same either way. A sensor's dtype is settled by its first
+            observation and kept for the run, empty batches included.
     """
 
     API_VERSION = API_VERSION
@@ -128,12 +137,14 @@ class UnityEnvironment:
         log_folder: str | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        visual_observations: VisualObservations = "float32",
     ) -> None:
         if file_name is None and port is None and worker_id != 0:
             raise UnityEnvironmentException(
                 f"worker_id must be 0 when training in the Unity Editor (got {worker_id}): the Editor is a single "
                 "environment. Give an executable to run several."
             )
+        self._visual_observations = check_visual_observations(visual_observations)
         self._timeout_wait = float(timeout_wait)
         self._side_channel_manager = SideChannelManager(side_channels)
         self._env_specs: dict[BehaviorName, BehaviorSpec] = {}
@@ -250,6 +261,11 @@ class UnityEnvironment:
         return self._player.pid if self._player is not None else None
 
     @property
+    def visual_observations(self) -> VisualObservations:
+        """How PNG-compressed observations arrive: ``"float32"`` in [0, 1] or ``"uint8"`` 0..255."""
+        return self._visual_observations
+
+    @property
     def academy_capabilities(self) -> UnityRLCapabilitiesProto:
         """What the Unity side said it can do in the handshake."""
         return self._academy_capabilities
@@ -303,8 +319,7 @@ class UnityEnvironment:
         self._assert_behavior_exists(behavior_name)
         state = self._env_state.get(behavior_name)
         if state is None:  # a spec that came before any step
-            spec = self._env_specs[behavior_name]
-            state = (DecisionSteps.empty(spec), TerminalSteps.empty(spec))
+            state = self._decoders[behavior_name].empty()
         return state
 
     def set_actions(self, behavior_name: BehaviorName, action: ActionTuple) -> None:
@@ -384,9 +399,10 @@ class UnityEnvironment:
         for brain in output.rl_initialization_output.brain_parameters:
             name = brain.brain_name
             if name in agent_infos and len(agent_infos[name].value) > 0:
-                spec = behavior_spec_from_proto(brain, agent_infos[name].value[0])
+                first = agent_infos[name].value[0]
+                spec = behavior_spec_from_proto(brain, first)
                 self._env_specs[name] = spec
-                self._decoders[name] = StepDecoder(spec, name)
+                self._decoders[name] = StepDecoder(spec, name, observation_dtypes(first, self._visual_observations))
                 self._encoders[name] = ActionEncoder(spec.action_spec.continuous_size, spec.action_spec.discrete_size)
                 logger.info("Connected new brain: %s", name)
 

@@ -2,7 +2,9 @@
 
 The trainer end is ``UnityEnvironment`` doing what a trainer does each step (``get_steps`` for the behavior,
 ``set_actions``, ``step``); the player is ``bench/wire_player.py``, which answers every step with prepared
-observations. Also the decode time of one step of 1,024 agents × 128 floats (``steps_from_proto``).
+observations; the PNG case twice, its images decoded to float32 in [0, 1] (the default) and kept as uint8
+(``visual_observations="uint8"``). Also the decode time of one step of 1,024 agents × 128 floats, and of one
+step of 8 agents × 84×84×3 PNG both ways (``steps_from_proto``).
 
     python -m bench.wire            # prints the figures
     python -m bench                 # every benchmark, and rewrites the README table
@@ -26,6 +28,7 @@ import numpy as np
 from bench.table import Row
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.protocol.agent_batch import FloatObservations, agent_info_list_proto
+from rayagents.protocol.agents import agent_info_proto
 from rayagents.protocol.communicator_objects.command_pb2 import STEP
 from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessageProto
 from rayagents.protocol.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
@@ -33,6 +36,7 @@ from rayagents.protocol.communicator_objects.unity_to_external_pb2_grpc import (
     UnityToExternalProtoServicer,
     add_UnityToExternalProtoServicer_to_server,
 )
+from rayagents.protocol.observations import VisualObservations, observation_spec_from_proto, png_observation_proto
 from rayagents.protocol.steps import action_list_proto, steps_from_proto
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 
@@ -52,12 +56,15 @@ class WireCase:
     """Floats per agent (ignored with ``png``)."""
     png: int
     """Side of 3×N×N PNG observations, 0 for floats."""
+    visual_observations: VisualObservations = "float32"
+    """How the trainer decodes the PNG observations (``UnityEnvironment``'s ``visual_observations``)."""
 
 
 CASES = (
     WireCase("(a) 1 agent × 8 floats", 1, 8, 0),
     WireCase("(b) 32 agents × 64 floats", 32, 64, 0),
     WireCase("(c) 8 agents × 84×84×3 PNG", 8, 0, 84),
+    WireCase("(d) 8 agents × 84×84×3 PNG kept uint8", 8, 0, 84, "uint8"),
 )
 
 
@@ -73,7 +80,12 @@ def measure_exchanges(case: WireCase, seconds: float) -> float:
     """Exchanges per second for ``case``, over ``seconds`` after a short warm-up."""
     with tempfile.TemporaryDirectory() as tmp:
         args = ["--agents", str(case.agents), "--floats", str(case.floats), "--png", str(case.png)]
-        env = UnityEnvironment(str(_player_executable(Path(tmp))), additional_args=args, timeout_wait=30)
+        env = UnityEnvironment(
+            str(_player_executable(Path(tmp))),
+            additional_args=args,
+            timeout_wait=30,
+            visual_observations=case.visual_observations,
+        )
         try:
             env.reset()
             (behavior,) = env.behavior_specs
@@ -159,21 +171,44 @@ def measure_decode_ms(agents: int = 1024, floats: int = 128, repeats: int = 50) 
     return statistics.median(times) * 1000.0
 
 
+def measure_png_decode_ms(
+    visual_observations: VisualObservations, agents: int = 8, side: int = 84, repeats: int = 200
+) -> float:
+    """Median milliseconds for ``steps_from_proto`` over one received step of ``agents`` × 3×``side``×``side`` PNG
+    observations (random pixels, as the bench player sends), decoded as ``visual_observations`` says."""
+    rng = np.random.default_rng(0)
+    output = UnityRLOutputProto()
+    infos = output.agentInfos["Bench?team=0"]
+    for agent in range(agents):
+        image = rng.random((3, side, side), dtype=np.float32)
+        infos.value.append(agent_info_proto(agent, [png_observation_proto(image, "Camera")]))
+    received = UnityRLOutputProto.FromString(output.SerializeToString()).agentInfos["Bench?team=0"].value
+    spec = BehaviorSpec((observation_spec_from_proto(received[0].observations[0]),), ActionSpec.create_discrete((3,)))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        decisions, _ = steps_from_proto(received, spec, "Bench?team=0", visual_observations=visual_observations)
+        times.append(time.perf_counter() - start)
+    assert decisions.obs[0].shape == (agents, 3, side, side) and decisions.obs[0].dtype == np.dtype(visual_observations)
+    return statistics.median(times) * 1000.0
+
+
 def run(seconds: float = 4.0) -> list[Row]:
     """Every wire measurement, as README rows."""
     rows = []
     for case in CASES:
         rate = measure_exchanges(case, seconds)
-        ceiling = measure_echo(case, seconds)
-        rows.append(
-            Row(
-                f"plain gRPC echo, same messages {case.label[4:]} (the transport's ceiling)",
-                f"{ceiling:,.0f} exchanges/s",
-                "—",
-                None,
-                COMMAND,
+        if case.visual_observations == "float32":  # the transport's ceiling is the same however the trainer decodes
+            ceiling = measure_echo(case, seconds)
+            rows.append(
+                Row(
+                    f"plain gRPC echo, same messages {case.label[4:]} (the transport's ceiling)",
+                    f"{ceiling:,.0f} exchanges/s",
+                    "—",
+                    None,
+                    COMMAND,
+                )
             )
-        )
         steps = rate * case.agents
         if case.png:
             target, met = "—", None
@@ -184,6 +219,10 @@ def run(seconds: float = 4.0) -> list[Row]:
         rows.append(Row(f"wire {case.label}", f"{rate:,.0f} exchanges/s = {steps:,.0f} agent steps/s", target, met, COMMAND))
     decode = measure_decode_ms()
     rows.append(Row("decode 1,024 agents × 128 floats (`steps_from_proto`)", f"{decode:.2f} ms", "≤ 5 ms", decode <= 5.0, COMMAND))
+    for visual_observations in ("float32", "uint8"):
+        decode = measure_png_decode_ms(visual_observations)
+        label = f"decode 8 agents × 84×84×3 PNG to {visual_observations} (`steps_from_proto`)"
+        rows.append(Row(label, f"{decode:.2f} ms", "—", None, COMMAND))
     return rows
 
 

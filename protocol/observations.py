@@ -3,6 +3,15 @@
 The trainer end decodes a batch of one sensor's observations (one proto per agent) into ``float32
 (n_agents, *shape)``; the Unity end (the simulation host) encodes one agent's observation as a proto.
 
+PNG-compressed (visual) observations decode to ``float32`` in [0, 1] by default, as ``mlagents_envs`` does.
+With ``visual_observations="uint8"`` a sensor whose first observation arrives PNG-compressed decodes to
+``uint8`` 0..255 instead, the PNG's 8-bit values (4 times smaller; a network scales them where it uses them);
+sensors sent as floats stay ``float32``. A sensor's dtype is fixed once, from its first observation, so that
+every batch of a run, empty ones included, has the same dtype: should a ``uint8`` sensor later send floats (its
+compression turned off), they are quantized as the PNG encoder would
+(:func:`~rayagents.protocol.png.float_to_pixels`), and a ``float32`` sensor that later sends PNGs gets them
+scaled to [0, 1].
+
 Float observations are decoded through their serialized bytes: a proto's packed ``float_data`` is the
 little-endian float32 array itself, so a batch is one ``SerializeToString`` per proto, one join of the cut-out
 values and one array made on them, several times faster than reading the repeated field element by element. Protos that are
@@ -15,13 +24,20 @@ from __future__ import annotations
 import math
 import sys
 from operator import itemgetter, methodcaller
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
 from rayagents.protocol.communicator_objects.observation_pb2 import PNG, ObservationProto
 from rayagents.protocol.exceptions import UnityObservationException
-from rayagents.protocol.png import PngError, decode_png_stream, encode_png_stream
+from rayagents.protocol.png import (
+    PIXEL_DTYPES,
+    PixelDtype,
+    PngError,
+    decode_png_stream,
+    encode_png_stream,
+    float_to_pixels,
+)
 from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
 from rayagents.protocol.wire import packed_varints, tag, varint
 
@@ -76,48 +92,105 @@ def observation_spec_from_proto(obs: ObservationProto) -> ObservationSpec:
     return ObservationSpec(shape=shape, dimension_property=properties, observation_type=observation_type, name=obs.name)
 
 
-def observations_to_array(protos: Sequence[ObservationProto], spec: ObservationSpec, *, behavior: str) -> np.ndarray:
-    """Decodes one sensor's observations of a batch of agents to ``float32 (len(protos), *spec.shape)``.
+VisualObservations = Literal["float32", "uint8"]
+"""How PNG-compressed (visual) observations are decoded: ``"float32"`` (the default, as ``mlagents_envs``):
+scaled to [0, 1]; ``"uint8"``: kept as their 8-bit values 0..255 (see the module docstring). Observations
+sent as floats are ``float32`` either way."""
+
+
+def check_visual_observations(visual_observations: str) -> VisualObservations:
+    """``visual_observations`` itself when it is ``"float32"`` or ``"uint8"``; else a ``ValueError`` that says so."""
+    if visual_observations == "float32" or visual_observations == "uint8":
+        return visual_observations
+    raise ValueError(
+        f"visual_observations must be 'float32' (PNG observations scaled to [0, 1], as mlagents_envs) or "
+        f"'uint8' (PNG observations kept as their 8-bit values), not {visual_observations!r}."
+    )
+
+
+def observation_dtype(first: ObservationProto, visual_observations: VisualObservations) -> PixelDtype:
+    """The dtype a sensor decodes to for a run, from its ``first`` observation: ``"uint8"`` when it is
+    PNG-compressed and ``visual_observations`` is ``"uint8"``, else ``"float32"``."""
+    if check_visual_observations(visual_observations) == "uint8" and first.compression_type == PNG:
+        return "uint8"
+    return "float32"
+
+
+def observations_to_array(
+    protos: Sequence[ObservationProto],
+    spec: ObservationSpec,
+    *,
+    behavior: str,
+    visual_observations: VisualObservations = "float32",
+) -> np.ndarray:
+    """Decodes one sensor's observations of a batch of agents to ``(len(protos), *spec.shape)``.
 
     Float observations are reshaped to the spec's shape; PNG observations are split, decoded, mapped to
-    their channels and scaled to [0, 1] (CHW). Rank-1 and rank-2 observations holding NaN or Inf raise
-    ``UnityObservationException`` naming ``behavior`` and the sensor, as does any observation whose shape
-    is not the spec's. To decode the same sensor every step, keep an :class:`ObservationDecoder`.
+    their channels and scaled to [0, 1] (CHW), all ``float32``. With ``visual_observations="uint8"`` and a
+    first proto that is PNG-compressed, the batch is ``uint8`` instead (see :func:`observation_dtype`).
+    Rank-1 and rank-2 float observations holding NaN or Inf raise ``UnityObservationException`` naming
+    ``behavior`` and the sensor, as does any observation whose shape is not the spec's. To decode the same
+    sensor every step, keep an :class:`ObservationDecoder`.
     """
-    return ObservationDecoder(spec, behavior).decode(protos)
+    check_visual_observations(visual_observations)
+    dtype = observation_dtype(protos[0], visual_observations) if len(protos) > 0 else "float32"
+    return ObservationDecoder(spec, behavior, dtype).decode(protos)
 
 
 class ObservationDecoder:
     """Decodes one sensor's observations batch after batch, as :func:`observations_to_array` does.
 
-    What depends on the spec alone (the byte prefix of a float observation of its shape, whether NaN/Inf is
-    checked) is worked out once, so that a step of a few agents costs a handful of calls.
+    Every batch is ``dtype``: ``"float32"`` (floats as sent, PNGs scaled to [0, 1]) or ``"uint8"`` (PNGs as
+    their 8-bit values, floats quantized by :func:`~rayagents.protocol.png.float_to_pixels`); pick it with
+    :func:`observation_dtype`. What depends on the spec alone (the byte prefix of a float observation of its
+    shape, whether NaN/Inf is checked) is worked out once, so that a step of a few agents costs a handful of calls.
     """
 
-    __slots__ = ("spec", "behavior", "_shape", "_check_finite", "_nbytes", "_starts_with_prefix", "_float_bytes")
+    __slots__ = (
+        "spec",
+        "behavior",
+        "dtype",
+        "_shape",
+        "_numpy_dtype",
+        "_check_finite",
+        "_nbytes",
+        "_starts_with_prefix",
+        "_float_bytes",
+    )
 
-    def __init__(self, spec: ObservationSpec, behavior: str) -> None:
+    def __init__(self, spec: ObservationSpec, behavior: str, dtype: PixelDtype = "float32") -> None:
+        if dtype not in PIXEL_DTYPES:
+            raise ValueError(
+                f"Observation '{spec.name}' of behavior '{behavior}' cannot be decoded to {dtype!r}: give "
+                f"{' or '.join(map(repr, PIXEL_DTYPES))}."
+            )
         self.spec = spec
         """The sensor's spec (shape, name)."""
         self.behavior = behavior
         """The behavior named in errors."""
+        self.dtype: PixelDtype = dtype
+        """The dtype of every batch it returns."""
         self._shape = tuple(int(d) for d in spec.shape)
-        self._check_finite = len(self._shape) in (1, 2)
+        self._numpy_dtype = np.dtype(dtype)
+        self._check_finite = len(self._shape) in (1, 2) and dtype == "float32"
         self._nbytes = 4 * math.prod(self._shape)
         prefix = _float_head(self._shape) if self._nbytes else b""
         self._starts_with_prefix = methodcaller("startswith", prefix)
         self._float_bytes = itemgetter(slice(len(prefix), len(prefix) + self._nbytes))
 
     def decode(self, protos: Sequence[ObservationProto]) -> np.ndarray:
-        """The observations of ``protos`` (one per agent) as a new ``float32 (len(protos), *shape)`` array."""
+        """The observations of ``protos`` (one per agent) as a new ``(len(protos), *shape)`` array of ``dtype``."""
         count = len(protos)
         if count == 0:
-            return np.zeros((0,) + self._shape, dtype=np.float32)
-        batch = self._packed_float_batch(protos) if self._nbytes else None
+            return np.zeros((0,) + self._shape, dtype=self._numpy_dtype)
+        # A PNG batch skips the float path at once (its serialized bytes could not match the float prefix).
+        batch = self._packed_float_batch(protos) if self._nbytes and protos[0].compression_type != PNG else None
         if batch is None:
-            batch = np.empty((count,) + self._shape, dtype=np.float32)
+            batch = np.empty((count,) + self._shape, dtype=self._numpy_dtype)
             for row, proto in enumerate(protos):
-                batch[row] = _observation_to_array(proto, self.spec, behavior=self.behavior, row=row)
+                batch[row] = _observation_to_array(proto, self.spec, behavior=self.behavior, row=row, dtype=self.dtype)
+        elif self.dtype == "uint8":
+            batch = float_to_pixels(batch)
         if self._check_finite and not _all_finite(batch):
             _raise_on_nan_or_inf(batch, self.spec, behavior=self.behavior)
         return batch
@@ -231,8 +304,11 @@ def _float_head(shape: tuple[int, ...]) -> bytes:
     return packed_varints(_TAG_SHAPE, shape) + _TAG_FLOAT_DATA + varint(len(inner_header) + nbytes) + inner_header
 
 
-def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, behavior: str, row: int) -> np.ndarray:
-    """Decodes one agent's observation, checking it against ``spec``; errors name the behavior and sensor."""
+def _observation_to_array(
+    proto: ObservationProto, spec: ObservationSpec, *, behavior: str, row: int, dtype: PixelDtype
+) -> np.ndarray:
+    """Decodes one agent's observation to ``dtype``, checking it against ``spec``; errors name the behavior and
+    sensor."""
     where = f"Observation '{spec.name}' of behavior '{behavior}' (agent {row} of the batch)"
     shape = tuple(spec.shape)
     sent_shape = tuple(int(d) for d in proto.shape)
@@ -244,7 +320,7 @@ def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, beh
     if proto.compression_type == PNG:
         channels = shape[0] if shape else 1
         try:
-            array = decode_png_stream(proto.compressed_data, proto.compressed_channel_mapping, channels)
+            array = decode_png_stream(proto.compressed_data, proto.compressed_channel_mapping, channels, dtype)
         except PngError as error:
             raise UnityObservationException(
                 f"{where} could not be decoded: {error}. Check the sensor's compression settings "
@@ -263,7 +339,8 @@ def _observation_to_array(proto: ObservationProto, spec: ObservationSpec, *, beh
             "sensor writes exactly as many values as its declared size (e.g. VectorSensor size, "
             "CollectObservations)."
         )
-    return np.array(data, dtype=np.float32).reshape(shape)
+    values = np.array(data, dtype=np.float32).reshape(shape)
+    return float_to_pixels(values) if dtype == "uint8" else values
 
 
 def _all_finite(batch: np.ndarray) -> bool:

@@ -5,6 +5,12 @@ three channels of a CHW observation. ``compressed_channel_mapping[i]`` names the
 channel ``i``: ``-1`` drops it, and channels mapped to the same output are averaged (three copies of a gray
 image are sent as one RGB PNG with the mapping ``[0, 0, 0]``).
 
+Decoded pixels come out in one of two dtypes (:data:`PixelDtype`): ``float32`` in [0, 1] (the value divided by
+255, averages taken in float32 first, as ``mlagents_envs`` does) or ``uint8``, the 8-bit values themselves, an
+average rounded half up to the nearest integer. For every pixel, the ``uint8`` value ``u`` and the ``float32``
+value ``x`` satisfy ``|u - 255 x| <= 0.5`` (up to float32 rounding), so ``u == round(255 x)`` wherever the
+average is not exactly halfway between two integers.
+
 This module knows PNG files and channel arithmetic only; :mod:`rayagents.protocol.observations` adds the
 behavior and sensor names to its errors.
 """
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 from PIL import Image
@@ -26,6 +32,14 @@ PNG_COMPRESS_LEVEL = 1
 
 _KEPT_MODES = ("L", "LA", "RGB", "RGBA")
 """Pillow modes decoded as they are (1 to 4 channels of 8 bits); any other mode is converted first."""
+
+
+PixelDtype = Literal["float32", "uint8"]
+"""The dtype decoded pixels come out as: ``"float32"``, the 8-bit value divided by 255 (in [0, 1]), or
+``"uint8"``, the 8-bit value itself (0..255)."""
+
+PIXEL_DTYPES: tuple[PixelDtype, ...] = get_args(PixelDtype)
+"""Every :data:`PixelDtype`, in the order ``("float32", "uint8")``."""
 
 
 class PngError(ValueError):
@@ -76,30 +90,54 @@ def decode_png(png: bytes) -> np.ndarray:
     return pixels.transpose(2, 0, 1)
 
 
-def decode_png_stream(data: bytes, mapping: Sequence[int], expected_channels: int) -> np.ndarray:
-    """Decodes concatenated PNGs to ``float32 (channels, height, width)`` in [0, 1].
+def decode_png_stream(
+    data: bytes, mapping: Sequence[int], expected_channels: int, dtype: PixelDtype = "float32"
+) -> np.ndarray:
+    """Decodes concatenated PNGs to ``(channels, height, width)``: ``float32`` in [0, 1], or ``uint8`` 0..255.
 
     With a ``mapping``, decoded channel ``i`` goes to output channel ``mapping[i]`` (``-1``: dropped) and
     channels sharing an output are averaged. Without one (the API before 1.2.0), one expected channel is the
     mean of the first image's channels; otherwise the decoded channels are concatenated and the first
-    ``expected_channels`` kept.
+    ``expected_channels`` kept. A ``float32`` average is taken in float32 and divided by 255; a ``uint8``
+    average is the integer mean rounded half up (``(sum + n // 2) // n`` of ``n`` channels).
     """
+    if dtype not in PIXEL_DTYPES:
+        raise ValueError(f"decoded PNG pixels can be {' or '.join(map(repr, PIXEL_DTYPES))}, not {dtype!r}")
     images = [decode_png(png) for png in split_png_stream(data)]
     sizes = {image.shape[1:] for image in images}
     if len(sizes) != 1:
         raise PngError(f"the PNG files of one observation have different sizes (height, width): {sorted(sizes)}")
+    as_uint8 = dtype == "uint8"
     if len(mapping) > 0:
         channels = np.concatenate(images, axis=0) if len(images) > 1 else images[0]
-        return _apply_mapping(channels, mapping)
+        return _apply_mapping(channels, mapping, as_uint8)
     if expected_channels == 1:
-        first = images[0].astype(np.float32) / np.float32(255.0)
-        return first.mean(axis=0, dtype=np.float32, keepdims=True)
+        first = images[0]
+        if as_uint8:
+            return _rounded_mean(first)
+        return (first.astype(np.float32) / np.float32(255.0)).mean(axis=0, dtype=np.float32, keepdims=True)
     channels = np.concatenate(images, axis=0) if len(images) > 1 else images[0]
+    if as_uint8:
+        return np.array(channels[:expected_channels])  # a copy: the decoded images are read-only
     return channels[:expected_channels].astype(np.float32) / np.float32(255.0)
 
 
-def _apply_mapping(channels: np.ndarray, mapping: Sequence[int]) -> np.ndarray:
-    """Gathers ``uint8 (decoded, H, W)`` channels into ``float32 (outputs, H, W)`` following ``mapping``."""
+def _rounded_mean(channels: np.ndarray) -> np.ndarray:
+    """The mean of ``uint8 (n, H, W)`` channels as a new ``uint8 (1, H, W)``, rounded half up."""
+    count = channels.shape[0]
+    if count == 1:
+        return channels.copy()
+    # The sum is at most 255 × count: 16 bits hold it for up to 257 channels.
+    wide = np.uint16 if count <= 257 else np.uint32
+    total = channels.sum(axis=0, dtype=wide, keepdims=True)
+    total += wide(count // 2)
+    total //= wide(count)
+    return total.astype(np.uint8)
+
+
+def _apply_mapping(channels: np.ndarray, mapping: Sequence[int], as_uint8: bool) -> np.ndarray:
+    """Gathers ``uint8 (decoded, H, W)`` channels into ``(outputs, H, W)`` following ``mapping``: ``float32``
+    in [0, 1], or with ``as_uint8`` the channels themselves (an average rounded half up)."""
     mapping = [int(m) for m in mapping]
     if len(mapping) != channels.shape[0]:
         raise PngError(
@@ -112,15 +150,28 @@ def _apply_mapping(channels: np.ndarray, mapping: Sequence[int]) -> np.ndarray:
             f"compressed_channel_mapping {mapping} is not valid: entries must be -1 (drop) or output channels "
             "0..K-1, each used at least once"
         )
-    result = np.empty((len(outputs),) + channels.shape[1:], dtype=np.float32)
+    result = np.empty((len(outputs),) + channels.shape[1:], dtype=np.uint8 if as_uint8 else np.float32)
     for output in outputs:
         sources = [i for i, m in enumerate(mapping) if m == output]
         if len(sources) == 1:
             result[output] = channels[sources[0]]
+        elif as_uint8:
+            result[output] = _rounded_mean(channels[sources])[0]
         else:
             result[output] = channels[sources].mean(axis=0, dtype=np.float32)
-    result /= np.float32(255.0)
+    if not as_uint8:
+        result /= np.float32(255.0)
     return result
+
+
+def float_to_pixels(values: np.ndarray) -> np.ndarray:
+    """``values`` (float, nominally in [0, 1]) as the 8-bit levels a PNG stores: ``uint8``, same shape.
+
+    Values are clipped to [0, 1] (NaN to 0, +Inf to 1) and ``255 × value`` rounded to the nearest integer
+    (halves to even) in the values' own float precision: the rule the PNG encoder applies.
+    """
+    finite = np.nan_to_num(np.asarray(values), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(finite, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def encode_png(hwc: np.ndarray) -> bytes:
@@ -140,8 +191,7 @@ def encode_png_stream(chw: np.ndarray) -> tuple[bytes, list[int]]:
     chw = np.asarray(chw)
     if chw.ndim != 3 or 0 in chw.shape:
         raise PngError(f"a PNG observation must be a non-empty (channels, height, width) array, got shape {chw.shape}")
-    finite = np.nan_to_num(chw, nan=0.0, posinf=1.0, neginf=0.0)
-    pixels = np.rint(np.clip(finite, 0.0, 1.0) * 255.0).astype(np.uint8)
+    pixels = float_to_pixels(chw)
     count = pixels.shape[0]
     if count == 1:
         return encode_png(np.repeat(pixels.transpose(1, 2, 0), 3, axis=2)), [0, 0, 0]

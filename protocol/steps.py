@@ -5,6 +5,9 @@
 Semantics are those of ``mlagents_envs``: agents whose info says ``done`` go to ``TerminalSteps`` (interrupted
 = ``max_step_reached``), the others to ``DecisionSteps``, each keeping the order Unity sent them in; one agent
 can be in both (it ended an episode and requested its next decision in the same step).
+
+Each sensor's observations are ``float32``, or ``uint8`` for a PNG-compressed sensor when visual observations
+are kept as 8-bit values (``visual_observations="uint8"``, see :mod:`rayagents.protocol.observations`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,24 @@ from rayagents.protocol.communicator_objects.agent_info_pb2 import AgentInfoProt
 from rayagents.protocol.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from rayagents.protocol.communicator_objects.space_type_pb2 import continuous as SPACE_TYPE_CONTINUOUS
 from rayagents.protocol.exceptions import UnityObservationException
-from rayagents.protocol.observations import ObservationDecoder, observation_spec_from_proto
+from rayagents.protocol.observations import (
+    ObservationDecoder,
+    VisualObservations,
+    check_visual_observations,
+    observation_dtype,
+    observation_spec_from_proto,
+)
+from rayagents.protocol.png import PixelDtype
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DecisionSteps, TerminalSteps
 
-__all__ = ["StepDecoder", "action_list_proto", "action_protos", "behavior_spec_from_proto", "steps_from_proto"]
+__all__ = [
+    "StepDecoder",
+    "action_list_proto",
+    "action_protos",
+    "behavior_spec_from_proto",
+    "observation_dtypes",
+    "steps_from_proto",
+]
 
 # The fields of an info that a step reads, in the order of the columns of a batch; the mask comes last.
 _FIELDS = attrgetter("done", "reward", "id", "group_id", "group_reward", "observations")
@@ -58,41 +75,83 @@ def behavior_spec_from_proto(brain: BrainParametersProto, agent_info: AgentInfoP
     return BehaviorSpec(observation_specs=observation_specs, action_spec=action_spec)
 
 
+def observation_dtypes(agent_info: AgentInfoProto, visual_observations: VisualObservations) -> tuple[PixelDtype, ...]:
+    """The dtype of each sensor of a behavior for a run, from the observations of its first ``agent_info``:
+    ``"uint8"`` for a PNG-compressed one when ``visual_observations`` is ``"uint8"``, else ``"float32"``."""
+    return tuple(observation_dtype(obs, visual_observations) for obs in agent_info.observations)
+
+
 def steps_from_proto(
-    agent_infos: Sequence[AgentInfoProto], spec: BehaviorSpec, behavior: str
+    agent_infos: Sequence[AgentInfoProto],
+    spec: BehaviorSpec,
+    behavior: str,
+    *,
+    visual_observations: VisualObservations = "float32",
 ) -> tuple[DecisionSteps, TerminalSteps]:
     """Splits one step's infos of ``behavior`` into the agents that request a decision and those that ended.
 
-    Observations are batched per sensor (see :func:`observations_to_array`). ``action_mask`` is one
+    Observations are batched per sensor (see :func:`observations_to_array`); with ``visual_observations="uint8"``
+    the sensors whose observation in the first info is PNG-compressed come out ``uint8``. ``action_mask`` is one
     ``bool (n, branch_size)`` array per discrete branch, True = disabled; an agent whose flat mask is not
     ``sum(branches)`` long is unmasked; it is None without discrete branches or without deciding agents.
     NaN or Inf in a reward or group reward raises ``UnityObservationException`` naming the behavior.
     To decode the same behavior every step, keep a :class:`StepDecoder`.
     """
-    return StepDecoder(spec, behavior).decode(agent_infos)
+    check_visual_observations(visual_observations)
+    dtypes = None
+    if len(agent_infos) > 0 and len(agent_infos[0].observations) == len(spec.observation_specs):
+        dtypes = observation_dtypes(agent_infos[0], visual_observations)
+    # A first info that lacks a sensor gets no dtypes here: decoding raises the error that names the agent.
+    return StepDecoder(spec, behavior, dtypes).decode(agent_infos)
 
 
 class StepDecoder:
     """Decodes the steps of one behavior, step after step, as :func:`steps_from_proto` does.
 
-    Everything that depends on the spec alone (the observation decoders, the mask layout, the empty
-    arrays of a batch without agents) is worked out once; the fields of a batch are read in one C-level
-    pass over the infos.
+    ``observation_dtypes`` gives each sensor's dtype, in the spec's order (see :func:`observation_dtypes`);
+    None means ``float32`` for all. Everything that depends on the spec alone (the observation decoders, the
+    mask layout, the empty arrays of a batch without agents) is worked out once; the fields of a batch are
+    read in one C-level pass over the infos.
     """
 
-    __slots__ = ("spec", "behavior", "_sensors", "_mask_size", "_mask_slices", "_empty", "_fields")
+    __slots__ = (
+        "spec",
+        "behavior",
+        "observation_dtypes",
+        "_sensors",
+        "_mask_size",
+        "_mask_slices",
+        "_empty",
+        "_fields",
+    )
 
-    def __init__(self, spec: BehaviorSpec, behavior: str) -> None:
+    def __init__(
+        self, spec: BehaviorSpec, behavior: str, observation_dtypes: Sequence[PixelDtype] | None = None
+    ) -> None:
+        sensor_count = len(spec.observation_specs)
+        dtypes: tuple[PixelDtype, ...] = (
+            ("float32",) * sensor_count if observation_dtypes is None else tuple(observation_dtypes)
+        )
+        if len(dtypes) != sensor_count:
+            names = [obs_spec.name for obs_spec in spec.observation_specs]
+            raise ValueError(
+                f"Behavior '{behavior}' has {sensor_count} sensors ({names}) but {len(dtypes)} observation dtypes "
+                f"were given ({list(dtypes)}): give one per sensor, in the spec's order."
+            )
         self.spec = spec
         """The behavior's spec."""
         self.behavior = behavior
         """The behavior's fully qualified name, named in errors."""
-        self._sensors = tuple(ObservationDecoder(obs_spec, behavior) for obs_spec in spec.observation_specs)
+        self.observation_dtypes = dtypes
+        """The dtype of each sensor's observations, in the spec's order."""
+        self._sensors = tuple(
+            ObservationDecoder(obs_spec, behavior, dtype) for obs_spec, dtype in zip(spec.observation_specs, dtypes)
+        )
         branches = tuple(int(b) for b in spec.action_spec.discrete_branches)
         self._mask_size = sum(branches)
         bounds = np.cumsum((0,) + branches).tolist()
         self._mask_slices = tuple(slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]))
-        self._empty = _EmptyBatch(spec)
+        self._empty = _EmptyBatch(spec, dtypes)
         self._fields = _FIELDS_AND_MASK if branches else _FIELDS
 
     def decode(self, agent_infos: Sequence[AgentInfoProto]) -> tuple[DecisionSteps, TerminalSteps]:
@@ -120,6 +179,10 @@ class StepDecoder:
             self._decision_steps(self._batch(decision_columns), self._masks(decision_columns)),
             self._terminal_steps(self._batch(terminal_columns), list(compress(agent_infos, dones))),
         )
+
+    def empty(self) -> tuple[DecisionSteps, TerminalSteps]:
+        """New ``DecisionSteps`` and ``TerminalSteps`` without agents, with this decoder's observation dtypes."""
+        return self._empty.decision_steps(), self._empty.terminal_steps()
 
     def _decision_steps(self, batch: _Batch, masks: Sequence[Sequence[bool]] | None) -> DecisionSteps:
         obs, reward, agent_id, group_id, group_reward = batch
@@ -223,8 +286,10 @@ class _EmptyBatch:
 
     __slots__ = ("obs", "float32", "int32", "bool")
 
-    def __init__(self, spec: BehaviorSpec) -> None:
-        self.obs = tuple(np.zeros((0,) + tuple(s.shape), dtype=np.float32) for s in spec.observation_specs)
+    def __init__(self, spec: BehaviorSpec, dtypes: Sequence[PixelDtype]) -> None:
+        self.obs = tuple(
+            np.zeros((0,) + tuple(s.shape), dtype=np.dtype(dtype)) for s, dtype in zip(spec.observation_specs, dtypes)
+        )
         self.float32 = np.zeros(0, dtype=np.float32)
         self.int32 = np.zeros(0, dtype=np.int32)
         self.bool = np.zeros(0, dtype=bool)

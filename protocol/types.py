@@ -197,7 +197,8 @@ class DecisionSteps(Mapping[AgentId, DecisionStep]):
     """The agents of one behavior that requested a decision, batched; a mapping from agent id to ``DecisionStep``."""
 
     obs: list[np.ndarray]
-    """One array per sensor, each ``(n_agents, *shape)``."""
+    """One array per sensor, each ``(n_agents, *shape)``: ``float32``, or ``uint8`` (0..255) for a PNG-compressed
+    sensor decoded with ``visual_observations="uint8"``."""
     reward: np.ndarray
     """``float32 (n_agents,)``: the reward since the agent's last decision."""
     agent_id: np.ndarray
@@ -240,7 +241,8 @@ class DecisionSteps(Mapping[AgentId, DecisionStep]):
 
     @staticmethod
     def empty(spec: BehaviorSpec) -> "DecisionSteps":
-        """A batch with no agents, shaped for ``spec``."""
+        """A batch with no agents, shaped for ``spec``, its observations ``float32`` (``StepDecoder.empty``
+        gives those of a decoder's dtypes)."""
         return DecisionSteps(
             obs=[np.zeros((0,) + s.shape, dtype=np.float32) for s in spec.observation_specs],
             reward=np.zeros(0, dtype=np.float32),
@@ -256,7 +258,8 @@ class TerminalSteps(Mapping[AgentId, TerminalStep]):
     """The agents of one behavior whose episode ended this step, batched; a mapping from agent id to ``TerminalStep``."""
 
     obs: list[np.ndarray]
-    """One array per sensor, each ``(n_agents, *shape)``: the final observations."""
+    """One array per sensor, each ``(n_agents, *shape)``: the final observations; ``float32``, or ``uint8``
+    (0..255) for a PNG-compressed sensor decoded with ``visual_observations="uint8"``."""
     reward: np.ndarray
     """``float32 (n_agents,)``: the last reward of the episode."""
     interrupted: np.ndarray
@@ -298,7 +301,8 @@ class TerminalSteps(Mapping[AgentId, TerminalStep]):
 
     @staticmethod
     def empty(spec: BehaviorSpec) -> "TerminalSteps":
-        """A batch with no agents, shaped for ``spec``."""
+        """A batch with no agents, shaped for ``spec``, its observations ``float32`` (``StepDecoder.empty``
+        gives those of a decoder's dtypes)."""
         return TerminalSteps(
             obs=[np.zeros((0,) + s.shape, dtype=np.float32) for s in spec.observation_specs],
             reward=np.zeros(0, dtype=np.float32),

@@ -342,3 +342,8 @@ def test_editor_mode_timeout_says_press_play() -> None:
 def test_editor_mode_needs_worker_0() -> None:
     with pytest.raises(UnityEnvironmentException, match="worker_id must be 0"):
         UnityEnvironment(None, worker_id=1)
+
+
+def test_an_unknown_visual_observations_value_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"visual_observations must be 'float32' .* or 'uint8' .*, not 'float16'"):
+        UnityEnvironment(str(install_player(tmp_path)), visual_observations="float16")  # type: ignore[arg-type]

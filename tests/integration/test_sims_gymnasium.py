@@ -137,6 +137,45 @@ def test_cartpole_visual_png_frames(tmp_path: Path) -> None:
         assert not np.array_equal(decisions.obs[0][0][0], decisions.obs[0][0][2])  # the cart moved
 
 
+def test_cartpole_visual_uint8_observations_are_the_rounded_float32_ones(tmp_path: Path) -> None:
+    """visual_observations="uint8": CartPoleVisual's frames arrive as uint8 of the spec's shape, each value
+    round(255 * x) of the float32 run with the same seed and actions, terminal observations included."""
+    behavior = "CartPoleVisual?team=0"
+
+    def run(visual_observations: str) -> tuple[object, list[np.ndarray], list[np.ndarray]]:
+        """The spec, and every step's decision and terminal observations of 40 steps pushing right."""
+        decided, ended = [], []
+        with UnityEnvironment(
+            "sim:CartPoleVisual",
+            seed=5,
+            num_areas=2,
+            timeout_wait=15,
+            log_folder=str(tmp_path / visual_observations),
+            visual_observations=visual_observations,
+        ) as env:
+            assert env.visual_observations == visual_observations
+            env.reset()
+            spec = env.behavior_specs[behavior]
+            for _ in range(40):
+                decisions, terminals = env.get_steps(behavior)
+                decided.append(decisions.obs[0])
+                ended.append(terminals.obs[0])
+                env.set_actions(behavior, ActionTuple(discrete=np.ones((len(decisions), 1), dtype=np.int32)))
+                env.step()
+        return spec, decided, ended
+
+    float_spec, float_decided, float_ended = run("float32")
+    spec, decided, ended = run("uint8")
+    assert spec == float_spec
+    assert [(o.name, o.shape) for o in spec.observation_specs] == [("CameraSensor", (3, 40, 60))]
+    assert sum(len(batch) for batch in ended) > 0, "40 steps pushing right ended no episode"
+    for batch, float_batch in zip(decided + ended, float_decided + float_ended):
+        assert batch.dtype == np.uint8 and float_batch.dtype == np.float32
+        assert batch.shape == float_batch.shape == (len(batch), 3, 40, 60)
+        np.testing.assert_array_equal(batch, np.rint(255 * float_batch.astype(np.float64)))
+    assert decided[0].shape == (2, 3, 40, 60) and decided[0].min() < 128 < decided[0].max()
+
+
 def test_hybrid_actions_dict_observations_terminated_and_truncated(tmp_path: Path, test_envs: None) -> None:
     """Echo: Tuple(Box, Discrete, MultiDiscrete) actions, Dict/Tuple sensors sorted by name, both episode ends."""
     parameters, stats = EnvironmentParametersChannel(), StatsSideChannel()

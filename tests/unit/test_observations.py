@@ -1,4 +1,5 @@
-"""Observations on the wire, both ends: float and PNG encoding, decoding, channel mappings, errors."""
+"""Observations on the wire, both ends: float and PNG encoding, decoding (float32, or uint8 for visual
+observations kept as 8-bit values), channel mappings, errors."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from rayagents.protocol.communicator_objects.agent_info_pb2 import AgentInfoProt
 from rayagents.protocol.communicator_objects.observation_pb2 import NONE, PNG, ObservationProto
 from rayagents.protocol.exceptions import UnityObservationException
 from rayagents.protocol.observations import (
+    ObservationDecoder,
     float_observation_proto,
+    observation_dtype,
     observation_spec_from_proto,
     observations_to_array,
     png_observation_proto,
 )
-from rayagents.protocol.png import PNG_SIGNATURE, split_png_stream
+from rayagents.protocol.png import PNG_SIGNATURE, decode_png_stream, float_to_pixels, split_png_stream
 from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
 
 BEHAVIOR = "Crawler?team=0"
@@ -30,9 +33,24 @@ def _over_the_wire(protos: list[ObservationProto]) -> list[ObservationProto]:
     return [AgentInfoProto.FromString(info.SerializeToString()).observations[0] for info in infos]
 
 
-def _decode(protos: list[ObservationProto], spec: ObservationSpec | None = None) -> np.ndarray:
+def _decode(
+    protos: list[ObservationProto], spec: ObservationSpec | None = None, visual_observations: str = "float32"
+) -> np.ndarray:
     protos = _over_the_wire(protos)
-    return observations_to_array(protos, spec or observation_spec_from_proto(protos[0]), behavior=BEHAVIOR)
+    spec = spec or observation_spec_from_proto(protos[0])
+    return observations_to_array(protos, spec, behavior=BEHAVIOR, visual_observations=visual_observations)
+
+
+def _decode_both(protos: list[ObservationProto]) -> tuple[np.ndarray, np.ndarray]:
+    """The same protos decoded as float32 and as uint8 (``visual_observations="uint8"``)."""
+    return _decode(protos), _decode(protos, visual_observations="uint8")
+
+
+def _assert_uint8_is_rounded_float(as_float: np.ndarray, as_uint8: np.ndarray) -> None:
+    """The uint8 decode has the float decode's shape and holds ``round(255 * float)``."""
+    assert as_uint8.dtype == np.uint8 and as_float.dtype == np.float32
+    assert as_uint8.shape == as_float.shape
+    np.testing.assert_array_equal(as_uint8, np.rint(as_float.astype(np.float64) * 255))
 
 
 def _png(pixels_hwc: np.ndarray, mode: str) -> bytes:
@@ -303,3 +321,153 @@ def test_split_walks_chunks_so_a_signature_inside_pixel_data_does_not_cut_a_file
         shape=[6, 2, 2], compression_type=PNG, compressed_data=tricky + png, compressed_channel_mapping=list(range(6))
     )
     assert _decode([proto]).shape == (1, 6, 2, 2)
+
+
+# ------------------------------------------------------------------------ PNG kept as uint8 (opt-in)
+
+
+@pytest.mark.parametrize(
+    "channels, mapping",
+    [(1, [0, 0, 0]), (3, []), (4, [0, 1, 2, 3, -1, -1]), (6, [0, 1, 2, 3, 4, 5]), (5, [0, 1, 2, 3, 4, -1])],
+)
+def test_uint8_png_round_trip_holds_the_8_bit_values(channels: int, mapping: list[int]) -> None:
+    rng = np.random.default_rng(channels)
+    images = rng.random((3, channels, 9, 7)).astype(np.float32)
+    protos = [png_observation_proto(image, "CameraSensor") for image in images]
+    assert list(protos[0].compressed_channel_mapping) == mapping
+    as_float, as_uint8 = _decode_both(protos)
+    assert as_uint8.shape == (3, channels, 9, 7)
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+    np.testing.assert_array_equal(as_uint8, float_to_pixels(images))  # exactly what the encoder stored
+    assert as_uint8.flags.writeable and as_uint8.flags.c_contiguous
+
+
+def test_uint8_is_the_default_off_and_float_observations_stay_float32() -> None:
+    image = np.random.default_rng(1).random((3, 4, 4))
+    assert _decode([png_observation_proto(image, "Cam")]).dtype == np.float32  # the default: as mlagents_envs
+    values = np.random.default_rng(2).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    batch = _decode([float_observation_proto(v, "Cam") for v in values], visual_observations="uint8")
+    assert batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, values)  # uncompressed: untouched, even outside [0, 1]
+
+
+def test_uint8_mapping_of_distinct_channels_is_the_rounded_float_average() -> None:
+    # Two RGB PNGs of random pixels; outputs that average 3 channels (never a tie), 1 channel, or drop one.
+    rng = np.random.default_rng(4)
+    first, second = rng.integers(0, 256, (2, 5, 6, 3), dtype=np.uint8)
+    for mapping in ([0, 0, 0, 1, 1, 1], [0, 1, 0, 1, 0, 1], [1, 0, 1, -1, 1, 2], [0, 0, 0, 0, 0, 0]):
+        proto = ObservationProto(
+            shape=[max(mapping) + 1, 5, 6],
+            compression_type=PNG,
+            compressed_data=_png(first, "RGB") + _png(second, "RGB"),
+            compressed_channel_mapping=mapping,
+            name="Stacked",
+        )
+        as_float, as_uint8 = _decode_both([proto])
+        decoded = np.concatenate([first, second], axis=2).transpose(2, 0, 1).astype(np.int64)
+        for output in range(max(mapping) + 1):
+            sources = [i for i, m in enumerate(mapping) if m == output]
+            scaled = as_float[0, output].astype(np.float64) * 255
+            if len(sources) % 2 == 1:  # an odd count of 8-bit values never averages to an exact half
+                np.testing.assert_array_equal(as_uint8[0, output], np.rint(scaled))
+            # Half up of the exact mean, whatever the count.
+            expected = (decoded[sources].sum(axis=0) + len(sources) // 2) // len(sources)
+            np.testing.assert_array_equal(as_uint8[0, output], expected)
+            assert np.abs(as_uint8[0, output] - scaled).max() <= 0.5 + 1e-4
+
+
+def test_uint8_average_of_two_channels_rounds_an_exact_half_up() -> None:
+    first = np.zeros((1, 4, 3), dtype=np.uint8)
+    first[0, :, 0] = [1, 10, 0, 254]
+    first[0, :, 1] = [2, 30, 255, 255]
+    first[0, :, 2] = 99  # dropped
+    proto = ObservationProto(
+        shape=[1, 1, 4], compression_type=PNG, compressed_data=_png(first, "RGB"), compressed_channel_mapping=[0, 0, -1]
+    )
+    as_float, as_uint8 = _decode_both([proto])
+    np.testing.assert_array_equal(as_uint8[0, 0, 0], [2, 20, 128, 255])  # 1.5 -> 2, 20, 127.5 -> 128, 254.5 -> 255
+    np.testing.assert_allclose(as_float[0, 0, 0] * 255, [1.5, 20, 127.5, 254.5], rtol=1e-6)
+
+
+def test_uint8_grayscale() -> None:
+    # One gray channel as Unity sends it (an RGB PNG of three equal channels, mapping [0, 0, 0]).
+    image = np.random.default_rng(5).random((1, 6, 5))
+    as_float, as_uint8 = _decode_both([png_observation_proto(image, "Gray")])
+    assert as_uint8.shape == (1, 1, 6, 5)
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+    # A one-channel ("L") PNG.
+    gray = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40
+    proto = ObservationProto(shape=[1, 2, 3], compression_type=PNG, compressed_data=_png(gray, "L"), name="L")
+    as_float, as_uint8 = _decode_both([proto])
+    np.testing.assert_array_equal(as_uint8[0, 0], gray)
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+    # Without a mapping (the API before 1.2.0): the mean of R, G and B, rounded (80.33 -> 80, 80.67 -> 81).
+    rgb = np.zeros((1, 3, 3), dtype=np.uint8)
+    rgb[0, :, 0], rgb[0, :, 1], rgb[0, :, 2] = 30, 60, [150, 151, 152]
+    legacy = ObservationProto(shape=[1, 1, 3], compression_type=PNG, compressed_data=_png(rgb, "RGB"), name="Gray")
+    as_float, as_uint8 = _decode_both([legacy])
+    np.testing.assert_array_equal(as_uint8[0, 0, 0], [80, 80, 81])
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+
+
+def test_uint8_stacked_pngs() -> None:
+    # Stacked gray frames as Unity sends them: one RGB PNG per frame, mapping [0, 0, 0, 1, 1, 1].
+    frames = np.random.default_rng(6).random((2, 3, 3))
+    pngs = [png_observation_proto(frame[None], "Frame") for frame in frames]
+    stacked = ObservationProto(
+        shape=[2, 3, 3],
+        compression_type=PNG,
+        compressed_data=pngs[0].compressed_data + pngs[1].compressed_data,
+        compressed_channel_mapping=[0, 0, 0, 1, 1, 1],
+        name="StackedGray",
+    )
+    as_float, as_uint8 = _decode_both([stacked, stacked])
+    assert as_uint8.shape == (2, 2, 3, 3)
+    np.testing.assert_array_equal(as_uint8[1], float_to_pixels(frames))
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+    # Without a mapping, channels are concatenated across the PNGs and the first ones kept.
+    rgb = np.random.default_rng(7).integers(0, 256, (2, 2, 3), dtype=np.uint8)
+    four = ObservationProto(shape=[4, 2, 2], compression_type=PNG, compressed_data=_png(rgb, "RGB") * 2, name="Four")
+    as_float, as_uint8 = _decode_both([four])
+    np.testing.assert_array_equal(as_uint8[0], np.concatenate([rgb, rgb], axis=2).transpose(2, 0, 1)[:4])
+    _assert_uint8_is_rounded_float(as_float, as_uint8)
+
+
+def test_uint8_sensor_keeps_its_dtype_for_floats_sent_later_and_for_empty_batches() -> None:
+    # A sensor's dtype is settled by its first observation; floats it sends later (its compression turned off)
+    # are quantized as the PNG encoder would, so a batch never changes dtype mid-run.
+    image = np.random.default_rng(8).random((3, 4, 4)).astype(np.float32)
+    png = png_observation_proto(image, "Cam")
+    assert observation_dtype(png, "uint8") == "uint8"
+    assert observation_dtype(png, "float32") == "float32"
+    assert observation_dtype(float_observation_proto(image, "Cam"), "uint8") == "float32"
+    decoder = ObservationDecoder(observation_spec_from_proto(png), BEHAVIOR, "uint8")
+    out_of_range = image.copy()
+    out_of_range[0, 0, :3] = [-1.0, 2.0, np.nan]
+    floats = _over_the_wire([float_observation_proto(image, "Cam"), float_observation_proto(out_of_range, "Cam")])
+    for protos in (floats, [floats[0], _over_the_wire([png])[0]], floats[:1]):
+        batch = decoder.decode(protos)
+        assert batch.dtype == np.uint8 and batch.shape == (len(protos), 3, 4, 4)
+        np.testing.assert_array_equal(batch[0], float_to_pixels(image))
+    np.testing.assert_array_equal(decoder.decode(floats)[1, 0, 0, :3], [0, 255, 0])
+    empty = decoder.decode([])
+    assert empty.shape == (0, 3, 4, 4) and empty.dtype == np.uint8
+    empty = observations_to_array([], _spec((3, 4, 4)), behavior=BEHAVIOR, visual_observations="uint8")
+    assert empty.dtype == np.float32  # no first observation to say it is compressed
+
+
+def test_uint8_decode_errors_name_behavior_and_sensor() -> None:
+    proto = png_observation_proto(np.zeros((3, 2, 2)), "Cam")
+    proto.compressed_channel_mapping[:] = [0, 2, 2]
+    with pytest.raises(UnityObservationException, match=r"(?s)'Cam'.*Crawler\?team=0.*mapping"):
+        _decode([proto], _spec((3, 2, 2), "Cam"), visual_observations="uint8")
+
+
+def test_an_unknown_visual_observations_value_says_what_to_give() -> None:
+    proto = png_observation_proto(np.zeros((3, 2, 2)), "Cam")
+    with pytest.raises(ValueError, match=r"visual_observations must be 'float32' .* or 'uint8' .* not 'float16'"):
+        _decode([proto], visual_observations="float16")
+    with pytest.raises(ValueError, match=r"'Cam' of behavior 'Crawler\?team=0' cannot be decoded to 'int8'"):
+        ObservationDecoder(_spec((3, 2, 2), "Cam"), BEHAVIOR, "int8")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'float32' or 'uint8', not 'float64'"):
+        decode_png_stream(proto.compressed_data, [], 3, "float64")  # type: ignore[arg-type]

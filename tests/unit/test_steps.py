@@ -19,7 +19,14 @@ from rayagents.protocol.communicator_objects.unity_rl_input_pb2 import UnityRLIn
 from rayagents.protocol.communicator_objects.unity_rl_output_pb2 import UnityRLOutputProto
 from rayagents.protocol.exceptions import UnityActionException, UnityObservationException
 from rayagents.protocol.observations import float_observation_proto, png_observation_proto
-from rayagents.protocol.steps import action_list_proto, action_protos, behavior_spec_from_proto, steps_from_proto
+from rayagents.protocol.steps import (
+    StepDecoder,
+    action_list_proto,
+    action_protos,
+    behavior_spec_from_proto,
+    observation_dtypes,
+    steps_from_proto,
+)
 from rayagents.protocol.types import ActionSpec, ActionTuple, BehaviorSpec, DimensionProperty, ObservationType
 
 BEHAVIOR = "Soccer?team=1"
@@ -195,6 +202,63 @@ def test_missing_sensor_names_behavior_and_agent() -> None:
     infos = [_vector_info(1, 0.0), agent_info_proto(9, [float_observation_proto(np.zeros(3), "Vector")])]
     with pytest.raises(UnityObservationException, match=r"Agent 9 of behavior 'Soccer\?team=1' sent 1 obs"):
         steps_from_proto(_through_the_wire(infos).agentInfos[BEHAVIOR].value, _spec(ActionSpec(1, ())), BEHAVIOR)
+
+
+def test_uint8_visual_observations_leave_the_rest_of_the_step_as_it_was() -> None:
+    infos = [
+        _vector_info(1, 1.0, reward=0.5),
+        _vector_info(2, 2.5, reward=1.0, done=True),
+        _vector_info(3, 7.0, reward=-1.0),
+    ]
+    wire = _through_the_wire(infos).agentInfos[BEHAVIOR].value
+    spec = _spec(ActionSpec.create_discrete((3,)))
+    as_float = steps_from_proto(wire, spec, BEHAVIOR)
+    as_uint8 = steps_from_proto(wire, spec, BEHAVIOR, visual_observations="uint8")
+    for float_steps, uint8_steps in zip(as_float, as_uint8):
+        camera, vector = uint8_steps.obs
+        assert camera.dtype == np.uint8 and camera.shape == float_steps.obs[0].shape
+        np.testing.assert_array_equal(camera, np.rint(float_steps.obs[0].astype(np.float64) * 255))
+        assert vector.dtype == np.float32
+        np.testing.assert_array_equal(vector, float_steps.obs[1])
+        np.testing.assert_array_equal(uint8_steps.reward, float_steps.reward)
+        np.testing.assert_array_equal(uint8_steps.agent_id, float_steps.agent_id)
+    decision, terminal = as_uint8
+    np.testing.assert_array_equal(decision.obs[0][:, 0, 0, 0], [np.rint(0.1 * 255), np.rint(0.7 * 255)])
+    assert terminal[2].obs[0].dtype == np.uint8 and terminal[2].obs[0][0, 0, 0] == np.rint(0.25 * 255)
+    assert decision[3].obs[0].dtype == np.uint8
+    np.testing.assert_array_equal(decision.action_mask[0], np.zeros((2, 3), dtype=bool))
+    # One agent, the path that reads a single info.
+    single, _ = steps_from_proto(wire[:1], spec, BEHAVIOR, visual_observations="uint8")
+    assert single.obs[0].dtype == np.uint8 and single.obs[0].shape == (1, 1, 4, 4)
+
+
+def test_nan_checks_still_guard_float_sensors_with_uint8_visual_observations() -> None:
+    spec = _spec(ActionSpec(1, ()))
+    wire = _through_the_wire([_vector_info(1, 0.0), _vector_info(2, float("nan"))]).agentInfos[BEHAVIOR].value
+    with pytest.raises(UnityObservationException, match=r"'Vector' of behavior 'Soccer\?team=1' holds NaN"):
+        steps_from_proto(wire, spec, BEHAVIOR, visual_observations="uint8")
+    wire = _through_the_wire([_vector_info(1, 0.0), _vector_info(2, 0.0, reward=np.inf)]).agentInfos[BEHAVIOR].value
+    with pytest.raises(UnityObservationException, match="reward of behavior 'Soccer"):
+        steps_from_proto(wire, spec, BEHAVIOR, visual_observations="uint8")
+
+
+def test_step_decoder_keeps_each_sensors_dtype_in_empty_batches() -> None:
+    spec = _spec(ActionSpec.create_discrete((2,)))
+    dtypes = observation_dtypes(_vector_info(0, 0.0), "uint8")
+    assert dtypes == ("uint8", "float32")
+    assert observation_dtypes(_vector_info(0, 0.0), "float32") == ("float32", "float32")
+    decoder = StepDecoder(spec, BEHAVIOR, dtypes)
+    assert decoder.observation_dtypes == dtypes
+    for steps in (*decoder.empty(), *decoder.decode([])):
+        assert steps.obs[0].dtype == np.uint8 and steps.obs[0].shape == (0, 1, 4, 4)
+        assert steps.obs[1].dtype == np.float32 and steps.obs[1].shape == (0, 3)
+    decision, _ = decoder.decode(_through_the_wire([_vector_info(4, 5.0)]).agentInfos[BEHAVIOR].value)
+    assert decision.obs[0].dtype == np.uint8 and decision.obs[0][0, 0, 0, 0] == np.rint(0.5 * 255)
+    assert StepDecoder(spec, BEHAVIOR).observation_dtypes == ("float32", "float32")
+    with pytest.raises(ValueError, match=r"Soccer\?team=1' has 2 sensors \(\['Camera', 'Vector'\]\) but 1"):
+        StepDecoder(spec, BEHAVIOR, ("uint8",))
+    with pytest.raises(ValueError, match="visual_observations must be 'float32'"):
+        steps_from_proto([], spec, BEHAVIOR, visual_observations="uint16")
 
 
 # ------------------------------------------------------------------------------------------ actions
