@@ -1,17 +1,20 @@
 """``EnvActor``: one player, CPU inference, trajectory building; trajectories up to the learner, weights back.
 
 The driver creates one per ``--num-envs`` as a Ray actor (``ray.remote(EnvActor)``) and calls :meth:`EnvActor.collect`
-again and again. Each call plays ``exchanges_per_call`` exchanges with the player: per behavior, the policy acts
-on the agents that asked for a decision, the :class:`TrajectoryBuilder` cuts experiences into trajectories, the
-actions go back, the player steps. The call then sends what it built to the learner as one
-:class:`TrajectoryBatch` (``learner.submit.remote``), without waiting for the answer unless
-``max_calls_in_flight`` are already out (backpressure); for an on-policy trainer (``threaded: false``) it
-waits for the answer, so that it never plays on with weights that an update is about to replace. Each answer (:class:`LearnerReply`) names the latest
-weights version of each behavior; a newer one is fetched from the object store once and loaded before the next
-decision, and the trajectories in progress are cut there so the next ones hold only the new version's actions.
+again and again; each call plays the player for about ``seconds_per_call`` seconds. The actor streams: per
+exchange and behavior, the policy acts on the agents that asked for a decision, the :class:`TrajectoryBuilder`
+cuts experiences into trajectories where ML-Agents does (``time_horizon``, episode ends), the actions go back,
+the player steps. Every ``seconds_per_batch`` the trajectories completed meanwhile go to the learner as one
+:class:`TrajectoryBatch` (``learner.submit.remote``) without waiting for the answer; only while
+``max_calls_in_flight`` batches are unanswered does the actor wait (backpressure). It never waits for an update:
+each experience carries the weights version that acted, and the learner decides what is recent enough to train on.
+
+Each answer (:class:`LearnerReply`) says what every behavior id plays now (a :class:`WeightsNotice` with a
+publication number); the actor checks for answers between exchanges, fetches a newer publication's weights from
+the object store once and loads them before the next decision.
 
 A behavior seen for the first time is registered with the learner (``learner.register.remote``), which answers
-with its current weights. A player that crashes or stops answering is restarted within the restart budget; its
+with what it plays. A player that crashes or stops answering is restarted within the restart budget; its
 unfinished trajectories are dropped. Past the budget :class:`PlayerFailedError` names the player's log.
 
 When the learner is lost (its node went away, its process was killed) the call says so
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol
@@ -75,14 +79,10 @@ class PolicyFactory(Protocol):
 
 @dataclass(frozen=True)
 class BehaviorPlay:
-    """How an EnvActor plays one behavior (from its trainer settings)."""
+    """How an EnvActor plays one behavior (from its trainer settings and its algorithm's play rules)."""
 
     time_horizon: int
-    """The most experiences in one trajectory."""
-    on_policy: bool
-    """The trainer trains only on the latest version (``threaded: false``): each call sends every experience
-    it completed (trajectories are cut at the end of the call, bootstrapped as at a ``time_horizon`` cut), and
-    the experiences acted by an older version are left out when a new version arrives."""
+    """The most experiences in one trajectory (the trainer's ``time_horizon``)."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,13 @@ class EnvActorSettings:
     """The most player restarts within ``restarts_rate_limit_period_s``; -1 for no limit."""
     restarts_rate_limit_period_s: float = 60.0
     """The window of the restart rate limit."""
-    exchanges_per_call: int = 16
-    """Exchanges with the player per :meth:`EnvActor.collect` call."""
+    seconds_per_call: float = 0.2
+    """How long one :meth:`EnvActor.collect` call plays (at least one exchange)."""
+    seconds_per_batch: float = 0.02
+    """How often the trajectories completed meanwhile are sent to the learner: the longest one waits in the actor
+    (the shorter, the more recent the weights that acted when the learner trains on it)."""
     max_calls_in_flight: int = 2
-    """Trajectory batches sent to the learner and not answered yet, at most (1 when a behavior is on-policy:
-    the actor then never plays on while the learner may be making a version that would void what it plays)."""
+    """Trajectory batches sent to the learner and not answered yet, at most: with more, the actor waits."""
     port: int | None = None
     """The port to listen on; None: the OS picks a free one (the Editor's 5004 without ``env_path``)."""
     build_cache: str | None = None
@@ -191,10 +193,11 @@ class PlayerFailedError(RuntimeError):
 class _PlayedBehavior:
     """One behavior as the actor plays it: its policy and its trajectory builder."""
 
-    def __init__(self, policy: VersionedPolicy, builder: TrajectoryBuilder, play: BehaviorPlay) -> None:
+    def __init__(self, policy: VersionedPolicy, builder: TrajectoryBuilder) -> None:
         self.policy = policy
         self.builder = builder
-        self.play = play
+        self.publication = -1
+        """The publication of the weights loaded (-1: none yet)."""
 
 
 class EnvActor:
@@ -258,6 +261,7 @@ class EnvActor:
                 ],
                 log_folder=s.log_folder,
                 port=s.port,
+                visual_observations="uint8",  # images travel as bytes; the network's encoder scales them
             )
             self._env.reset()
         return self._env
@@ -285,60 +289,60 @@ class EnvActor:
 
     # ---- playing -------------------------------------------------------------------------------------------------
     def collect(self) -> CollectReport:
-        """Plays ``exchanges_per_call`` exchanges and sends the trajectories they completed to the learner."""
+        """Plays for about ``seconds_per_call`` seconds and sends the trajectories completed so far to the learner."""
         if self._learner_lost:
             return self._report(exchanges=0, steps=0, episodes=0, failed=None)
-        trajectories: list[Trajectory] = self._pending
-        self._pending = []
         try:
-            return self._collect(trajectories)
+            return self._collect()
         except (RayActorError, ObjectLostError) as lost:
             logger.warning("env actor %d lost the learner: %s", self.settings.index, first_line(lost))
-            self._forget_learner(trajectories)
+            self._forget_learner()
             return self._report(exchanges=0, steps=0, episodes=0, failed=None)
 
-    def _collect(self, trajectories: list[Trajectory]) -> CollectReport:
-        exchanges = 0
+    def _collect(self) -> CollectReport:
+        exchanges = steps = episodes = 0
         failed: str | None = None
+        started = last_sent = time.monotonic()
         try:
             env = self._player()
-            for _ in range(self.settings.exchanges_per_call):
+            while exchanges == 0 or time.monotonic() < started + self.settings.seconds_per_call:
                 for behavior, spec in env.behavior_specs.items():
                     played = self._played(behavior, spec)
                     decision_steps, terminal_steps = env.get_steps(behavior)
                     taken = played.policy.act(behavior, decision_steps) if len(decision_steps) else None
-                    trajectories.extend(played.builder.add(decision_steps, terminal_steps, taken))
+                    self._pending.extend(played.builder.add(decision_steps, terminal_steps, taken))
                     if taken is not None:
                         env.set_actions(behavior, taken.env_actions)
                 env.step()
                 exchanges += 1
+                if self._pending and time.monotonic() >= last_sent + self.settings.seconds_per_batch:
+                    sent_steps, sent_episodes = self._send_batch()
+                    steps, episodes, last_sent = steps + sent_steps, episodes + sent_episodes, time.monotonic()
+                self._receive(block=False)  # newer weights act from the next decision on
         except (UnityActionException, UnityObservationException):
             raise  # a mismatch between the policy and the player: a restart would not help
         except UnityException as error:
             failed = self._player_failed(error)
-        for played in self._behaviors.values():
-            if played.play.on_policy:  # every experience acted by this version goes now, before the next update
-                trajectories.extend(played.builder.cut_for_new_version(skip_awaiting=False))
+        sent_steps, sent_episodes = self._send_batch()
+        return self._report(exchanges=exchanges, steps=steps + sent_steps, episodes=episodes + sent_episodes, failed=failed)
+
+    def _send_batch(self) -> tuple[int, int]:
+        """Sends the completed trajectories, the ended episodes and the player's statistics, if there are any;
+        returns the steps and the episodes sent."""
         episodes = tuple(
             stats for stats in (p.builder.take_episodes() for p in self._behaviors.values()) if len(stats)
         )
         batch = TrajectoryBatch(
             env_actor=self.settings.index,
-            trajectories=tuple(trajectories),
+            trajectories=tuple(self._pending),
             episodes=episodes,
             player_stats={key: tuple(values) for key, values in self._stats.get_and_reset_stats().items()},
         )
-        on_policy = any(p.play.on_policy for p in self._behaviors.values())
-        if batch.trajectories or batch.episodes or batch.player_stats:
-            self._send(batch)
-            trajectories.clear()  # the batch holds them now (counted in flight until the learner answers)
-        if on_policy:
-            self.flush()  # play on only with the weights the learner will train next: nothing collected is void
-        else:
-            self._receive(block=False)
-        return self._report(
-            exchanges=exchanges, steps=batch.num_steps, episodes=sum(len(e) for e in episodes), failed=failed
-        )
+        if not (batch.trajectories or batch.episodes or batch.player_stats):
+            return 0, 0
+        self._send(batch)  # the batch holds the trajectories now (counted in flight until answered)
+        self._pending = []
+        return batch.num_steps, sum(len(e) for e in episodes)
 
     def _held_steps(self) -> int:
         """Experiences the actor holds that the learner has not acknowledged: trajectories waiting to be sent,
@@ -362,11 +366,11 @@ class EnvActor:
             player_pid=self._env.pid if self._env is not None else None,
         )
 
-    def _forget_learner(self, unsent: list[Trajectory]) -> None:
+    def _forget_learner(self) -> None:
         """The learner is gone: drops what it did not acknowledge and every behavior's policy (the restarted
         learner's versions start again), counting the experiences lost."""
         self._learner_lost = True
-        self._lost_steps += sum(len(t) for t in unsent) + self._held_steps()
+        self._lost_steps += self._held_steps()
         self._pending = []
         self._in_flight = []
         self._behaviors.clear()
@@ -375,7 +379,7 @@ class EnvActor:
         """Plays on with a new learner (the driver restarted a lost one): each behavior registers again and loads
         the new learner's weights; what the actor held for the old one is dropped."""
         if not self._learner_lost:
-            self._forget_learner([])
+            self._forget_learner()
         self._learner = learner
         self._learner_lost = False
         self._training_done = False
@@ -387,28 +391,25 @@ class EnvActor:
             name = behavior.split("?")[0]
             play = self.settings.behaviors.get(name, self.settings.default_behavior)
             policy = self._policy_factory(behavior, spec)
-            played = _PlayedBehavior(policy, TrajectoryBuilder(behavior, self.settings.index, play.time_horizon), play)
+            played = _PlayedBehavior(policy, TrajectoryBuilder(behavior, self.settings.index, play.time_horizon))
             self._behaviors[behavior] = played
             notice: WeightsNotice = ray.get(self._learner.register.remote(behavior, spec))
             self._load(played, notice)
         return played
 
-    def _load(self, played: _PlayedBehavior, notice: WeightsNotice) -> None:
-        """Loads a newer weights version; cuts the trajectories in progress at the version change."""
-        if notice.version <= played.policy.version:
+    @staticmethod
+    def _load(played: _PlayedBehavior, notice: WeightsNotice) -> None:
+        """Loads what a newer publication names (an older version too: a team may be handed a snapshot)."""
+        if notice.publication <= played.publication:
             return
         weights: PolicyWeights = ray.get(notice.weights)  # type: ignore[call-overload]
-        if played.policy.version >= 0:
-            self._pending.extend(played.builder.cut_for_new_version(skip_awaiting=played.play.on_policy))
         played.policy.load_weights(weights.version, weights.state)
+        played.publication = notice.publication
 
     def _send(self, batch: TrajectoryBatch) -> None:
         """Sends a batch to the learner, first waiting for answers while ``max_calls_in_flight`` are out."""
         self._receive(block=False)
-        limit = self.settings.max_calls_in_flight
-        if any(p.play.on_policy for p in self._behaviors.values()):
-            limit = 1
-        while len(self._in_flight) >= limit:
+        while len(self._in_flight) >= self.settings.max_calls_in_flight:
             self._receive(block=True)
         self._in_flight.append((self._learner.submit.remote(batch), batch.num_steps))
 

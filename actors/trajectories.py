@@ -10,11 +10,17 @@ An EnvActor's loop, per behavior, each exchange with the player::
     env.step()
 
 The builder remembers, per agent, the decision it was just given (the observation it was made on, the mask the
-agent saw, the raw action, its log probability, the weights version). That decision becomes an *experience*
-when the agent's next ``DecisionStep`` or ``TerminalStep`` arrives, whose reward (and, for a terminal step,
-``done`` and ``interrupted``) it takes. Terminal steps are processed before decision steps, so an agent in both
-in one exchange ends one trajectory and starts the next (its ``DecisionStep`` reward, earned before any action
-of the new episode, is not an experience's, as in ML-Agents).
+agent saw, the raw action, the weights version that acted and the policy's extras, such as PPO's log
+probability). That decision becomes an *experience* when the agent's next ``DecisionStep`` or ``TerminalStep``
+arrives, whose reward and group reward (and, for a terminal step, ``done`` and ``interrupted``) it takes.
+Terminal steps are processed before decision steps, so an agent in both in one exchange ends one trajectory and
+starts the next (its ``DecisionStep`` reward, earned before any action of the new episode, is not an
+experience's, as in ML-Agents).
+
+Trajectories are cut only where ML-Agents cuts them: at ``time_horizon`` experiences and when the agent's episode
+ends; a player restart drops what was unfinished (:meth:`TrajectoryBuilder.drop_partial`). New weights arriving
+mid-trajectory cut nothing: every experience carries the version that acted, and the learner decides what it
+trains on.
 """
 
 from __future__ import annotations
@@ -46,40 +52,41 @@ class _Decision:
     """One decision of one agent: what the policy saw and did."""
 
     obs: tuple[np.ndarray, ...]
-    """The observation of each sensor the decision was made on."""
+    """The observation of each sensor the decision was made on (rows of the step's arrays, not copied)."""
     action_mask: np.ndarray | None
     """bool ``(sum(branches),)``, True = disabled, as the agent saw it; None without a mask."""
     continuous: np.ndarray
     """float32 ``(continuous_size,)``: the raw sample."""
     discrete: np.ndarray
     """int32 ``(n_branches,)``."""
-    log_prob: float
-    """The joint log probability of the action."""
-    policy_version: int
+    extras: dict[str, np.ndarray]
+    """The policy's per-agent extras for this decision (one row of each)."""
+    version: int
     """The weights version that acted."""
 
 
 class _AgentRecord:
     """One agent's experiences since its last trajectory, its decision awaiting an outcome, and its episode so far."""
 
-    __slots__ = ("decisions", "rewards", "awaiting", "skip_awaiting", "episode_return", "episode_experiences")
+    __slots__ = ("decisions", "rewards", "group_rewards", "group_id", "awaiting", "episode_return", "episode_experiences")
 
     def __init__(self) -> None:
         self.decisions: list[_Decision] = []
         self.rewards: list[float] = []
+        self.group_rewards: list[float] = []
+        self.group_id = 0
         self.awaiting: _Decision | None = None
-        self.skip_awaiting = False
         self.episode_return = 0.0
         self.episode_experiences = 0
 
-    def complete(self, reward: float) -> None:
-        """The awaited decision becomes an experience with ``reward`` (only counted in the episode when skipped)."""
+    def complete(self, reward: float, group_reward: float, group_id: int) -> None:
+        """The awaited decision becomes an experience with ``reward`` and ``group_reward``."""
         assert self.awaiting is not None
-        if not self.skip_awaiting:
-            self.decisions.append(self.awaiting)
-            self.rewards.append(reward)
+        self.decisions.append(self.awaiting)
+        self.rewards.append(reward)
+        self.group_rewards.append(group_reward)
+        self.group_id = group_id
         self.awaiting = None
-        self.skip_awaiting = False
         self.episode_return += reward
         self.episode_experiences += 1
 
@@ -142,15 +149,16 @@ class TrajectoryBuilder:
         return trajectories
 
     def _add_terminal(self, terminal_steps: TerminalSteps, trajectories: list[Trajectory]) -> None:
+        group_ids = terminal_steps.group_id.tolist()
+        group_rewards = terminal_steps.group_reward.tolist()
         for row, agent_id in enumerate(terminal_steps.agent_id.tolist()):
             record = self._agents.pop(agent_id, None)
             if record is None or record.awaiting is None:
                 continue  # an episode that ended before this builder saw the agent act (start, drop_partial)
-            record.complete(float(terminal_steps.reward[row]))
-            if record.decisions:
-                next_obs = tuple(np.array(o[row]) for o in terminal_steps.obs)
-                interrupted = bool(terminal_steps.interrupted[row])
-                trajectories.append(self._trajectory(agent_id, record, next_obs, done=True, interrupted=interrupted))
+            record.complete(float(terminal_steps.reward[row]), group_rewards[row], group_ids[row])
+            next_obs = tuple(np.array(o[row]) for o in terminal_steps.obs)
+            interrupted = bool(terminal_steps.interrupted[row])
+            trajectories.append(self._trajectory(agent_id, record, next_obs, done=True, interrupted=interrupted))
             self._ended_returns.append(record.episode_return)
             self._ended_lengths.append(record.episode_experiences - 1)
 
@@ -158,15 +166,17 @@ class TrajectoryBuilder:
         masks = None if decision_steps.action_mask is None else np.concatenate(decision_steps.action_mask, axis=1)
         continuous = np.array(taken.continuous, dtype=np.float32)  # copies: the policy may reuse its arrays
         discrete = np.array(taken.discrete, dtype=np.int32)
-        log_probs = np.asarray(taken.log_probs, dtype=np.float32).tolist()
+        extras = {name: np.array(value) for name, value in taken.extras.items()}
         rewards = decision_steps.reward.tolist()
+        group_ids = decision_steps.group_id.tolist()
+        group_rewards = decision_steps.group_reward.tolist()
         for row, agent_id in enumerate(decision_steps.agent_id.tolist()):
             record = self._agents.get(agent_id)
             if record is None:
                 record = self._agents[agent_id] = _AgentRecord()
-            obs = tuple(np.array(o[row]) for o in decision_steps.obs)
+            obs = tuple(o[row] for o in decision_steps.obs)
             if record.awaiting is not None:
-                record.complete(rewards[row])
+                record.complete(rewards[row], group_rewards[row], group_ids[row])
                 if len(record.decisions) >= self.time_horizon:
                     trajectories.append(self._trajectory(agent_id, record, obs, done=False, interrupted=False))
             record.awaiting = _Decision(
@@ -174,8 +184,8 @@ class TrajectoryBuilder:
                 action_mask=None if masks is None else masks[row],
                 continuous=continuous[row],
                 discrete=discrete[row],
-                log_prob=log_probs[row],
-                policy_version=taken.policy_version,
+                extras={name: value[row] for name, value in extras.items()},
+                version=taken.policy_version,
             )
 
     def _trajectory(
@@ -194,41 +204,27 @@ class TrajectoryBuilder:
         if any(m is not None for m in masks):
             width = next(m.shape[0] for m in masks if m is not None)
             action_mask = np.stack([np.zeros(width, dtype=bool) if m is None else m for m in masks])
+        in_group = record.group_id != 0 or any(record.group_rewards)
         trajectory = Trajectory(
             obs=tuple(np.stack([d.obs[k] for d in decisions]) for k in range(len(next_obs))),
-            next_obs=next_obs,
+            next_obs=tuple(np.array(o) for o in next_obs),
             continuous_actions=np.stack([d.continuous for d in decisions]),
             discrete_actions=np.stack([d.discrete for d in decisions]),
-            log_probs=np.array([d.log_prob for d in decisions], dtype=np.float32),
             rewards=np.array(record.rewards, dtype=np.float32),
             done=done,
             interrupted=interrupted,
+            versions=np.array([d.version for d in decisions], dtype=np.int32),
+            extras={name: np.stack([d.extras[name] for d in decisions]) for name in decisions[0].extras},
             action_mask=action_mask,
+            group_id=record.group_id,
+            group_rewards=np.array(record.group_rewards, dtype=np.float32) if in_group else None,
             behavior=self.behavior,
             agent_id=global_agent_id(self.env_actor, agent_id),
-            policy_version=min(d.policy_version for d in decisions),
         )
         record.decisions = []
         record.rewards = []
+        record.group_rewards = []
         return trajectory
-
-    def cut_for_new_version(self, skip_awaiting: bool) -> list[Trajectory]:
-        """Ends every agent's trajectory now, because a new weights version is about to act.
-
-        Each agent with experiences gets a trajectory bootstrapped from the observation of its awaited decision
-        (as at a ``time_horizon`` cut), so that the next one holds only experiences of the new version. With
-        ``skip_awaiting`` (an on-policy trainer, which drops whatever an older version acted), the awaited
-        decisions, taken by the old version, are left out of the next trajectories; their rewards still count
-        in the episodes' returns and lengths.
-        """
-        trajectories: list[Trajectory] = []
-        for agent_id, record in self._agents.items():
-            if record.awaiting is None:
-                continue
-            if record.decisions:
-                trajectories.append(self._trajectory(agent_id, record, record.awaiting.obs, done=False, interrupted=False))
-            record.skip_awaiting = skip_awaiting
-        return trajectories
 
     def take_episodes(self) -> EpisodeStats:
         """The returns and lengths of the episodes that ended since the last call (then forgotten here)."""

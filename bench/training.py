@@ -53,11 +53,10 @@ from rayagents.configs.examples import example_config
 from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.ppo import PPOOptimizer
-from rayagents.learner.trainer import DROPPED_STEPS
-from rayagents.learner.trajectory import UpdateBuffer
+from rayagents.learner.policy import ENTROPY
+from rayagents.learner.trainer import DROPPED_STEPS, Trainer
 from rayagents.protocol.side_channels import StatsSideChannel
-from rayagents.protocol.trajectories import Trajectory
+from rayagents.protocol.trajectories import LOG_PROBS, Trajectory
 from rayagents.protocol.types import BehaviorSpec
 
 COMMAND = "python -m bench.training"
@@ -386,8 +385,8 @@ def halfcheetah_spec() -> BehaviorSpec:
 
 
 def random_trajectory(spec: BehaviorSpec, length: int, rng: np.random.Generator) -> Trajectory:
-    """A trajectory of ``spec`` with random observations, actions and rewards (the log probabilities those of
-    the actions under a unit Gaussian; one discrete choice of 0 per branch)."""
+    """A trajectory of ``spec`` with random observations, actions and rewards, acted by version 0 (the log
+    probabilities those of the actions under a unit Gaussian; one discrete choice of 0 per branch)."""
     action_spec = spec.action_spec
     continuous = rng.normal(size=(length, action_spec.continuous_size)).astype(np.float32)
     log_probs = (-0.5 * continuous**2 - 0.5 * np.log(2 * np.pi)).sum(axis=1).astype(np.float32)
@@ -396,47 +395,60 @@ def random_trajectory(spec: BehaviorSpec, length: int, rng: np.random.Generator)
         next_obs=tuple(rng.normal(size=o.shape).astype(np.float32) for o in spec.observation_specs),
         continuous_actions=continuous,
         discrete_actions=np.zeros((length, len(action_spec.discrete_branches)), dtype=np.int64),
-        log_probs=log_probs,
         rewards=rng.normal(size=length).astype(np.float32),
         done=False,
         interrupted=False,
+        versions=np.zeros(length, dtype=np.int32),
+        extras={LOG_PROBS: log_probs, ENTROPY: np.ones(length, dtype=np.float32)},
     )
 
 
-def update_samples_per_s(spec: BehaviorSpec, settings: TrainerSettings, device: str, seconds: float) -> float:
-    """Samples/s of PPOOptimizer updates on full buffers (``buffer_size`` experiences in trajectories of
-    ``time_horizon``): ``buffer_size × num_epoch`` per update, over the updates' seconds only; one update to warm
-    up, then updates until ``seconds`` of them. Torch runs the LearnerActor's default threads."""
+@dataclass(frozen=True)
+class LearnerRates:
+    """How fast the learner takes trajectories in and updates, in samples per second."""
+
+    ingest: float
+    """Experiences per second through :meth:`Trainer.ingest` (normalizers, one critic pass, GAE, buffer)."""
+    update: float
+    """``buffer_size × num_epoch`` per update over the updates' seconds."""
+
+
+def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, seconds: float) -> LearnerRates:
+    """The learner's ingestion and update rates on random trajectories of ``time_horizon``, arriving 16 at a time
+    (one full buffer to warm up, then until ``seconds`` of updates). Torch runs the LearnerActor's default
+    threads."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(ClusterSettings().learner_num_cpus)))
     try:
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
-        optimizer = PPOOptimizer(spec, settings, device)
-        hyperparameters = optimizer.hyperparameters
-        generator = torch.Generator().manual_seed(0)
-        buffer = UpdateBuffer()
+        trainer = Trainer("HalfCheetah", spec, settings, device, seed=0)
+        pool = [random_trajectory(spec, settings.time_horizon, rng) for _ in range(64)]
+        epochs = getattr(settings.hyperparameters, "num_epoch", 1)
+        ingest_seconds = update_seconds = 0.0
+        ingested = updated = 0
 
-        def fill() -> None:
-            while buffer.num_experiences < hyperparameters.buffer_size:
-                length = min(settings.time_horizon, hyperparameters.buffer_size - buffer.num_experiences)
-                columns, _ = optimizer.process_trajectory(random_trajectory(spec, length, rng))
-                buffer.append(columns)
-
-        def timed_update() -> float:
-            fill()
+        def fill_and_update() -> tuple[float, int, float, int]:
+            taken, start = 0, time.perf_counter()
+            while not trainer.algorithm.ready_for_update():
+                arriving = [pool[i] for i in rng.integers(0, len(pool), size=16)]
+                trainer.ingest(arriving)
+                taken += sum(len(t) for t in arriving)
             _synchronize(device)
-            start = time.perf_counter()
-            optimizer.update(buffer, generator)
+            middle = time.perf_counter()
+            buffered = trainer.buffered_steps
+            trainer.maybe_update()
             _synchronize(device)
-            return time.perf_counter() - start
+            return middle - start, taken, time.perf_counter() - middle, buffered * epochs
 
-        timed_update()
-        updates, elapsed = 0, 0.0
-        while updates == 0 or elapsed < seconds:
-            elapsed += timed_update()
-            updates += 1
-        return updates * hyperparameters.buffer_size * hyperparameters.num_epoch / elapsed
+        fill_and_update()
+        while updated == 0 or update_seconds < seconds:
+            took, steps, update_took, samples = fill_and_update()
+            ingest_seconds += took
+            ingested += steps
+            update_seconds += update_took
+            updated += samples
+        return LearnerRates(ingest=ingested / ingest_seconds, update=updated / update_seconds)
     finally:
         torch.set_num_threads(threads)
 
@@ -493,20 +505,26 @@ def run(seconds: float = 5.0) -> list[Row]:
         f"learner PPO update, HalfCheetah, buffer {hp['buffer_size']:,} × {hp['num_epoch']} epochs, "
         f"batch {hp['batch_size']:,}, 2 × 256 units"
     )
-    cpu = update_samples_per_s(spec, settings, "cpu", seconds)
+    cpu = learner_rates(spec, settings, "cpu", seconds)
     rows = [
         _row(f"HalfCheetah, random actions, {layout} (one process per player)", f"{random_rate:,.0f} agent steps/s"),
         _row(f"HalfCheetah, PPO training, {layout} (`rayagents-learn`, {NUM_ENVS} EnvActors)", _training_value(trained)),
         _row(f"training ÷ random (HalfCheetah, {layout})", f"{ratio:.2f}", f"≥ {RATIO_TARGET}", ratio >= RATIO_TARGET),
         _row(f"CartPole, PPO training, {layout} (example config)", _training_value(cartpole)),
-        _row(f"{update}, CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)", f"{cpu:,.0f} samples/s"),
     ]
+    cpu_name = f"CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)"
+    rows += _learner_rows(update, cpu_name, cpu)
     if torch.cuda.is_available():
-        gpu = update_samples_per_s(spec, settings, "cuda", seconds)
-        rows.append(_row(f"{update}, CUDA ({torch.cuda.get_device_name()})", f"{gpu:,.0f} samples/s"))
+        gpu = learner_rates(spec, settings, "cuda", seconds)
+        rows += _learner_rows(update, f"CUDA ({torch.cuda.get_device_name()})", gpu)
     else:
         rows.append(_row(f"{update}, CUDA", "no GPU (not measured)"))
     return rows
+
+
+def _learner_rows(update: str, device: str, rates: LearnerRates) -> list[Row]:
+    ingest = "learner ingestion, HalfCheetah trajectories of 64 arriving 16 at a time (normalizer, critic pass, GAE)"
+    return [_row(f"{ingest}, {device}", f"{rates.ingest:,.0f} samples/s"), _row(f"{update}, {device}", f"{rates.update:,.0f} samples/s")]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

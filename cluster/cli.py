@@ -161,7 +161,15 @@ def _train(options: RunOptions, args: Sequence[str]) -> int:
             return EXIT_USAGE
         except TrainingFailed as error:
             view.log(f"error: {error}")
-            view.log(f"What was learned up to the failure is saved under {redact(run.write_path)}.")
+            if error.learned and error.saved:
+                view.log(f"What was learned up to the failure is saved under {redact(run.write_path)}.")
+            elif error.saved:
+                view.log(
+                    "The run failed before its first policy update: nothing was learned (the models saved under "
+                    f"{redact(run.write_path)} hold the initial weights)."
+                )
+            else:
+                view.log(f"The run failed before a model could be saved under {redact(run.write_path)}.")
             return EXIT_FAILED
         for name, model in result.models.items():
             step = result.steps.get(name, 0)

@@ -44,7 +44,7 @@ class EnvActorLost(RuntimeError):
 
 def behavior_play(settings: TrainerSettings) -> BehaviorPlay:
     """How an EnvActor plays a behavior with these trainer settings."""
-    return BehaviorPlay(time_horizon=settings.time_horizon, on_policy=not settings.threaded)
+    return BehaviorPlay(time_horizon=settings.time_horizon)
 
 
 def env_actor_settings(options: RunOptions, index: int, seed: int, log_folder: str | None) -> EnvActorSettings:

@@ -10,11 +10,10 @@ from rayagents.actors.environment import DEFAULT_EDITOR_PORT
 from rayagents.actors.builds import is_build_archive
 from rayagents.actors.player import SIM_PREFIX, resolve_executable
 from rayagents.configs import ConfigError, EncoderType, RewardSignalType, RunOptions, TrainerSettings
+from rayagents.learner.registry import trainer_types
 from rayagents.protocol.exceptions import UnityEnvironmentException
 from rayagents.sims.scenes import scene_names
 
-SUPPORTED_TRAINER_TYPES: tuple[str, ...] = ("ppo",)
-"""The trainer types this version trains."""
 
 _SCENE_FAMILIES: tuple[str, ...] = ("gym:", "pettingzoo:")
 """Prefixes of the simulation host's open-ended scene names (any Gymnasium or PettingZoo environment)."""
@@ -23,7 +22,7 @@ _SCENE_FAMILIES: tuple[str, ...] = ("gym:", "pettingzoo:")
 def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     """The settings of a behavior that this version cannot train yet, each in the YAML's words."""
     found: list[str] = []
-    if settings.trainer_type not in SUPPORTED_TRAINER_TYPES:
+    if settings.trainer_type not in trainer_types():
         found.append(f"trainer_type {settings.trainer_type}")
     for kind in settings.reward_signals:
         if kind != RewardSignalType.EXTRINSIC:

@@ -47,7 +47,7 @@ from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
 from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings
-from rayagents.learner.policy import InferencePolicyFactory
+from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
 from rayagents.protocol.exceptions import first_line
 
@@ -90,7 +90,20 @@ class TrainingResult:
 
 
 class TrainingFailed(RuntimeError):
-    """The run stopped on an error it could not recover from (the model was saved first)."""
+    """The run stopped on an error it could not recover from (the model was saved first, when it could be).
+
+    Arguments:
+        message: what went wrong.
+        learned: whether any behavior's weights had been updated (or restored) before the failure.
+        saved: whether the final models were written.
+    """
+
+    def __init__(self, message: str, *, learned: bool, saved: bool) -> None:
+        super().__init__(message)
+        self.learned = learned
+        """Whether any behavior's weights had been updated (or restored) before the failure."""
+        self.saved = saved
+        """Whether the final models were written."""
 
 
 class LearnerLost(RuntimeError):
@@ -153,6 +166,7 @@ class TrainingRun:
         self._learner: Any = None
         self._fleet: EnvFleet | None = None
         self._learner_restarts = 0
+        self._learned = False
 
     # ---- set up --------------------------------------------------------------------------------------------------
     def _prepare_results(self) -> None:
@@ -224,7 +238,7 @@ class TrainingRun:
                 try:
                     self._learner = self._start_learner(restart=False)
                     self._fleet = EnvFleet(
-                        self.options, self.seed, str(self.run_logs), InferencePolicyFactory(self.options), self.view.log
+                        self.options, self.seed, str(self.run_logs), PolicyFactory(self.options), self.view.log
                     )
                     self._fleet.launch(self._learner)
                     if self.options.env_settings.env_path is None:
@@ -252,7 +266,7 @@ class TrainingRun:
                 self.tensorboard.close()
             self._shutdown(connection)
         if error is not None:
-            raise TrainingFailed(_cause(error)) from error
+            raise TrainingFailed(_cause(error), learned=self._learned, saved=bool(finals)) from error
         steps = {name: record.steps for name, record in finals.items()}
         fleet = self._fleet.status() if self._fleet is not None else None
         return TrainingResult(
@@ -344,6 +358,7 @@ class TrainingRun:
 
     def _show(self, progress: LearnerProgress, elapsed: float, fleet: EnvFleet | None) -> None:
         """Reports a progress poll on the console, in TensorBoard and in training_status.json."""
+        self._learned = self._learned or any(state.version > 0 for state in progress.behaviors)
         if self._reporter is not None:
             figures = None if fleet is None else ClusterFigures(fleet.status(), self._learner_restarts)
             self._reporter.show(progress, elapsed, figures)

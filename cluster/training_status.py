@@ -20,7 +20,7 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 from rayagents.configs.errors import ConfigError
-from rayagents.learner.checkpoint_files import CheckpointRecord
+from rayagents.learner.checkpoints import CheckpointRecord
 from rayagents.learner.results_storage import ResultsStorage, redact
 
 TRAINING_STATUS_FILE = "training_status.json"

@@ -38,6 +38,13 @@ def check_network_settings(settings: NetworkSettings) -> None:
         )
 
 
+def as_float(observations: torch.Tensor) -> torch.Tensor:
+    """A sensor's observations as floats: uint8 images (kept as bytes from the player to here) scaled to [0, 1]."""
+    if observations.dtype == torch.uint8:
+        return observations.float() / 255.0
+    return observations if observations.dtype == torch.float32 else observations.float()
+
+
 class VectorInput(nn.Module):
     """A flat vector observation, normalized when ``network_settings.normalize`` is set."""
 
@@ -93,13 +100,13 @@ class ObservationEncoder(nn.Module):
     def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
         """Folds a batch of every sensor's observations into the normalizers."""
         for processor, obs in zip(self.processors, observations):
-            processor.update_normalization(obs)
+            processor.update_normalization(as_float(obs))
 
     def forward(self, observations: Sequence[torch.Tensor]) -> torch.Tensor:
         """The concatenated features, ``(batch, output_size)``."""
         if len(observations) != len(self.processors):
             raise ValueError(f"expected {len(self.processors)} observations, got {len(observations)}")
-        features = [processor(obs) for processor, obs in zip(self.processors, observations)]
+        features = [processor(as_float(obs)) for processor, obs in zip(self.processors, observations)]
         return features[0] if len(features) == 1 else torch.cat(features, dim=1)
 
 

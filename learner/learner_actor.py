@@ -2,31 +2,39 @@
 
 The driver creates one as a Ray actor (on the GPU when the cluster has one). EnvActors call it directly:
 
-- :meth:`LearnerActor.register` when a behavior appears in their player: the trainer of that behavior name is
-  made on the first call (restored from ``checkpoint.pt`` on ``--resume`` / ``--initialize-from``), and the
-  answer is its current weights version.
-- :meth:`LearnerActor.submit` with each :class:`TrajectoryBatch`: the trajectories go to their trainers (which
-  drop what an older policy acted than they allow), the ended episodes and the player's statistics are recorded,
-  a trainer whose buffer is full updates, and the answer names the latest version of each behavior. Each version
-  is put into Ray's object store once; every EnvActor reads the same copy.
+- :meth:`LearnerActor.register` when a behavior id appears in their player: the trainer of that behavior name is
+  made on the first call (restored from its checkpoint on ``--resume`` / ``--initialize-from``), and the answer
+  is what the behavior id plays.
+- :meth:`LearnerActor.submit` with each :class:`TrajectoryBatch`: the batch joins the learner's inbox and the
+  answer names what every behavior id plays now. The inbox is bounded: while it is full, ``submit`` waits, and so
+  do the EnvActors that have too many batches unanswered (backpressure).
+
+A training thread empties the inbox: the trajectories that arrived are taken together, per behavior, in one
+batched pass on the learner's device (:meth:`Trainer.ingest`), the ended episodes and the player's statistics are
+recorded, a trainer whose update is due updates, and each new version is put into Ray's object store once and
+published to every id of its behavior (``Name?team=N``) with a publication number of its own. EnvActors never
+wait for an update: what they send while one runs joins the inbox and is taken after it.
 
 The driver polls :meth:`LearnerActor.progress` for the summaries (TensorBoard, console), the checkpoints written
 (``training_status.json``) and whether training is over, and calls :meth:`LearnerActor.save` at the end (or on
-Ctrl+C) for the final checkpoint and ``<behavior>.onnx``.
+Ctrl+C) for the final checkpoint and ``<behavior>.onnx``. An error in the training thread is raised by the next
+call, so the driver sees it.
 
-The results location is a folder of the learner's node or a URI (``s3://…``: see :mod:`results_storage`). For a
-URI the learner writes every file in a scratch folder and uploads it, and downloads ``checkpoint.pt`` to restore.
+The results location is a folder of the learner's node or a URI (``s3://…``: see :mod:`results_storage`); each
+behavior's checkpoints are written and read by its :class:`CheckpointStore`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import queue
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TypeVar
 
 import numpy as np
 import ray
@@ -34,15 +42,24 @@ import torch
 
 from rayagents.configs import ConfigWarning, RunOptions, behavior_settings
 from rayagents.configs.behaviors import behavior_name_of
-from rayagents.learner.checkpoint_files import LATEST_CHECKPOINT, CheckpointRecord
+from rayagents.learner.checkpoints import CheckpointRecord, CheckpointStore
 from rayagents.learner.results_storage import ResultsStorage, StorageError, is_uri, join, redact
-from rayagents.learner.trainer import PPOTrainer, TrainerSummary
+from rayagents.learner.trainer import Trainer, TrainerSummary
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
-from rayagents.protocol.trajectories import TrajectoryBatch
+from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 from rayagents.protocol.weights import LearnerReply, WeightsNotice
 
 logger = logging.getLogger(__name__)
+
+INBOX_BATCHES = 512
+"""Trajectory batches waiting for the training thread, at most; ``submit`` waits while the inbox is full. Enough
+for what the EnvActors send during an update (each sends a batch every few hundredths of a second), so that they
+wait only when the learner cannot keep up."""
+INBOX_POLL_S = 0.05
+"""How long the training thread waits for a batch before it looks again (and notices a stop)."""
+
+_Result = TypeVar("_Result")
 
 
 @dataclass(frozen=True)
@@ -122,10 +139,20 @@ class LearnerActor:
         np.random.seed(settings.seed % 2**32)
         self._storage = open_results(settings.write_path)
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._trainers: dict[str, PPOTrainer] = {}
-        self._published: dict[str, tuple[int, object]] = {}
+        self._trainers: dict[str, Trainer] = {}
+        self._behavior_ids: dict[str, list[BehaviorName]] = {}
+        self._weights: dict[str, tuple[int, object]] = {}
+        self._publications: dict[BehaviorName, WeightsNotice] = {}
+        self._notices: tuple[WeightsNotice, ...] = ()
         self._summaries: list[TrainerSummary] = []
         self._messages: list[str] = []
+        self._training_done = False
+        self._lock = threading.RLock()
+        self._inbox: queue.Queue[TrajectoryBatch] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._train, name="rayagents-learner", daemon=True)
+        self._thread.start()
 
     # ---- behaviors -----------------------------------------------------------------------------------------------
     def device(self) -> str:
@@ -141,73 +168,114 @@ class LearnerActor:
         return os.getpid()
 
     def register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
-        """The latest weights of ``behavior``; makes (and restores) its trainer on the first call."""
+        """What ``behavior`` (a behavior id) plays; makes (and restores) its trainer on the first call."""
+        return self._guarded(lambda: self._register(behavior, behavior_spec))
+
+    def _register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
         name = behavior_name_of(behavior)
         trainer = self._trainers.get(name)
         if trainer is None:
             trainer = self._make_trainer(behavior, behavior_spec)
             self._trainers[name] = trainer
-        return self._notice(behavior, trainer)
+        ids = self._behavior_ids.setdefault(name, [])
+        if behavior not in ids:
+            ids.append(behavior)
+            self._publish(trainer)
+        return self._publications[behavior]
 
-    def _make_trainer(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> PPOTrainer:
+    def _make_trainer(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> Trainer:
         name = behavior_name_of(behavior)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConfigWarning)
             settings = behavior_settings(self.options, behavior)
         self._messages.extend(str(w.message) for w in caught)
-        trainer = PPOTrainer(
+        trainer = Trainer(
             behavior, behavior_spec, settings, self._device, seed=self.settings.seed, training=self.settings.training
         )
         source = restore_source(self.settings, name)
         if source is None:
             return trainer
-        storage = ResultsStorage(source)
-        if self.settings.restart and not storage.is_file(source):
+        store = CheckpointStore(ResultsStorage(source), source, name)
+        if self.settings.restart and not store.has_checkpoint():
             self._messages.append(f"{name}: no checkpoint was written before the learner was lost: starts afresh")
             return trainer
-        reset = not self.settings.resume
-        for message in restore_trainer(trainer, source, reset_global_step=reset, storage=storage):
+        for message in trainer.restore(store, reset_global_step=not self.settings.resume):
             self._messages.append(f"{name}: {message}")
         if self.settings.resume:
             trainer.checkpoints = list(self.settings.checkpoints.get(name, ()))
         return trainer
 
-    def _notice(self, behavior: BehaviorName, trainer: PPOTrainer) -> WeightsNotice:
-        """The published weights of the trainer's current version (putting them into the object store once)."""
+    def _publish(self, trainer: Trainer) -> None:
+        """Publishes the trainer's current version to every id of its behavior (one object in the store for all),
+        each with its next publication number."""
         name = trainer.behavior_name
-        published = self._published.get(name)
-        if published is None or published[0] != trainer.version:
+        version, ref = self._weights.get(name, (-1, None))
+        if version != trainer.version:
             weights = trainer.weights_snapshot()
-            published = (weights.version, ray.put(weights))
-            self._published[name] = published
-        return WeightsNotice(behavior=behavior, version=published[0], weights=published[1])
+            version, ref = weights.version, ray.put(weights)
+            self._weights[name] = (version, ref)
+        for behavior in self._behavior_ids.get(name, ()):
+            previous = self._publications.get(behavior)
+            if previous is not None and previous.version == version:
+                continue
+            publication = previous.publication + 1 if previous is not None else 0
+            self._publications[behavior] = WeightsNotice(behavior, publication, version, ref)
+        self._notices = tuple(self._publications.values())
 
     # ---- trajectories --------------------------------------------------------------------------------------------
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
-        """Trains on a batch; answers with the latest weights of each behavior in it."""
-        kept = dropped = 0
-        seen: dict[str, BehaviorName] = {}
-        for trajectory in batch.trajectories:
-            trainer = self._trainer_of(trajectory.behavior)
-            seen[trainer.behavior_name] = trajectory.behavior
-            if not trainer.should_still_train and trainer.training:
-                dropped += len(trajectory)
-                continue
-            if trainer.process(trajectory):
-                kept += len(trajectory)
-            else:
-                dropped += len(trajectory)
-        for episodes in batch.episodes:
-            self._trainer_of(episodes.behavior).record_episodes(episodes)
-        self._record_player_stats(batch)
-        for name in seen:
-            self._advance(self._trainers[name])
-        notices = tuple(self._notice(behavior, self._trainers[name]) for name, behavior in seen.items())
-        return LearnerReply(
-            notices=notices, kept_steps=kept, dropped_steps=dropped, training_done=self._training_done()
-        )
+        """Takes a batch into the inbox (waiting while it is full); answers with what every behavior id plays."""
+        self._raise_failure()
+        while not self._stop.is_set():
+            try:
+                self._inbox.put(batch, timeout=INBOX_POLL_S)
+                break
+            except queue.Full:
+                self._raise_failure()
+        return LearnerReply(notices=self._notices, training_done=self._training_done)
 
-    def _trainer_of(self, behavior: str) -> PPOTrainer:
+    def _train(self) -> None:
+        """The training thread: takes what arrived, trains, publishes; keeps the first error for the next call."""
+        try:
+            while not self._stop.is_set():
+                batches = self._take()
+                if batches:
+                    with self._lock:
+                        self._train_on(batches)
+        except BaseException as error:  # raised to the driver by the next call
+            logger.exception("the learner's training thread failed")
+            self._failure = error
+
+    def _take(self) -> list[TrajectoryBatch]:
+        """Every batch in the inbox (waiting up to ``INBOX_POLL_S`` for the first)."""
+        try:
+            batches = [self._inbox.get(timeout=INBOX_POLL_S)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                batches.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return batches
+
+    def _train_on(self, batches: list[TrajectoryBatch]) -> None:
+        """Ingests the batches per behavior in one pass, records episodes and player statistics, then updates,
+        publishes, summarizes and checkpoints what is due."""
+        arrived: dict[str, list[Trajectory]] = {}
+        for batch in batches:
+            for trajectory in batch.trajectories:
+                arrived.setdefault(self._trainer_of(trajectory.behavior).behavior_name, []).append(trajectory)
+        for name, trajectories in arrived.items():
+            self._trainers[name].ingest(trajectories)
+        for batch in batches:
+            for episodes in batch.episodes:
+                self._trainer_of(episodes.behavior).record_episodes(episodes)
+            self._record_player_stats(batch)
+        for name in arrived:
+            self._advance(self._trainers[name])
+        self._training_done = self._all_done()
+
+    def _trainer_of(self, behavior: str) -> Trainer:
         trainer = self._trainers.get(behavior_name_of(behavior))
         if trainer is None:
             raise RuntimeError(
@@ -233,14 +301,18 @@ class LearnerActor:
                 for value in recorded:
                     trainer.record_player_stat(key, value)
 
-    def _advance(self, trainer: PPOTrainer) -> None:
-        """Updates when the buffer is full; makes the summaries and checkpoints that are due."""
-        if trainer.should_still_train:
-            trainer.maybe_update()
+    def _advance(self, trainer: Trainer) -> None:
+        """Updates (and publishes) when an update is due; makes the summaries and checkpoints that are due."""
+        if trainer.maybe_update():
+            self._publish(trainer)
         while trainer.should_summarize:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
-            trainer.save_checkpoint(self._behavior_path(trainer), self._storage)
+            trainer.save_checkpoint(self._store(trainer))
+
+    def _store(self, trainer: Trainer) -> CheckpointStore:
+        """The trainer's checkpoints: ``<write_path>/<name>``."""
+        return CheckpointStore(self._storage, join(self.settings.write_path, trainer.behavior_name), trainer.behavior_name)
 
     def _stored(self, location: str) -> bool:
         """Whether the results storage holds the file ``location`` (False for one elsewhere: a run whose results
@@ -250,11 +322,7 @@ class LearnerActor:
         except StorageError:
             return False
 
-    def _behavior_path(self, trainer: PPOTrainer) -> str:
-        """The location of the behavior's checkpoints: ``<write_path>/<name>``."""
-        return join(self.settings.write_path, trainer.behavior_name)
-
-    def _training_done(self) -> bool:
+    def _all_done(self) -> bool:
         return (
             self.settings.training
             and bool(self._trainers)
@@ -262,8 +330,21 @@ class LearnerActor:
         )
 
     # ---- the driver's calls --------------------------------------------------------------------------------------
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise RuntimeError(f"the learner's training thread failed: {self._failure}") from self._failure
+
+    def _guarded(self, call: Callable[[], _Result]) -> _Result:
+        """Runs ``call`` holding the trainers (not while the training thread updates), after raising its error."""
+        self._raise_failure()
+        with self._lock:
+            return call()
+
     def progress(self) -> LearnerProgress:
         """Every trainer's state, and the summaries and warnings made since the last call."""
+        return self._guarded(self._progress)
+
+    def _progress(self) -> LearnerProgress:
         summaries, self._summaries = tuple(self._summaries), []
         messages, self._messages = tuple(self._messages), []
         return LearnerProgress(
@@ -280,33 +361,30 @@ class LearnerActor:
             ),
             summaries=summaries,
             checkpoints={name: tuple(t.checkpoints) for name, t in self._trainers.items()},
-            training_done=self._training_done(),
+            training_done=self._all_done(),
             messages=messages,
         )
 
     def save(self) -> dict[str, CheckpointRecord]:
-        """The final checkpoint of each trainer and its model copied to ``<write_path>/<name>.onnx`` (atomically:
-        a temporary name and a rename on a disk, one object on an object store).
+        """Stops training, then writes the final checkpoint of each trainer and copies its model to
+        ``<write_path>/<name>.onnx`` (atomically: a temporary name and a rename on a disk, one object on an object
+        store).
 
         A checkpoint already written at the current step is not written again. Returns the final record of each
         behavior name (its ``file_path`` is the ``<name>.onnx``). In inference nothing is written.
         """
+        self._stop.set()
+        self._thread.join()
         finals: dict[str, CheckpointRecord] = {}
         if not self.settings.training:
             return finals
-        for name, trainer in self._trainers.items():
-            latest = trainer.checkpoints[-1] if trainer.checkpoints else None
-            if latest is None or latest.steps != trainer.step or not self._stored(latest.file_path):
-                latest = trainer.save_checkpoint(self._behavior_path(trainer), self._storage)
-            final_path = join(self.settings.write_path, f"{name}.onnx")
-            self._storage.copy_file(latest.file_path, final_path)
-            finals[name] = CheckpointRecord(
-                steps=latest.steps,
-                file_path=final_path,
-                reward=latest.reward,
-                creation_time=latest.creation_time,
-                auxillary_file_paths=latest.auxillary_file_paths,
-            )
+        with self._lock:
+            for name, trainer in self._trainers.items():
+                store = self._store(trainer)
+                latest = trainer.checkpoints[-1] if trainer.checkpoints else None
+                if latest is None or latest.steps != trainer.step or not self._stored(latest.file_path):
+                    latest = trainer.save_checkpoint(store)
+                finals[name] = store.write_final_model(latest, join(self.settings.write_path, f"{name}.onnx"))
         return finals
 
 
@@ -340,37 +418,11 @@ def open_results(write_path: str) -> ResultsStorage:
 
 
 def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
-    """Where a new trainer of ``behavior_name`` restores from: the location (a path or a URI) of a
-    ``checkpoint.pt``, or None when it starts afresh.
-
-    ``--resume`` (and ``--inference``, which needs it): ``<write_path>/<name>/checkpoint.pt``;
-    ``--initialize-from``: ``<init_path>/<name>/checkpoint.pt``. Read it with :func:`restore_trainer`."""
+    """The folder (a path or a URI) whose checkpoints a new trainer of ``behavior_name`` restores from, or None when
+    it starts afresh: ``--resume`` (and ``--inference``, which needs it) ``<write_path>/<name>``;
+    ``--initialize-from`` ``<init_path>/<name>``."""
     if settings.resume:
-        return join(settings.write_path, behavior_name, LATEST_CHECKPOINT)
+        return join(settings.write_path, behavior_name)
     if settings.init_path is not None:
-        return join(settings.init_path, behavior_name, LATEST_CHECKPOINT)
+        return join(settings.init_path, behavior_name)
     return None
-
-
-def restore_trainer(
-    trainer: PPOTrainer, source: str, *, reset_global_step: bool, storage: ResultsStorage | None = None
-) -> list[str]:
-    """Restores ``trainer`` from the ``checkpoint.pt`` at ``source`` and returns the load warnings. A URI is
-    downloaded to a scratch folder first (removed afterwards); either way the file is read with
-    ``torch.load(weights_only=True)``.
-
-    ``reset_global_step`` (``--initialize-from``) keeps the trainer's step at 0. ``storage``: one already opened
-    on ``source`` (else one is opened). FileNotFoundError, saying what to do, when there is no checkpoint there."""
-    storage = storage if storage is not None else ResultsStorage(source)
-    if not storage.is_file(source):
-        raise FileNotFoundError(
-            f"behavior {trainer.behavior_name!r} has no checkpoint at {redact(source)} to "
-            f"{'initialize' if reset_global_step else 'resume'} from: start a new run (another --run-id) "
-            "or check --results-dir and the run id"
-        )
-    local = storage.local_path(source)
-    if local is not None:
-        return trainer.restore(local, reset_global_step=reset_global_step)
-    with tempfile.TemporaryDirectory(prefix="rayagents-restore-") as scratch:
-        downloaded = storage.download_file(source, Path(scratch) / LATEST_CHECKPOINT)
-        return trainer.restore(downloaded, reset_global_step=reset_global_step, source_name=redact(source))

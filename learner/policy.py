@@ -4,30 +4,32 @@ It meets the actors' ``Policy`` protocol (``act(behavior, decision_steps) -> Act
 ``learner/`` and ``actors/`` never import each other, and the driver hands the EnvActor an instance. The learner
 publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:`InferencePolicy.load_weights`
 copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
-under the agents' action masks and returns the raw samples and joint log probabilities that PPO trains on, with
-the player's actions clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``). Inference runs without
+under the agents' action masks and returns the raw samples with, as extras kept per step, the joint log
+probabilities that PPO's ratio is taken against and the entropies behind ``Policy/Entropy``; the player's actions
+are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``). Inference runs without
 gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
 one CPU.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Mapping
 
 import numpy as np
 import torch
 
-from rayagents.configs import ConfigWarning, RunOptions, behavior_settings
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.networks import Actor
 from rayagents.learner.weights import load_actor_weights
-from rayagents.protocol.trajectories import ActionTaken
+from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
 from rayagents.protocol.types import BehaviorName, BehaviorSpec, DecisionSteps
 
 INFERENCE_THREADS = 1
 """Torch intra-op threads while acting."""
+
+ENTROPY = "entropy"
+"""The extra of an :class:`InferencePolicy`: float32 ``(n,)``, the entropy of each agent's action distribution."""
 
 
 class _TorchThreads:
@@ -88,7 +90,7 @@ class InferencePolicy:
                 "latest version before acting"
             )
         n_agents = len(decision_steps)
-        observations = [torch.as_tensor(np.asarray(o, dtype=np.float32)) for o in decision_steps.obs]
+        observations = [_observation_tensor(o) for o in decision_steps.obs]
         allowed = torch.as_tensor(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
         with _TorchThreads(INFERENCE_THREADS), torch.no_grad():
             sample = self.actor.act(observations, allowed)
@@ -96,24 +98,15 @@ class InferencePolicy:
             env_actions=sample.env_actions(),
             continuous=sample.continuous.numpy().astype(np.float32),
             discrete=sample.discrete.numpy().astype(np.int32),
-            log_probs=sample.log_prob.numpy().astype(np.float32),
             policy_version=self._version,
+            extras={
+                LOG_PROBS: sample.log_prob.numpy().astype(np.float32),
+                ENTROPY: sample.entropy.numpy().astype(np.float32),
+            },
         )
 
 
-class InferencePolicyFactory:
-    """Builds each behavior's :class:`InferencePolicy` from the run's options (the EnvActors' policy factory).
-
-    Arguments:
-        options: the run options; a behavior's ``network_settings`` come from its trainer settings.
-    """
-
-    def __init__(self, options: RunOptions) -> None:
-        self.options = options
-
-    def __call__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> InferencePolicy:
-        """A policy for ``behavior`` without weights yet."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConfigWarning)  # the learner warns once for an unconfigured behavior
-            settings = behavior_settings(self.options, behavior)
-        return InferencePolicy(behavior, behavior_spec, settings.network_settings)
+def _observation_tensor(observations: np.ndarray) -> torch.Tensor:
+    """One sensor's batch as a tensor: uint8 images stay uint8 (the encoder scales them), the rest float32."""
+    array = np.asarray(observations)
+    return torch.as_tensor(array if array.dtype == np.uint8 else array.astype(np.float32, copy=False))

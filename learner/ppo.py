@@ -1,24 +1,35 @@
-"""PPO, the ML-Agents way, read top to bottom: trajectory → GAE → update buffer → clipped-surrogate update.
+"""PPO, the ML-Agents way, read top to bottom: trajectories → GAE → update buffer → clipped-surrogate update.
 
 Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``learning_rate``, ``beta``, ``epsilon``,
 ``lambd``, ``num_epoch``, ``shared_critic``, the three schedules; ``gamma`` and ``strength`` per reward signal).
 
-1. :meth:`PPOOptimizer.process_trajectory`: update the normalizers with the trajectory's observations, estimate
-   values (and the value after the last step: 0 only when the episode truly ended, bootstrapped at a
-   ``time_horizon`` cut and on an interrupted episode), scale each reward signal by its ``strength``, compute
-   GAE(gamma, lambd) advantages and returns per reward signal; the advantage trained on is their mean.
-2. :meth:`PPOOptimizer.update`, once the buffer holds more than ``buffer_size`` experiences: normalize the
-   advantages over the whole buffer, then ``num_epoch`` passes over shuffled minibatches of ``batch_size``
-   minimizing ``policy_loss + 0.5 * value_loss - beta * entropy`` with Adam, where the policy loss is the
-   clipped surrogate (``epsilon``) of the joint action probability ratio and the value loss is clipped around
-   the collection-time estimate by the same ``epsilon``. ``learning_rate``, ``epsilon`` and ``beta`` follow
-   their schedules over ``max_steps``.
+1. :meth:`PPO.ingest` takes the trajectories that arrived, all at once: the observations update the normalizers,
+   one critic pass estimates the values of every experience and of each trajectory's next observation (0 only
+   when the episode truly ended, bootstrapped at a ``time_horizon`` cut and on an interrupted episode), each reward
+   signal's rewards are scaled by its ``strength``, and GAE(gamma, lambd) gives advantages and returns per signal
+   (the advantage trained on is their mean). The experiences the trainer allows (acted within the policy lag
+   bound) go to the update buffer with the log probabilities of the weights that acted.
+2. :meth:`PPO.update`, once the buffer holds more than ``buffer_size`` experiences: normalize the advantages over
+   the whole buffer, then ``num_epoch`` passes over shuffled minibatches of ``batch_size`` minimizing
+   ``policy_loss + 0.5 * value_loss - beta * entropy`` with Adam. The policy loss is the clipped surrogate
+   (``epsilon``) of the joint action probability ratio, the current policy over the one that acted; the value loss
+   is clipped around the ingestion-time estimate by the same ``epsilon``. ``learning_rate``, ``epsilon`` and
+   ``beta`` follow their schedules over ``max_steps``.
+
+The policy lag PPO accepts (:func:`ppo_play_rules`): an EnvActor never waits for an update, so what it plays while
+the learner updates, and the start of a trajectory that was in progress when new weights arrived, was acted by
+weights one or two updates old. The clipped ratio is taken against the log probabilities of the weights that
+acted, so such experiences are still trained on correctly (Sample Factory trains PPO this way with a lag of a
+few updates; IMPALA's V-trace is needed only for much larger lags). Older experiences are dropped:
+``threaded: false`` (ML-Agents' default) trains on what the last :data:`PPO_MAX_POLICY_LAG` updates acted,
+``threaded: true`` on up to :data:`PPO_MAX_POLICY_LAG_THREADED`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,9 +37,12 @@ import torch
 from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.checkpoint import GLOBAL_STEP, POLICY, GlobalSteps, Saveable
+from rayagents.learner.algorithm import PlayRules
+from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import build_actor_critic
+from rayagents.learner.policy import ENTROPY
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
@@ -36,16 +50,28 @@ from rayagents.learner.trajectory import (
     CONTINUOUS_ACTIONS,
     DISCRETE_ACTIONS,
     LOG_PROBS,
-    Trajectory,
     UpdateBuffer,
     obs_key,
     returns_key,
     value_estimates_key,
 )
+from rayagents.learner.weights import actor_weights
+from rayagents.protocol.trajectories import LOG_PROBS as LOG_PROBS_EXTRA
+from rayagents.protocol.trajectories import Trajectory
 from rayagents.protocol.types import BehaviorSpec
 
 VALUE_LOSS_COEFFICIENT = 0.5
 ADVANTAGE_EPSILON = 1e-10
+
+PPO_MAX_POLICY_LAG = 2
+"""The most updates behind the trainer the acting weights of an experience may be, with ``threaded: false``."""
+PPO_MAX_POLICY_LAG_THREADED = 4
+"""The same with ``threaded: true`` (ML-Agents: the players step on while the model updates)."""
+
+
+def ppo_play_rules(settings: TrainerSettings) -> PlayRules:
+    """PPO's policy lag bound (see the module's docstring)."""
+    return PlayRules(max_policy_lag=PPO_MAX_POLICY_LAG_THREADED if settings.threaded else PPO_MAX_POLICY_LAG)
 
 
 def gae(rewards: np.ndarray, value_estimates: np.ndarray, value_next: float, gamma: float, lambd: float) -> np.ndarray:
@@ -53,14 +79,34 @@ def gae(rewards: np.ndarray, value_estimates: np.ndarray, value_next: float, gam
 
     ``value_next`` is the value after the last step: the bootstrap value, or 0 when the episode truly ended.
     """
-    values = np.append(value_estimates.astype(np.float64), value_next)
-    deltas = rewards.astype(np.float64) + gamma * values[1:] - values[:-1]
-    advantages = np.zeros(len(rewards), dtype=np.float64)
-    running = 0.0
-    for t in reversed(range(len(rewards))):
-        running = deltas[t] + gamma * lambd * running
-        advantages[t] = running
-    return advantages.astype(np.float32)
+    lengths = np.array([len(rewards)])
+    return batched_gae(rewards, value_estimates, np.array([value_next]), lengths, gamma, lambd)
+
+
+def batched_gae(
+    rewards: np.ndarray, values: np.ndarray, values_next: np.ndarray, lengths: np.ndarray, gamma: float, lambd: float
+) -> np.ndarray:
+    """GAE of many trajectories at once: ``rewards`` and ``values`` are their experiences one after the other
+    (``lengths`` each), ``values_next`` the value after each trajectory (0 where it truly ended). Returns float32
+    advantages, one per experience. The trajectories are laid out as the rows of a padded matrix, so the backward
+    recursion runs once per time step for all of them."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    count, horizon = len(lengths), int(lengths.max(initial=0))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    row = np.repeat(np.arange(count), lengths)
+    column = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+    padded_rewards = np.zeros((count, horizon))
+    padded_values = np.zeros((count, horizon + 1))
+    real = np.zeros((count, horizon), dtype=bool)
+    padded_rewards[row, column] = rewards
+    padded_values[row, column] = values
+    padded_values[np.arange(count), lengths] = values_next
+    real[row, column] = True
+    deltas = np.where(real, padded_rewards + gamma * padded_values[:, 1:] - padded_values[:, :-1], 0.0)
+    advantages = np.zeros((count, horizon + 1))
+    for t in reversed(range(horizon)):
+        advantages[:, t] = deltas[:, t] + gamma * lambd * advantages[:, t + 1]
+    return advantages[row, column].astype(np.float32)
 
 
 def value_estimate_stat(stream: str) -> str:
@@ -82,15 +128,26 @@ class PPOLosses:
     """The mean entropy of the action distribution."""
 
 
-class PPOOptimizer:
-    """A behavior's PPO learner: actor, critic, Adam, global step, and the update (ML-Agents' TorchPPOOptimizer)."""
+class PPO:
+    """A behavior's PPO learner: actor, critic, Adam, update buffer, and the update (ML-Agents' TorchPPOOptimizer).
+
+    Arguments:
+        behavior_spec: the behavior's observations and actions.
+        settings: its trainer settings (``trainer_type: ppo``).
+        device: where the networks train.
+        seed: seeds the minibatch shuffling; None draws from torch's global generator.
+    """
 
     def __init__(
-        self, behavior_spec: BehaviorSpec, settings: TrainerSettings, device: torch.device | str = "cpu"
+        self,
+        behavior_spec: BehaviorSpec,
+        settings: TrainerSettings,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
     ) -> None:
         if not isinstance(settings.hyperparameters, PPOSettings):
             raise TypeError(
-                f"PPOOptimizer needs PPOSettings hyperparameters, got {type(settings.hyperparameters).__name__} "
+                f"PPO needs PPOSettings hyperparameters, got {type(settings.hyperparameters).__name__} "
                 f"(trainer_type {settings.trainer_type!r})"
             )
         self.hyperparameters: PPOSettings = settings.hyperparameters
@@ -101,7 +158,6 @@ class PPOOptimizer:
         )
         self.actor.to(self.device)
         self.critic.to(self.device)
-        self.global_step = GlobalSteps()
         parameters = list({id(p): p for p in [*self.actor.parameters(), *self.critic.parameters()]}.values())
         self.optimizer = torch.optim.Adam(parameters, lr=self.hyperparameters.learning_rate)
         hp = self.hyperparameters
@@ -110,56 +166,87 @@ class PPOOptimizer:
         )
         self.decay_epsilon = DecayedValue(hp.epsilon_schedule, hp.epsilon, EPSILON_FLOOR, settings.max_steps)
         self.decay_beta = DecayedValue(hp.beta_schedule, hp.beta, BETA_FLOOR, settings.max_steps)
+        self.buffer = UpdateBuffer()
+        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
         self._action_mask_size = sum(behavior_spec.action_spec.discrete_branches)
 
-    def get_modules(self) -> dict[str, Saveable]:
+    # ---- what the trainer keeps, publishes and exports ---------------------------------------------------------
+    def modules(self) -> dict[str, Saveable]:
         """The checkpoint entries, under ML-Agents' names."""
-        return {
-            POLICY: self.actor,
-            GLOBAL_STEP: self.global_step,
-            "Optimizer:value_optimizer": self.optimizer,
-            "Optimizer:critic": self.critic,
-        }
+        return {POLICY: self.actor, "Optimizer:value_optimizer": self.optimizer, "Optimizer:critic": self.critic}
 
-    def ready_for_update(self, buffer: UpdateBuffer) -> bool:
+    def policy_state(self) -> dict[str, np.ndarray]:
+        """The actor's weights for the EnvActors' policies."""
+        return actor_weights(self.actor)
+
+    def export(self, path: Path) -> Path:
+        """The actor as a Unity-loadable ``.onnx`` model."""
+        return export_policy_model(self.actor, path)
+
+    @property
+    def buffered_steps(self) -> int:
+        """Experiences in the update buffer."""
+        return self.buffer.num_experiences
+
+    def ready_for_update(self) -> bool:
         """Whether the buffer holds more than ``buffer_size`` experiences."""
-        return buffer.num_experiences > self.hyperparameters.buffer_size
+        return self.buffer.num_experiences > self.hyperparameters.buffer_size
+
+    def clear_buffer(self) -> None:
+        """Empties the update buffer."""
+        self.buffer.clear()
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.tensor(np.asarray(array), dtype=torch.float32, device=self.device)
+        tensor = torch.as_tensor(np.asarray(array))
+        return (tensor if tensor.dtype == torch.uint8 else tensor.float()).to(self.device)
 
-    # ---- 1. a trajectory becomes update-buffer columns --------------------------------------------------------
+    # ---- 1. trajectories become update-buffer columns, all at once -----------------------------------------------
     @torch.no_grad()
-    def process_trajectory(self, trajectory: Trajectory) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """The update-buffer columns of ``trajectory`` and its statistics (``Policy/<Name> Value Estimate``)."""
-        obs = [self._tensor(o) for o in trajectory.obs]
-        next_obs = [self._tensor(o).unsqueeze(0) for o in trajectory.next_obs]
-        self.actor.update_normalization(obs)
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> dict[str, float]:
+        """Estimates values and advantages of ``trajectories`` in one critic pass; the trainable experiences go to
+        the buffer. Returns ``Policy/<Name> Value Estimate`` per reward signal and ``Policy/Entropy``."""
+        if not trajectories:
+            return {}
+        sensors = len(self.actor.observation_specs)
+        lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
+        count = int(lengths.sum())
+        obs = [np.concatenate([t.obs[k] for t in trajectories]) for k in range(sensors)]
+        next_obs = [np.stack([t.next_obs[k] for t in trajectories]) for k in range(sensors)]
+        obs_tensors = [self._tensor(o) for o in obs]
+        self.actor.update_normalization(obs_tensors)
         if self.critic.network_body is not self.actor.network_body:
-            self.critic.update_normalization(obs)
+            self.critic.update_normalization(obs_tensors)
+        both = [torch.cat([o, self._tensor(n)]) for o, n in zip(obs_tensors, next_obs)]
+        values = {name: v.cpu().numpy().astype(np.float64) for name, v in self.critic(both).items()}
 
-        values = {name: v.cpu().numpy() for name, v in self.critic(obs).items()}
-        next_values = {name: float(v.item()) for name, v in self.critic(next_obs).items()}
+        keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
+        bootstraps = np.array([t.bootstraps() for t in trajectories], dtype=np.float64)
+        rewards = np.concatenate([t.rewards for t in trajectories]).astype(np.float64)
         columns: dict[str, np.ndarray] = {}
         stats: dict[str, float] = {}
         advantages: list[np.ndarray] = []
         for name, signal in self.reward_signals.items():
-            rewards = trajectory.rewards.astype(np.float32) * signal.strength
-            value_next = next_values[name] if trajectory.bootstraps() else 0.0
-            advantage = gae(rewards, values[name], value_next, signal.gamma, self.hyperparameters.lambd)
-            columns[returns_key(name)] = advantage + values[name]
-            columns[value_estimates_key(name)] = values[name]
+            estimates, after = values[name][:count], values[name][count:] * bootstraps
+            advantage = batched_gae(rewards * signal.strength, estimates, after, lengths, signal.gamma, self.hyperparameters.lambd)
+            columns[returns_key(name)] = (advantage + estimates).astype(np.float32)[keep]
+            columns[value_estimates_key(name)] = estimates.astype(np.float32)[keep]
             advantages.append(advantage)
-            stats[value_estimate_stat(name)] = float(np.mean(values[name]))
-        columns[ADVANTAGES] = np.mean(np.stack(advantages), axis=0).astype(np.float32)
+            stats[value_estimate_stat(name)] = float(estimates.mean())
+        columns[ADVANTAGES] = np.mean(np.stack(advantages), axis=0).astype(np.float32)[keep]
+        if all(ENTROPY in t.extras for t in trajectories):
+            stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
+        if not keep.any():
+            return stats
 
-        for i, o in enumerate(trajectory.obs):
-            columns[obs_key(i)] = o.astype(np.float32)
-        columns[CONTINUOUS_ACTIONS] = trajectory.continuous_actions.astype(np.float32)
-        columns[DISCRETE_ACTIONS] = trajectory.discrete_actions.astype(np.int64)
-        columns[ACTION_MASKS] = allowed_from_disabled(trajectory.action_mask, len(trajectory), self._action_mask_size)
-        columns[LOG_PROBS] = trajectory.log_probs.astype(np.float32)
-        return columns, stats
+        for k, o in enumerate(obs):
+            columns[obs_key(k)] = o[keep]
+        columns[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])[keep].astype(np.float32)
+        columns[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])[keep].astype(np.int64)
+        masks = [allowed_from_disabled(t.action_mask, len(t), self._action_mask_size) for t in trajectories]
+        columns[ACTION_MASKS] = np.concatenate(masks)[keep]
+        columns[LOG_PROBS] = np.concatenate([t.extra(LOG_PROBS_EXTRA) for t in trajectories])[keep].astype(np.float32)
+        self.buffer.append(columns)
+        return stats
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:
@@ -177,7 +264,7 @@ class PPOOptimizer:
         clipped_surrogate = torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages
         policy_loss = -torch.min(surrogate, clipped_surrogate).mean()
 
-        # Value loss per reward signal, clipped around the collection-time estimate by epsilon; their mean.
+        # Value loss per reward signal, clipped around the ingestion-time estimate by epsilon; their mean.
         value_losses = []
         for name in self.reward_signals:
             old_values = minibatch[value_estimates_key(name)]
@@ -193,28 +280,27 @@ class PPOOptimizer:
         return PPOLosses(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=mean_entropy)
 
     # ---- 3. the update --------------------------------------------------------------------------------------------
-    def update(self, buffer: UpdateBuffer, generator: torch.Generator | None = None) -> dict[str, float]:
+    def update(self, step: int) -> dict[str, float]:
         """One PPO update over the whole buffer, which is then cleared; returns the stats under ML-Agents' names."""
-        step = self.global_step.current_step
+        num_experiences = self.buffer.num_experiences
+        if num_experiences == 0:
+            raise ValueError("the update buffer is empty: ingest trajectories before an update")
         learning_rate = self.decay_learning_rate.value(step)
         epsilon = self.decay_epsilon.value(step)
         beta = self.decay_beta.value(step)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
 
-        data = buffer.tensors(self.device)
+        data = self.buffer.tensors(self.device)
         advantages = data[ADVANTAGES]
         data[ADVANTAGES] = (advantages - advantages.mean()) / (advantages.std(correction=0) + ADVANTAGE_EPSILON)
 
-        num_experiences = buffer.num_experiences
-        if num_experiences == 0:
-            raise ValueError("the update buffer is empty: append processed trajectories before an update")
         batch_size = min(self.hyperparameters.batch_size, num_experiences)
         num_batches = num_experiences // batch_size
-        policy_losses: list[float] = []
-        value_losses: list[float] = []
+        policy_losses: list[torch.Tensor] = []
+        value_losses: list[torch.Tensor] = []
         for _ in range(self.hyperparameters.num_epoch):
-            order = torch.randperm(num_experiences, generator=generator).to(self.device)
+            order = torch.randperm(num_experiences, generator=self._generator).to(self.device)
             for b in range(num_batches):
                 indices = order[b * batch_size : (b + 1) * batch_size]
                 minibatch = {name: column[indices] for name, column in data.items()}
@@ -222,13 +308,13 @@ class PPOOptimizer:
                 self.optimizer.zero_grad()
                 losses.loss.backward()
                 self.optimizer.step()
-                policy_losses.append(abs(losses.policy_loss.item()))
-                value_losses.append(losses.value_loss.item())
-        buffer.clear()
+                policy_losses.append(losses.policy_loss.detach().abs())
+                value_losses.append(losses.value_loss.detach())
+        self.buffer.clear()
 
         return {
-            "Losses/Policy Loss": float(np.mean(policy_losses)),
-            "Losses/Value Loss": float(np.mean(value_losses)),
+            "Losses/Policy Loss": float(torch.stack(policy_losses).mean()),
+            "Losses/Value Loss": float(torch.stack(value_losses).mean()),
             "Policy/Learning Rate": learning_rate,
             "Policy/Epsilon": epsilon,
             "Policy/Beta": beta,

@@ -63,6 +63,10 @@ class UpdateBuffer:
             self._columns.setdefault(name, []).append(np.asarray(column))
         self._num_experiences += next(iter(lengths.values()), 0)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column concatenated into one array."""
+        return {name: np.concatenate(parts, axis=0) for name, parts in self._columns.items()}
+
     def tensors(self, device: torch.device) -> dict[str, torch.Tensor]:
         """Every column concatenated into one tensor on ``device``."""
         return {

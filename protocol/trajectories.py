@@ -1,11 +1,16 @@
 """What an EnvActor sends the learner, and what a policy hands an EnvActor: numpy only, picklable by Ray.
 
 - :class:`ActionTaken`: a policy's answer for one ``DecisionSteps`` batch (built by the learner's policy code,
-  read by the actor's trajectory building).
+  read by the actor's trajectory building): the actions, the weights version that acted, and the named per-agent
+  values the algorithm asked to keep (:attr:`ActionTaken.extras`: PPO's log probabilities, later memories, ...).
 - :class:`Trajectory`: up to ``time_horizon`` consecutive experiences of one agent (ML-Agents' ``AgentProcessor``
-  cuts one at ``time_horizon`` or when the agent's episode ends).
+  cuts one at ``time_horizon``, when the agent's episode ends, or drops it when its player restarts). An open
+  record: the fixed fields every algorithm reads, and per step the extras of the acting policy, stacked.
 - :class:`EpisodeStats`: the returns and lengths of the episodes of one behavior that ended.
-- :class:`TrajectoryBatch`: everything one EnvActor call produced: trajectories, ended episodes, player statistics.
+- :class:`TrajectoryBatch`: what one EnvActor sends in one call: trajectories, ended episodes, player statistics.
+
+Observations keep the dtype the player's wire delivered them in: float32 for vector sensors, uint8 for visual ones
+when the EnvActor decodes them so (scaled to [0, 1] by the network's encoder, on the learner's device).
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ from rayagents.protocol.types import ActionTuple
 PlayerStats = Mapping[str, tuple[tuple[float, StatsAggregationMethod], ...]]
 """Statistics a player sent on the stats side channel: per key, the values and how each is aggregated."""
 
+LOG_PROBS = "log_probs"
+"""The extra of a stochastic policy: float32 ``(n,)``, the joint log probability of each agent's action under the
+weights that acted (what PPO's clipped ratio is taken against)."""
+
+
+def _rows(array: np.ndarray) -> int:
+    return int(np.shape(array)[0])
+
 
 @dataclass(frozen=True)
 class ActionTaken:
@@ -32,25 +45,23 @@ class ActionTaken:
     """float32 ``(n, continuous_size)``: the raw samples, stored for training."""
     discrete: np.ndarray
     """int32 ``(n, n_branches)``: the sampled branch choices."""
-    log_probs: np.ndarray
-    """float32 ``(n,)``: the joint log probability of each agent's action under the acting policy."""
     policy_version: int
     """The weights version that acted."""
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Per-agent values the algorithm keeps with each step, by name, each ``(n, ...)``: :data:`LOG_PROBS` for a
+    stochastic policy; memories, model outputs and the like for others. The trajectory stacks them per step."""
 
     def __post_init__(self) -> None:
-        rows = {
-            "env_actions": self.env_actions.n_agents,
-            "continuous": self.continuous.shape[0],
-            "discrete": self.discrete.shape[0],
-            "log_probs": self.log_probs.shape[0],
-        }
+        rows = {"env_actions": self.env_actions.n_agents, "continuous": _rows(self.continuous)}
+        rows["discrete"] = _rows(self.discrete)
+        rows.update({f"extras[{name!r}]": _rows(value) for name, value in self.extras.items()})
         if len(set(rows.values())) > 1:
             raise ValueError(f"the parts of an ActionTaken have different numbers of agents: {rows}")
 
     @property
     def n_agents(self) -> int:
         """The number of agents acted for."""
-        return int(self.log_probs.shape[0])
+        return _rows(self.continuous)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,8 @@ class Trajectory:
     """
 
     obs: tuple[np.ndarray, ...]
-    """One array per sensor, ``(T, *shape)``: the observation each decision was made on."""
+    """One array per sensor, ``(T, *shape)``: the observation each decision was made on (float32, or uint8 for a
+    visual sensor decoded as bytes)."""
     next_obs: tuple[np.ndarray, ...]
     """One array per sensor, ``shape``: the observation after the last experience (to bootstrap from); the
     terminal observation when ``done``."""
@@ -70,44 +82,66 @@ class Trajectory:
     """float32 ``(T, continuous_size)``: the raw samples, before ``clamp(x, -3, 3) / 3``."""
     discrete_actions: np.ndarray
     """int ``(T, n_branches)``."""
-    log_probs: np.ndarray
-    """float32 ``(T,)``: the joint log probability of each action under the policy that acted."""
     rewards: np.ndarray
     """float32 ``(T,)``: the environment (extrinsic) reward received after each action."""
     done: bool
     """The agent's episode ended with the last experience."""
     interrupted: bool
     """The episode was cut off (max step reached) rather than ended: the value is still bootstrapped."""
+    versions: np.ndarray
+    """int32 ``(T,)``: the weights version that acted at each step (the learner measures the policy lag from it)."""
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """The acting policy's :attr:`ActionTaken.extras`, stacked per step: each ``(T, ...)``."""
     action_mask: np.ndarray | None = None
     """bool ``(T, sum(branches))``, **True = disabled** (the wire's convention); None = all allowed."""
+    group_id: int = 0
+    """The agent's group (ML-Agents' ``MultiAgentGroup``); 0 = in no group."""
+    group_rewards: np.ndarray | None = None
+    """float32 ``(T,)``: the group reward received after each action; None when the agent is in no group."""
     behavior: str = ""
     """The fully qualified behavior name (``"Name?team=0"``) whose policy acted."""
     agent_id: str = ""
     """The agent's global id, ``"agent_{env_actor}-{unity_agent_id}"`` (ML-Agents' ``agent_{worker}-{id}``)."""
-    policy_version: int = 0
-    """The weights version that acted: the oldest one among the experiences when a new version arrived
-    mid-trajectory (the policy lag is measured from it)."""
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
 
     def __post_init__(self) -> None:
         length = len(self)
-        for name, column in (
+        columns: list[tuple[str, np.ndarray]] = [
             ("continuous_actions", self.continuous_actions),
             ("discrete_actions", self.discrete_actions),
-            ("log_probs", self.log_probs),
+            ("versions", self.versions),
             *((f"obs[{i}]", o) for i, o in enumerate(self.obs)),
-            *((("action_mask", self.action_mask),) if self.action_mask is not None else ()),
-        ):
-            if column.shape[0] != length:
-                raise ValueError(f"trajectory {name} has {column.shape[0]} rows but there are {length} rewards")
+            *((f"extras[{name!r}]", value) for name, value in self.extras.items()),
+        ]
+        if self.action_mask is not None:
+            columns.append(("action_mask", self.action_mask))
+        if self.group_rewards is not None:
+            columns.append(("group_rewards", self.group_rewards))
+        for name, column in columns:
+            if _rows(column) != length:
+                raise ValueError(f"trajectory {name} has {_rows(column)} rows but there are {length} rewards")
         if len(self.next_obs) != len(self.obs):
             raise ValueError(f"trajectory has {len(self.obs)} sensors but {len(self.next_obs)} next observations")
 
     def bootstraps(self) -> bool:
         """Whether the value after the last experience is estimated (False only when done and not interrupted)."""
         return not self.done or self.interrupted
+
+    @property
+    def oldest_version(self) -> int:
+        """The oldest weights version among the experiences."""
+        return int(self.versions.min()) if len(self) else 0
+
+    def extra(self, name: str) -> np.ndarray:
+        """The per-step extra ``name``; a KeyError names the extras the acting policy kept."""
+        if name not in self.extras:
+            raise KeyError(
+                f"trajectory of behavior {self.behavior!r} has no per-step {name!r} (it has: {sorted(self.extras)}): "
+                "the acting policy does not keep what this algorithm trains on; check the trainer_type"
+            )
+        return self.extras[name]
 
 
 @dataclass(frozen=True)
@@ -138,11 +172,11 @@ class TrajectoryBatch:
     env_actor: int
     """The index of the EnvActor that played (the ``{env_actor}`` of the trajectories' agent ids)."""
     trajectories: tuple[Trajectory, ...]
-    """The trajectories completed during the call, of every behavior, in the order they were completed."""
+    """The trajectories completed since the EnvActor's last batch, of every behavior, in the order completed."""
     episodes: tuple[EpisodeStats, ...] = ()
-    """Per behavior with an ended episode, the returns and lengths of the episodes that ended during the call."""
+    """Per behavior with an ended episode, the returns and lengths of the episodes that ended since the last batch."""
     player_stats: PlayerStats = field(default_factory=dict)
-    """What the player sent on the stats side channel during the call (``StatsSideChannel.get_and_reset_stats``)."""
+    """What the player sent on the stats side channel since the last batch (``StatsSideChannel.get_and_reset_stats``)."""
 
     @property
     def num_steps(self) -> int:

@@ -2,9 +2,14 @@
 
 - :class:`PolicyWeights`: one version of a behavior's actor weights, plain numpy arrays (the learner puts each
   version into Ray's object store once; every EnvActor reads the same copy).
-- :class:`WeightsNotice`: "behavior B is at version V; its weights are at this object reference".
-- :class:`LearnerReply`: what an EnvActor learns in the reply to its own trajectory call: the latest version of
-  each behavior it plays, the steps the learner kept or dropped, and whether training is over.
+- :class:`WeightsNotice`: "behavior id B (``Name?team=N``) plays publication P, which is weights version V; the
+  weights are at this object reference".
+- :class:`LearnerReply`: what an EnvActor learns in the reply to its own trajectory call: what each behavior id
+  plays now, and whether training is over.
+
+Publications and versions differ on purpose: the version counts the trainer's updates, the publication counts
+what one behavior id was handed. Every team of a behavior plays the latest version unless the trainer hands a
+team an older snapshot (self-play); an EnvActor loads whatever a newer publication names, older or not.
 
 Object references are typed ``object`` here: this layer knows nothing of Ray; the EnvActor resolves them.
 """
@@ -29,12 +34,14 @@ class PolicyWeights:
 
 @dataclass(frozen=True)
 class WeightsNotice:
-    """The latest weights version of one behavior."""
+    """What one behavior id plays now."""
 
     behavior: str
-    """The fully qualified behavior name (``"Name?team=0"``)."""
+    """The fully qualified behavior id (``"Name?team=0"``)."""
+    publication: int
+    """Counts what this behavior id was handed, from 0: an EnvActor loads a notice with a newer publication."""
     version: int
-    """The weights version."""
+    """The weights version the publication holds."""
     weights: object
     """An object reference whose value is the :class:`PolicyWeights` of ``version``."""
 
@@ -44,10 +51,6 @@ class LearnerReply:
     """The learner's answer to one trajectory batch."""
 
     notices: tuple[WeightsNotice, ...]
-    """The latest version of each behavior in the batch (and of any behavior the learner knows)."""
-    kept_steps: int
-    """Steps of the batch added to an update buffer."""
-    dropped_steps: int
-    """Steps of the batch acted by too old a policy (or sent after training ended), not trained on."""
+    """What each behavior id the learner knows plays now."""
     training_done: bool
     """Every trainer has reached its ``max_steps``: the EnvActor may stop."""

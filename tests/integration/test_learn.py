@@ -23,8 +23,9 @@ from learn_runs import CARTPOLE, SUMMARY_LINE, alive, cartpole_args, run_learn, 
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.cluster.tensorboard import read_events, read_scalars
 from rayagents.configs import load_run_options
-from rayagents.learner.checkpoint import load_checkpoint
-from rayagents.learner.ppo import PPOOptimizer
+from rayagents.learner.checkpoint_format import load_checkpoint
+from rayagents.learner.ppo import PPO
+from rayagents.learner.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
@@ -114,10 +115,11 @@ def test_the_final_onnx_acts_as_the_checkpointed_torch_policy(first_run: tuple[i
         spec = env.behavior_specs[behavior]
         decision_steps, _ = env.get_steps(behavior)
     settings = load_run_options(run / "configuration.yaml").behaviors[BEHAVIOR]
-    optimizer = PPOOptimizer(spec, settings, "cpu")
+    trainer = Trainer(BEHAVIOR, spec, settings, "cpu")
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     final_pt = status[BEHAVIOR]["final_checkpoint"]["auxillary_file_paths"][0]
-    load_checkpoint(final_pt, optimizer.get_modules())
+    load_checkpoint(final_pt, trainer.modules())
+    assert isinstance(trainer.algorithm, PPO)
     obs = np.asarray(decision_steps.obs[0], dtype=np.float32)
     session = onnxruntime.InferenceSession(str(run / "CartPole.onnx"), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
@@ -125,7 +127,7 @@ def test_the_final_onnx_acts_as_the_checkpointed_torch_policy(first_run: tuple[i
     masks = np.ones((len(obs), 2), dtype=np.float32)
     (onnx_actions,) = session.run(["deterministic_discrete_actions"], {"obs_0": obs, "action_masks": masks})
     with torch.no_grad():
-        sample = optimizer.actor.act([torch.from_numpy(obs)], torch.ones(len(obs), 2, dtype=torch.bool), deterministic=True)
+        sample = trainer.algorithm.actor.act([torch.from_numpy(obs)], torch.ones(len(obs), 2, dtype=torch.bool), deterministic=True)
     np.testing.assert_array_equal(onnx_actions.astype(np.int64), sample.discrete.numpy().astype(np.int64))
 
 

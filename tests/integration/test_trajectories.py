@@ -15,7 +15,7 @@ import pytest
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.trajectories import Policy, TrajectoryBuilder, global_agent_id
 from rayagents.protocol.side_channels import StatsSideChannel
-from rayagents.protocol.trajectories import ActionTaken, Trajectory
+from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken, Trajectory
 from rayagents.protocol.types import ActionTuple, BehaviorSpec, DecisionSteps
 
 pytestmark = pytest.mark.slow
@@ -61,8 +61,8 @@ class UniformPolicy:
             env_actions=ActionTuple(continuous=continuous, discrete=discrete),
             continuous=continuous,
             discrete=discrete,
-            log_probs=log_probs.astype(np.float32),
             policy_version=version,
+            extras={LOG_PROBS: log_probs.astype(np.float32)},
         )
 
 
@@ -149,8 +149,7 @@ def check_against_log(run: Play) -> int:
                 assert not decided.terminal
                 np.testing.assert_array_equal(trajectory.obs[0][t], decided.obs)  # obs[t+1] = the obs after action t
                 assert trajectory.rewards[t] == np.float32(outcome.reward)
-                if t == 0:
-                    assert trajectory.policy_version == decided.version
+                assert trajectory.versions[t] == decided.version
                 if trajectory.action_mask is not None:
                     assert decided.mask is not None
                     np.testing.assert_array_equal(trajectory.action_mask[t], decided.mask)
@@ -207,7 +206,7 @@ def test_cartpole_trajectories_follow_the_steps_and_truncation_interrupts(num_ar
     assert builder.awaiting_decisions == num_areas
 
     check_against_log(run)
-    assert {t.policy_version for t in run.trajectories} >= {0, 1, 2}
+    assert set(np.concatenate([t.versions for t in run.trajectories]).tolist()) >= {0, 1, 2}
 
     # Episodes: the builder's returns and lengths are those of the trajectories, and those the player reports.
     episodes = builder.take_episodes()

@@ -41,7 +41,6 @@ def test_each_env_actor_gets_its_own_index_log_folder_and_area_seeds() -> None:
     assert settings[0].behaviors["Walker"].time_horizon == 64
 
 
-def test_threaded_trainers_are_played_off_policy_and_the_default_on_policy() -> None:
-    assert behavior_play(TrainerSettings(threaded=True)).on_policy is False
-    assert behavior_play(TrainerSettings()).on_policy is True
+def test_an_env_actor_streams_threaded_or_not_and_cuts_at_the_time_horizon() -> None:
+    assert behavior_play(TrainerSettings(threaded=True)) == behavior_play(TrainerSettings())
     assert behavior_play(dataclasses.replace(TrainerSettings(), time_horizon=5)).time_horizon == 5

@@ -12,9 +12,12 @@ from rayagents.configs.hyperparameters import PPOSettings, ScheduleType
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.reward_signals import CuriositySettings, RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.ppo import PPOOptimizer, gae
+from rayagents.learner.policy import ENTROPY
+from rayagents.learner.ppo import PPO, batched_gae, gae
 from rayagents.learner.schedules import DecayedValue
-from rayagents.learner.trajectory import ADVANTAGES, Trajectory, UpdateBuffer, returns_key, value_estimates_key
+from rayagents.learner.trajectory import ADVANTAGES, LOG_PROBS, returns_key, value_estimates_key
+from rayagents.protocol.trajectories import LOG_PROBS as LOG_PROBS_EXTRA
+from rayagents.protocol.trajectories import Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 
 
@@ -51,11 +54,17 @@ def random_trajectory(
         discrete_actions=np.stack(
             [rng.integers(0, b, size=length) for b in action_spec.discrete_branches] or [np.zeros(length)], axis=1
         )[:, : action_spec.discrete_size].astype(np.int64),
-        log_probs=np.full(length, -1.5, dtype=np.float32),
         rewards=rng.normal(size=length).astype(np.float32),
         done=done,
         interrupted=interrupted,
+        versions=np.zeros(length, dtype=np.int32),
+        extras={LOG_PROBS_EXTRA: np.full(length, -1.5, dtype=np.float32)},
     )
+
+
+def all_trainable(trajectories: list[Trajectory]) -> list[np.ndarray]:
+    """Every experience may be trained on."""
+    return [np.ones(len(t), dtype=bool) for t in trajectories]
 
 
 # ---- GAE ---------------------------------------------------------------------------------------------------------
@@ -71,6 +80,19 @@ def test_gae_matches_a_hand_computed_example() -> None:
     np.testing.assert_allclose(gae(rewards, values, 0.0, 0.9, 0.8), [1.64768, 1.094, 1.7], rtol=1e-5)
 
 
+def test_batched_gae_equals_one_trajectory_at_a_time() -> None:
+    rng = np.random.default_rng(3)
+    lengths = np.array([3, 1, 7, 5])
+    rewards, values = rng.normal(size=lengths.sum()), rng.normal(size=lengths.sum())
+    after = rng.normal(size=4)
+    batched = batched_gae(rewards, values, after, lengths, 0.97, 0.9)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    one_by_one = np.concatenate(
+        [gae(rewards[s : s + n], values[s : s + n], float(v), 0.97, 0.9) for s, n, v in zip(starts, lengths, after)]
+    )
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("done", "interrupted", "bootstraps"),
     [(True, False, False), (True, True, True), (False, False, True)],
@@ -79,18 +101,45 @@ def test_gae_matches_a_hand_computed_example() -> None:
 def test_trajectory_bootstraps_unless_truly_done(done: bool, interrupted: bool, bootstraps: bool) -> None:
     torch.manual_seed(0)
     spec = BehaviorSpec((vector("a", 3),), ActionSpec(1, ()))
-    optimizer = PPOOptimizer(spec, trainer_settings(gamma=0.9, strength=2.0, lambd=0.8))
-    trajectory = random_trajectory(spec, 5, done, interrupted, np.random.default_rng(0))
+    ppo = PPO(spec, trainer_settings(gamma=0.9, strength=2.0, lambd=0.8))
+    rng = np.random.default_rng(0)
+    trajectory = random_trajectory(spec, 5, done, interrupted, rng)
+    other = random_trajectory(spec, 3, False, False, rng)  # ingested together: its values must not leak in
     assert trajectory.bootstraps() == bootstraps
-    columns, stats = optimizer.process_trajectory(trajectory)
+    stats = ppo.ingest([trajectory, other], all_trainable([trajectory, other]))
+    columns = {name: column[:5] for name, column in ppo.buffer.arrays().items()}
     with torch.no_grad():
-        values = optimizer.critic([torch.as_tensor(trajectory.obs[0])])["extrinsic"].numpy()
-        next_value = optimizer.critic([torch.as_tensor(trajectory.next_obs[0])[None]])["extrinsic"].item()
+        values = ppo.critic([torch.as_tensor(trajectory.obs[0])])["extrinsic"].numpy()
+        next_value = ppo.critic([torch.as_tensor(trajectory.next_obs[0])[None]])["extrinsic"].item()
+        other_values = ppo.critic([torch.as_tensor(other.obs[0])])["extrinsic"].numpy()
     expected = gae(trajectory.rewards * 2.0, values, next_value if bootstraps else 0.0, 0.9, 0.8)
     np.testing.assert_allclose(columns[ADVANTAGES], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(columns[returns_key("extrinsic")], expected + values, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(columns[value_estimates_key("extrinsic")], values, rtol=1e-6)
-    assert stats == {"Policy/Extrinsic Value Estimate": pytest.approx(float(values.mean()), rel=1e-5)}
+    mean_value = float(np.concatenate([values, other_values]).mean())
+    assert stats == {"Policy/Extrinsic Value Estimate": pytest.approx(mean_value, rel=1e-5)}
+
+
+def test_only_trainable_experiences_reach_the_buffer_with_the_log_probs_that_acted() -> None:
+    torch.manual_seed(0)
+    spec = BehaviorSpec((vector("a", 3),), ActionSpec(0, (2,)))
+    ppo = PPO(spec, trainer_settings())
+    rng = np.random.default_rng(1)
+    trajectory = dataclasses.replace(
+        random_trajectory(spec, 4, True, False, rng),
+        extras={LOG_PROBS_EXTRA: np.array([-1, -2, -3, -4], np.float32), ENTROPY: np.full(4, 0.5, np.float32)},
+    )
+    full = PPO(spec, trainer_settings())
+    full.actor.load_state_dict(ppo.actor.state_dict())
+    full.critic.load_state_dict(ppo.critic.state_dict())
+    full.ingest([trajectory], all_trainable([trajectory]))
+    stats = ppo.ingest([trajectory], [np.array([False, True, False, True])])
+    assert ppo.buffered_steps == 2 and stats["Policy/Entropy"] == pytest.approx(0.5)
+    kept = ppo.buffer.arrays()
+    everything = full.buffer.arrays()
+    np.testing.assert_array_equal(kept[LOG_PROBS], [-2, -4])
+    # The advantages of the kept experiences are those of the whole trajectory (the dropped ones still count).
+    np.testing.assert_allclose(kept[ADVANTAGES], everything[ADVANTAGES][[1, 3]], rtol=1e-6)
 
 
 def test_only_the_extrinsic_reward_signal_is_supported_so_far() -> None:
@@ -103,7 +152,7 @@ def test_only_the_extrinsic_reward_signal_is_supported_so_far() -> None:
         },
     )
     with pytest.raises(NotImplementedError, match="curiosity"):
-        PPOOptimizer(spec, settings)
+        PPO(spec, settings)
 
 
 # ---- the update --------------------------------------------------------------------------------------------------
@@ -123,21 +172,19 @@ def test_update_reduces_the_loss_on_a_fixed_batch_and_reports_mlagents_stats() -
         beta_schedule=constant,
         epsilon_schedule=constant,
     )
-    optimizer = PPOOptimizer(spec, settings)
-    buffer = UpdateBuffer()
-    for _ in range(16):
-        columns, _ = optimizer.process_trajectory(random_trajectory(spec, 16, True, False, rng))
-        buffer.append(columns)
-    assert buffer.num_experiences == 256 and not optimizer.ready_for_update(buffer)
-    data = buffer.tensors(torch.device("cpu"))
+    ppo = PPO(spec, settings, seed=0)
+    trajectories = [random_trajectory(spec, 16, True, False, rng) for _ in range(16)]
+    ppo.ingest(trajectories, all_trainable(trajectories))
+    assert ppo.buffered_steps == 256 and not ppo.ready_for_update()
+    data = ppo.buffer.tensors(torch.device("cpu"))
     data[ADVANTAGES] = (data[ADVANTAGES] - data[ADVANTAGES].mean()) / (data[ADVANTAGES].std(correction=0) + 1e-10)
     with torch.no_grad():
-        before = optimizer.losses(data, 0.2, 5e-3).loss.item()
-    stats = optimizer.update(buffer, generator=torch.Generator().manual_seed(0))
+        before = ppo.losses(data, 0.2, 5e-3).loss.item()
+    stats = ppo.update(step=0)
     with torch.no_grad():
-        after = optimizer.losses(data, 0.2, 5e-3).loss.item()
+        after = ppo.losses(data, 0.2, 5e-3).loss.item()
     assert after < before - 0.05
-    assert buffer.num_experiences == 0
+    assert ppo.buffered_steps == 0
     assert set(stats) == {
         "Losses/Policy Loss",
         "Losses/Value Loss",
@@ -163,15 +210,14 @@ def test_linear_schedules_decay_to_their_floors_and_constant_ones_stay() -> None
 def test_update_uses_the_scheduled_values_at_the_global_step() -> None:
     torch.manual_seed(0)
     spec = BehaviorSpec((vector("a", 2),), ActionSpec(0, (2,)))
-    optimizer = PPOOptimizer(spec, trainer_settings(batch_size=8, buffer_size=8, max_steps=1000))
-    optimizer.global_step.increment(250)
-    buffer = UpdateBuffer()
-    buffer.append(optimizer.process_trajectory(random_trajectory(spec, 16, True, False, np.random.default_rng(0)))[0])
-    stats = optimizer.update(buffer)
+    ppo = PPO(spec, trainer_settings(batch_size=8, buffer_size=8, max_steps=1000))
+    trajectory = random_trajectory(spec, 16, True, False, np.random.default_rng(0))
+    ppo.ingest([trajectory], all_trainable([trajectory]))
+    stats = ppo.update(step=250)
     assert stats["Policy/Learning Rate"] == pytest.approx((3e-4 - 1e-10) * 0.75 + 1e-10)
     assert stats["Policy/Epsilon"] == pytest.approx((0.2 - 0.1) * 0.75 + 0.1)
     assert stats["Policy/Beta"] == pytest.approx((5e-3 - 1e-5) * 0.75 + 1e-5)
-    assert optimizer.optimizer.param_groups[0]["lr"] == pytest.approx(stats["Policy/Learning Rate"])
+    assert ppo.optimizer.param_groups[0]["lr"] == pytest.approx(stats["Policy/Learning Rate"])
 
 
 # ---- learning, in process ---------------------------------------------------------------------------------------
@@ -179,32 +225,35 @@ def test_update_uses_the_scheduled_values_at_the_global_step() -> None:
 SEED = 0
 
 
-def _train_bandit(optimizer: PPOOptimizer, play: "BanditRound", iterations: int, agents: int) -> None:
+def _train_bandit(ppo: PPO, play: "BanditRound", iterations: int, agents: int) -> None:
     """Plays ``iterations`` rounds of one-step episodes for ``agents`` agents, updating after each round."""
-    buffer = UpdateBuffer()
+    step = 0
     for _ in range(iterations):
         obs, sample, rewards = play(agents)
-        for i in range(agents):
-            trajectory = Trajectory(
+        trajectories = [
+            Trajectory(
                 obs=(obs[i : i + 1],),
                 next_obs=(obs[i],),
                 continuous_actions=sample.continuous[i : i + 1].numpy(),
                 discrete_actions=sample.discrete[i : i + 1].numpy(),
-                log_probs=sample.log_prob[i : i + 1].numpy(),
                 rewards=rewards[i : i + 1],
                 done=True,
                 interrupted=False,
+                versions=np.zeros(1, dtype=np.int32),
+                extras={LOG_PROBS_EXTRA: sample.log_prob[i : i + 1].numpy()},
             )
-            buffer.append(optimizer.process_trajectory(trajectory)[0])
-            optimizer.global_step.increment(1)
-        optimizer.update(buffer)
+            for i in range(agents)
+        ]
+        ppo.ingest(trajectories, all_trainable(trajectories))
+        step += agents
+        ppo.update(step)
 
 
 class BanditRound:
     """One round of a contextual bandit: observations, the actor's actions, rewards."""
 
-    def __init__(self, optimizer: PPOOptimizer, rng: np.random.Generator, continuous: bool) -> None:
-        self.optimizer = optimizer
+    def __init__(self, ppo: PPO, rng: np.random.Generator, continuous: bool) -> None:
+        self.ppo = ppo
         self.rng = rng
         self.continuous = continuous
 
@@ -220,7 +269,7 @@ class BanditRound:
 
     def __call__(self, agents: int, deterministic: bool = False) -> tuple[np.ndarray, object, np.ndarray]:
         obs = self.observations(agents)
-        sample = self.optimizer.actor.act([torch.as_tensor(obs)], deterministic=deterministic)
+        sample = self.ppo.actor.act([torch.as_tensor(obs)], deterministic=deterministic)
         actions = sample.env_actions()
         return obs, sample, self.rewards(obs, actions.continuous, actions.discrete)
 
@@ -232,10 +281,10 @@ def test_ppo_learns_a_contextual_bandit(continuous: bool) -> None:
     action_spec = ActionSpec(1, ()) if continuous else ActionSpec(0, (3,))
     spec = BehaviorSpec((vector("context", 2 if continuous else 3),), action_spec)
     settings = trainer_settings(batch_size=64, buffer_size=255, learning_rate=3e-3, max_steps=20000)
-    optimizer = PPOOptimizer(spec, settings)
-    play = BanditRound(optimizer, rng, continuous)
+    ppo = PPO(spec, settings)
+    play = BanditRound(ppo, rng, continuous)
     before = float(play(2000)[2].mean())
-    _train_bandit(optimizer, play, iterations=20 if continuous else 10, agents=256)
+    _train_bandit(ppo, play, iterations=20 if continuous else 10, agents=256)
     after = float(play(2000)[2].mean())
     after_deterministic = float(play(2000, deterministic=True)[2].mean())
     print(f"bandit: {before:.3f} → {after:.3f} (deterministic {after_deterministic:.3f})")

@@ -1,4 +1,5 @@
-"""InferencePolicy: the trainer's weights in, actions with masks, raw samples, log probabilities and clipping out."""
+"""InferencePolicy: the trainer's weights in; actions with masks, raw samples, clipping, and the extras PPO keeps
+(log probabilities, entropies) out."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.distributions import allowed_from_disabled
-from rayagents.learner.policy import InferencePolicy
-from rayagents.learner.trainer import PPOTrainer
-from rayagents.learner.trajectory import Trajectory
+from rayagents.learner.policy import ENTROPY, InferencePolicy
+from rayagents.learner.ppo import PPO
+from rayagents.learner.trainer import Trainer
+from rayagents.protocol.trajectories import LOG_PROBS, Trajectory
 from rayagents.protocol.types import (
     ActionSpec,
     BehaviorSpec,
@@ -47,30 +49,31 @@ def decision_steps(n: int, rng: np.random.Generator, disabled: list[np.ndarray] 
     )
 
 
-def trained_trainer() -> PPOTrainer:
+def trained_trainer() -> Trainer:
     """A trainer after one update (its normalizer and weights moved away from the initialization)."""
     torch.manual_seed(0)
     settings = TrainerSettings(hyperparameters=PPOSettings(batch_size=16, buffer_size=16), network_settings=NETWORK)
-    trainer = PPOTrainer(BEHAVIOR, SPEC, settings, seed=0)
+    trainer = Trainer(BEHAVIOR, SPEC, settings, seed=0)
     rng = np.random.default_rng(0)
-    trainer.process(
-        Trajectory(
+    trainer.ingest(
+        [Trajectory(
             obs=(rng.normal(2.0, 3.0, size=(20, 4)).astype(np.float32), rng.normal(size=(20, 2)).astype(np.float32)),
             next_obs=(np.zeros(4, np.float32), np.zeros(2, np.float32)),
             continuous_actions=rng.normal(size=(20, 2)).astype(np.float32),
             discrete_actions=np.stack([rng.integers(0, 3, 20), rng.integers(0, 2, 20)], axis=1),
-            log_probs=np.full(20, -3.0, dtype=np.float32),
             rewards=rng.normal(size=20).astype(np.float32),
             done=True,
             interrupted=False,
+            versions=np.zeros(20, dtype=np.int32),
+            extras={LOG_PROBS: np.full(20, -3.0, dtype=np.float32)},
             behavior=BEHAVIOR,
-        )
+        )]
     )
     assert trainer.maybe_update()
     return trainer
 
 
-def loaded_policy(trainer: PPOTrainer) -> InferencePolicy:
+def loaded_policy(trainer: Trainer) -> InferencePolicy:
     """A policy with the trainer's current weights, shipped as Ray would (pickled numpy)."""
     policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
     weights = pickle.loads(pickle.dumps(trainer.weights_snapshot()))
@@ -88,16 +91,19 @@ def test_actions_match_the_trainers_actor_and_carry_the_version() -> None:
     assert taken.policy_version == 1 and taken.n_agents == 64
     assert taken.continuous.dtype == np.float32 and taken.continuous.shape == (64, 2)
     assert taken.discrete.dtype == np.int32 and taken.discrete.shape == (64, 2)
-    assert taken.log_probs.dtype == np.float32 and taken.log_probs.shape == (64,)
-    # The log probabilities are those of the trainer's actor for the same raw actions.
+    assert set(taken.extras) == {LOG_PROBS, ENTROPY}
+    assert all(v.dtype == np.float32 and v.shape == (64,) for v in taken.extras.values())
+    # The log probabilities and entropies are those of the trainer's actor for the same raw actions.
+    assert isinstance(trainer.algorithm, PPO)
     with torch.no_grad():
-        log_probs, _ = trainer.optimizer.actor.evaluate(
+        log_probs, entropies = trainer.algorithm.actor.evaluate(
             [torch.as_tensor(o) for o in steps.obs],
             torch.as_tensor(allowed_from_disabled(steps.action_mask, 64, 5)),
             torch.as_tensor(taken.continuous),
             torch.as_tensor(taken.discrete, dtype=torch.int64),
         )
-    np.testing.assert_allclose(taken.log_probs, log_probs.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(taken.extras[LOG_PROBS], log_probs.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(taken.extras[ENTROPY], entropies.numpy(), rtol=1e-5, atol=1e-5)
     # The player gets clamp(x, -3, 3) / 3 of the raw samples, and the discrete choices unchanged.
     np.testing.assert_allclose(taken.env_actions.continuous, np.clip(taken.continuous, -3, 3) / 3, rtol=1e-6)
     np.testing.assert_array_equal(taken.env_actions.discrete, taken.discrete)

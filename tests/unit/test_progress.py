@@ -15,7 +15,7 @@ from rayagents.cluster.tensorboard import TensorBoardWriter, read_scalars
 from rayagents.cluster.timers import GaugeRecorder
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import RunOptions
-from rayagents.learner.checkpoint_files import CheckpointRecord
+from rayagents.learner.checkpoints import CheckpointRecord
 from rayagents.learner.learner_actor import BehaviorState, LearnerProgress
 from rayagents.learner.trainer import TrainerSummary
 

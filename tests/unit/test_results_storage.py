@@ -23,8 +23,9 @@ from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.run import CheckpointSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.checkpoint_files import CheckpointRecord
-from rayagents.learner.learner_actor import LearnerSettings, restore_source, restore_trainer
+from rayagents.learner.checkpoints import CheckpointRecord
+from rayagents.learner.checkpoints import CheckpointStore
+from rayagents.learner.learner_actor import LearnerSettings, restore_source
 from rayagents.learner.results_storage import (
     ResultsStorage,
     StorageError,
@@ -35,8 +36,8 @@ from rayagents.learner.results_storage import (
     run_locations,
     write_local_atomic,
 )
-from rayagents.learner.trainer import PPOTrainer
-from rayagents.protocol.trajectories import Trajectory
+from rayagents.learner.trainer import Trainer
+from rayagents.protocol.trajectories import LOG_PROBS, Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 
 SPEC = BehaviorSpec(
@@ -207,7 +208,7 @@ def test_training_status_round_trips_through_a_uri(tmp_path: Path) -> None:
 # ---- checkpoints through a URI --------------------------------------------------------------------------------------
 
 
-def trainer(keep_checkpoints: int = 2) -> PPOTrainer:
+def trainer(keep_checkpoints: int = 2) -> Trainer:
     settings = TrainerSettings(
         hyperparameters=PPOSettings(batch_size=16, buffer_size=1000, num_epoch=1),
         network_settings=NetworkSettings(hidden_units=8),
@@ -215,7 +216,7 @@ def trainer(keep_checkpoints: int = 2) -> PPOTrainer:
         keep_checkpoints=keep_checkpoints,
         max_steps=1000,
     )
-    return PPOTrainer("Walker", SPEC, settings, seed=0)
+    return Trainer("Walker", SPEC, settings, seed=0)
 
 
 def trajectory(length: int, seed: int) -> Trajectory:
@@ -226,10 +227,11 @@ def trajectory(length: int, seed: int) -> Trajectory:
         next_obs=(rng.normal(size=3).astype(np.float32),),
         continuous_actions=np.zeros((length, 0), np.float32),
         discrete_actions=rng.integers(0, 2, size=(length, 1)),
-        log_probs=np.full(length, -0.69, dtype=np.float32),
         rewards=np.ones(length, np.float32),
         done=False,
         interrupted=False,
+        versions=np.zeros(length, dtype=np.int32),
+        extras={LOG_PROBS: np.full(length, -0.69, dtype=np.float32)},
         behavior="Walker",
         agent_id=f"agent_0-{seed}",
     )
@@ -247,8 +249,8 @@ def test_checkpoints_are_uploaded_data_first_rotated_and_restored_from_a_uri(
     source = trainer()
     written: list[CheckpointRecord] = []
     for seed in range(3):
-        source.process(trajectory(10, seed))
-        written.append(source.save_checkpoint(join(write_path, "Walker"), storage))
+        source.ingest([trajectory(10, seed)])
+        written.append(source.save_checkpoint(CheckpointStore(storage, join(write_path, "Walker"), "Walker")))
     assert [r.steps for r in source.checkpoints] == [20, 30]
     newest = source.checkpoints[-1]
     assert newest.file_path == join(write_path, "Walker", "Walker-30.onnx")
@@ -263,19 +265,21 @@ def test_checkpoints_are_uploaded_data_first_rotated_and_restored_from_a_uri(
 
     settings = LearnerSettings(write_path=write_path, resume=True)
     location = restore_source(settings, "Walker")
-    assert location == join(write_path, "Walker", "checkpoint.pt") and ResultsStorage(location).is_file(location)
+    assert location == join(write_path, "Walker")
     resumed = trainer()
-    assert restore_trainer(resumed, location, reset_global_step=False) == []
+    assert resumed.restore(CheckpointStore(ResultsStorage(location), location, "Walker"), reset_global_step=False) == []
     assert resumed.step == 30
     expected = source.weights_snapshot().state
     assert all(np.array_equal(resumed.weights_snapshot().state[k], expected[k]) for k in expected)
     initialized = trainer()
     init = LearnerSettings(write_path=join(results, "other"), init_path=write_path)
-    restore_trainer(initialized, restore_source(init, "Walker") or "", reset_global_step=True)
+    init_location = restore_source(init, "Walker") or ""
+    initialized.restore(CheckpointStore(ResultsStorage(init_location), init_location, "Walker"), reset_global_step=True)
     assert initialized.step == 0
     assert restore_source(LearnerSettings(write_path=write_path), "Walker") is None
+    nobody = join(write_path, "Nobody")
     with pytest.raises(FileNotFoundError, match="Nobody"):
-        restore_trainer(trainer(), join(write_path, "Nobody", "checkpoint.pt"), reset_global_step=False)
+        trainer().restore(CheckpointStore(storage, nobody, "Nobody"), reset_global_step=False)
     assert not list(scratch_root.glob("rayagents-*"))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import ConfigError
-from rayagents.learner.checkpoint_files import CheckpointRecord
+from rayagents.learner.checkpoints import CheckpointRecord
 
 FIRST = CheckpointRecord(
     steps=5000,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from rayagents.actors.trajectories import TrajectoryBuilder, global_agent_id
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
-from rayagents.protocol.trajectories import ActionTaken, Trajectory, TrajectoryBatch
+from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken, Trajectory, TrajectoryBatch
 from rayagents.protocol.types import ActionTuple, DecisionSteps, TerminalSteps
 
 BEHAVIOR = "Ball?team=0"
@@ -50,7 +51,7 @@ NO_TERMINALS = terminals([], [], [], [])
 
 def taken(actions: list[int], version: int = 0) -> ActionTaken:
     """One continuous action (= the discrete action / 10) and two branches (action % 3, action % 2) per agent;
-    log prob = -action."""
+    extras: log prob = -action, and a (2,)-shaped "memory" of [action, version]."""
     n = len(actions)
     continuous = np.array(actions, dtype=np.float32).reshape(n, 1) / 10
     discrete = np.array([[a % 3, a % 2] for a in actions], dtype=np.int32).reshape(n, 2)
@@ -58,8 +59,11 @@ def taken(actions: list[int], version: int = 0) -> ActionTaken:
         env_actions=ActionTuple(continuous=continuous, discrete=discrete),
         continuous=continuous,
         discrete=discrete,
-        log_probs=-np.array(actions, dtype=np.float32),
         policy_version=version,
+        extras={
+            LOG_PROBS: -np.array(actions, dtype=np.float32),
+            "memory": np.array([[a, version] for a in actions], dtype=np.float32).reshape(n, 2),
+        },
     )
 
 
@@ -80,8 +84,10 @@ def test_an_agent_both_terminal_and_deciding_ends_one_trajectory_and_starts_the_
     np.testing.assert_array_equal(trajectory.rewards, [1.0, 5.0])
     np.testing.assert_array_equal(trajectory.continuous_actions, np.array([[0.1], [0.2]], dtype=np.float32))
     np.testing.assert_array_equal(trajectory.discrete_actions, [[1, 1], [2, 0]])
-    np.testing.assert_array_equal(trajectory.log_probs, [-1.0, -2.0])
-    assert trajectory.action_mask is None
+    np.testing.assert_array_equal(trajectory.extra(LOG_PROBS), [-1.0, -2.0])
+    np.testing.assert_array_equal(trajectory.extras["memory"], [[1.0, 0.0], [2.0, 0.0]])
+    np.testing.assert_array_equal(trajectory.versions, [0, 0])
+    assert trajectory.action_mask is None and trajectory.group_id == 0 and trajectory.group_rewards is None
     episodes = builder.take_episodes()
     np.testing.assert_array_equal(episodes.returns, [6.0])
     np.testing.assert_array_equal(episodes.lengths, [1])  # ML-Agents' Episode Length: the terminal step uncounted
@@ -125,17 +131,19 @@ def test_masks_are_the_ones_each_agent_saw_flat_over_branches() -> None:
     np.testing.assert_array_equal(trajectory.action_mask, first + second)
 
 
-def test_an_agent_absent_from_a_step_keeps_its_decision_and_version_is_the_oldest() -> None:
+def test_an_agent_absent_from_a_step_keeps_its_decision_and_each_step_its_version() -> None:
     builder = TrajectoryBuilder(BEHAVIOR, env_actor=1, time_horizon=3)
     builder.add(decisions([1, 2], [0.0, 0.0], [0.0, 0.0]), NO_TERMINALS, taken([1, 1], version=4))
     builder.add(decisions([1], [1.0], [1.0]), NO_TERMINALS, taken([1], version=5))  # agent 2 does not decide
     builder.add(decisions([1, 2], [2.0, 2.0], [1.0, 7.0]), NO_TERMINALS, taken([1, 1], version=5))
     (one,) = builder.add(decisions([1], [3.0], [1.0]), NO_TERMINALS, taken([1], version=6))
-    assert one.agent_id == "agent_1-1" and len(one) == 3 and one.policy_version == 4
+    assert one.agent_id == "agent_1-1" and len(one) == 3 and one.oldest_version == 4
+    np.testing.assert_array_equal(one.versions, [4, 5, 5])
     (two,) = builder.add(decisions([], [], []), terminals([2], [3.0], [0.0], [False]), None)
     np.testing.assert_array_equal(two.rewards, [7.0, 0.0])
     np.testing.assert_array_equal(two.obs[0][:, 0], [0.0, 2.0])
-    assert two.policy_version == 4
+    np.testing.assert_array_equal(two.versions, [4, 5])
+    np.testing.assert_array_equal(two.extras["memory"][:, 1], [4.0, 5.0])
 
 
 def test_drop_partial_forgets_everything_unfinished() -> None:
@@ -172,37 +180,40 @@ def test_a_batch_survives_pickling() -> None:
     )
     copy = pickle.loads(pickle.dumps(batch))
     assert copy.num_steps == 1 and copy.env_actor == 2
-    assert copy.of_behavior(BEHAVIOR)[0].policy_version == 9
+    np.testing.assert_array_equal(copy.of_behavior(BEHAVIOR)[0].versions, [9])
     np.testing.assert_array_equal(copy.trajectories[0].rewards, [2.0])
     np.testing.assert_array_equal(copy.episodes[0].returns, [2.0])
     assert copy.player_stats["Ball/Score"] == ((1.5, StatsAggregationMethod.AVERAGE),)
 
 
-def test_a_new_version_cuts_trajectories_and_can_leave_out_the_old_versions_awaited_decision() -> None:
-    builder = TrajectoryBuilder(BEHAVIOR, env_actor=0, time_horizon=10)
-    for step in range(3):  # agent 1: 2 experiences completed with version 0, a third decision awaits
-        assert builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step], version=0)) == []
-    (cut,) = builder.cut_for_new_version(skip_awaiting=True)
-    assert len(cut) == 2 and cut.policy_version == 0 and not cut.done
-    np.testing.assert_array_equal(cut.next_obs[0], [2.0, -2.0])  # bootstrapped from the awaited decision's obs
+def test_new_weights_mid_trajectory_cut_nothing() -> None:
+    builder = TrajectoryBuilder(BEHAVIOR, env_actor=0, time_horizon=4)
     emitted = []
-    for step in range(3, 6):  # version 1 acts from now on
-        emitted += builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step], version=1))
-    emitted += builder.add(decisions([], [], []), terminals([1], [9.0], [5.0], [False]), None)
-    (last,) = emitted
-    # the awaited version-0 decision (obs 2) is left out; versions 1's decisions at obs 3, 4, 5 are kept
-    np.testing.assert_array_equal(last.obs[0][:, 0], [3.0, 4.0, 5.0])
-    assert last.policy_version == 1 and last.done
-    episodes = builder.take_episodes()
-    assert episodes.returns.tolist() == [1.0 + 1.0 + 1.0 + 1.0 + 1.0 + 5.0]  # the skipped experience still counts
+    for step, version in enumerate([0, 0, 1, 1, 2]):  # new weights arrive twice while the agent plays
+        emitted += builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step], version=version))
+    (cut,) = emitted  # cut at time_horizon only
+    assert len(cut) == 4 and not cut.done
+    np.testing.assert_array_equal(cut.versions, [0, 0, 1, 1])
+    np.testing.assert_array_equal(cut.next_obs[0], [4.0, -4.0])
+    (last,) = builder.add(decisions([], [], []), terminals([1], [9.0], [5.0], [False]), None)
+    np.testing.assert_array_equal(last.versions, [2])
+    assert builder.take_episodes().returns.tolist() == [1.0 * 4 + 5.0]
 
 
-def test_a_cut_without_skipping_keeps_the_awaited_decision_for_the_next_trajectory() -> None:
+def test_group_ids_and_group_rewards_are_kept() -> None:
     builder = TrajectoryBuilder(BEHAVIOR, env_actor=0, time_horizon=10)
-    for step in range(3):
-        builder.add(decisions([1], [step], [1.0]), NO_TERMINALS, taken([step]))
-    (cut,) = builder.cut_for_new_version(skip_awaiting=False)
-    assert len(cut) == 2
-    (last,) = builder.add(decisions([], [], []), terminals([1], [9.0], [5.0], [True]), None)
-    np.testing.assert_array_equal(last.obs[0][:, 0], [2.0])
-    assert last.interrupted and builder.cut_for_new_version(skip_awaiting=False) == []
+    grouped = dataclasses.replace(
+        decisions([1], [0.0], [0.0]), group_id=np.array([3], np.int32), group_reward=np.array([0.0], np.float32)
+    )
+    builder.add(grouped, NO_TERMINALS, taken([1]))
+    second = dataclasses.replace(
+        decisions([1], [1.0], [1.0]), group_id=np.array([3], np.int32), group_reward=np.array([0.5], np.float32)
+    )
+    builder.add(second, NO_TERMINALS, taken([2]))
+    end = dataclasses.replace(
+        terminals([1], [2.0], [1.0], [False]), group_id=np.array([3], np.int32), group_reward=np.array([2.0], np.float32)
+    )
+    (trajectory,) = builder.add(decisions([], [], []), end, None)
+    assert trajectory.group_id == 3
+    assert trajectory.group_rewards is not None
+    np.testing.assert_array_equal(trajectory.group_rewards, [0.5, 2.0])

@@ -1,4 +1,4 @@
-"""The ``.pt`` checkpoint: ML-Agents' format, a ``torch.save``'d dict of ``{module_name: state_dict}``.
+"""The ``.pt`` checkpoint format: ML-Agents', a ``torch.save``'d dict of ``{module_name: state_dict}``.
 
 Names (spec §6): ``"Policy"`` (the actor), ``"global_step"`` (:class:`GlobalSteps`), and per trainer its
 optimizers and extra modules, for PPO ``"Optimizer:value_optimizer"`` (Adam over actor and critic) and
@@ -25,6 +25,10 @@ GLOBAL_STEP = "global_step"
 
 Saveable = Union[nn.Module, torch.optim.Optimizer]
 """What a checkpoint entry is made from: a module or an optimizer."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read at all (damaged, cut short, or not a checkpoint): names the file."""
 
 
 class GlobalSteps(nn.Module):
@@ -92,9 +96,15 @@ def load_checkpoint(
         raise FileNotFoundError(
             f"checkpoint {source} does not exist; check --resume / --initialize-from and results_dir"
         )
-    saved: dict[str, Any] = torch.load(local, map_location="cpu", weights_only=True)
+    try:
+        saved: dict[str, Any] = torch.load(local, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, pickle and zip errors for a damaged file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {source} cannot be read ({reason[:200]}): it is damaged, cut short, or not a checkpoint"
+        ) from None
     if not isinstance(saved, dict):
-        raise ValueError(f"checkpoint {source} is not a dict of state_dicts (got {type(saved).__name__})")
+        raise CheckpointError(f"checkpoint {source} is not a dict of state_dicts (got {type(saved).__name__})")
     warnings: list[str] = []
     for name, module in modules.items():
         if name == GLOBAL_STEP and reset_global_step:

@@ -1,0 +1,103 @@
+"""The seam every algorithm plugs into: what a ``trainer_type`` provides to the generic trainer and the EnvActors.
+
+An algorithm (PPO today; SAC and POCA next) is one registry entry (:mod:`registry`) that builds three things for a
+behavior:
+
+- the :class:`Algorithm`, the learner side: it takes the trajectories that arrive (in one batched pass), keeps
+  what it trains on, updates, and names the modules its checkpoint holds and the weights the acting policy needs;
+- the acting policy the EnvActors run (``act(behavior, decision_steps) -> ActionTaken``, fed numbered weights);
+- the :class:`PlayRules`: how much policy lag the algorithm accepts, and whether it trains on whole sequences.
+
+Everything else (step counting, weights versions, lag accounting, statistics under ML-Agents' names, summaries,
+checkpoint writing, rotation and restore) is the generic :class:`~rayagents.learner.trainer.Trainer`'s, the same
+for every algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from rayagents.learner.checkpoint_format import Saveable
+from rayagents.protocol.trajectories import ActionTaken, Trajectory
+from rayagents.protocol.types import BehaviorName, DecisionSteps
+
+
+@dataclass(frozen=True)
+class PlayRules:
+    """What an algorithm asks of the data it trains on."""
+
+    max_policy_lag: int | None
+    """The most weights versions an experience's acting weights may be behind the trainer's when it is trained on
+    (0: only the current version); None: any age (an off-policy algorithm with a replay buffer)."""
+    whole_sequences: bool = False
+    """The algorithm trains on whole sequences of steps (a recurrent network): trajectories are kept whole."""
+
+    def trainable(self, lags: np.ndarray) -> np.ndarray:
+        """bool, per experience: whether an experience with this lag (trainer version − acting version) may be
+        trained on. A negative lag (weights this trainer never made, e.g. from before a restart) never may."""
+        if self.max_policy_lag is None:
+            return lags >= 0
+        return (lags >= 0) & (lags <= self.max_policy_lag)
+
+
+class ActingPolicy(Protocol):
+    """What an EnvActor acts with for one behavior id: a CPU copy of the policy, fed numbered weights. It meets the
+    actors' ``VersionedPolicy`` protocol by its shape alone (``actors/`` and ``learner/`` never import each other)."""
+
+    @property
+    def version(self) -> int:
+        """The weights version loaded; -1 before the first."""
+        ...
+
+    def load_weights(self, version: int, state: Mapping[str, np.ndarray]) -> None:
+        """Loads weights ``version`` (the algorithm's :meth:`Algorithm.policy_state` of that version)."""
+        ...
+
+    def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
+        """The actions of every agent of ``decision_steps``, row for row, with the extras the algorithm keeps."""
+        ...
+
+
+class Algorithm(Protocol):
+    """The learner side of one ``trainer_type`` for one behavior."""
+
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Mapping[str, float]:
+        """Takes arriving trajectories in one batched pass on the learner's device. ``trainable[i]`` (bool, one per
+        experience of ``trajectories[i]``) says which experiences may be trained on; the others still inform what
+        needs the whole trajectory (returns, advantages). Returns statistics under ML-Agents' names (value
+        estimates, entropy), each a mean over the experiences taken."""
+        ...
+
+    @property
+    def buffered_steps(self) -> int:
+        """Experiences held for the next update."""
+        ...
+
+    def ready_for_update(self) -> bool:
+        """Whether an update is due."""
+        ...
+
+    def update(self, step: int) -> Mapping[str, float]:
+        """One update at trainer step ``step`` (schedules read it); returns the statistics under ML-Agents' names."""
+        ...
+
+    def clear_buffer(self) -> None:
+        """Forgets the experiences held (after a restore: they were acted by weights that no longer exist)."""
+        ...
+
+    def modules(self) -> Mapping[str, Saveable]:
+        """The checkpoint entries under ML-Agents' names (policy, critics, optimizers, ...), without the step."""
+        ...
+
+    def policy_state(self) -> Mapping[str, np.ndarray]:
+        """The acting policy's weights as numpy arrays (what :meth:`InferencePolicy.load_weights` takes)."""
+        ...
+
+    def export(self, path: Path) -> Path:
+        """Writes the policy as a Unity-loadable ``.onnx`` model at the local ``path``; returns it."""
+        ...

@@ -1,0 +1,90 @@
+"""The trainer registry: one entry per ``trainer_type``, the only place outside an algorithm's module that names it.
+
+An entry builds the three things an algorithm brings (see :mod:`algorithm`): the learner side, the acting policy
+the EnvActors run, and the play rules. The generic trainer, the LearnerActor, the EnvActors, the driver and the
+checkpoint code take what an entry builds and never ask which algorithm it is; adding SAC or POCA is a new module
+and a new line here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+
+from rayagents.configs import ConfigWarning, RunOptions, TrainerSettings, behavior_settings
+from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
+from rayagents.learner.policy import InferencePolicy
+from rayagents.learner.ppo import PPO, ppo_play_rules
+from rayagents.protocol.types import BehaviorName, BehaviorSpec
+
+AlgorithmFactory = Callable[[BehaviorSpec, TrainerSettings, torch.device, "int | None"], Algorithm]
+"""Builds the learner side of a behavior: (spec, settings, device, seed) → the algorithm."""
+PolicyBuilder = Callable[[BehaviorName, BehaviorSpec, TrainerSettings], ActingPolicy]
+"""Builds the acting policy of a behavior id, without weights yet."""
+
+
+@dataclass(frozen=True)
+class TrainerEntry:
+    """What one ``trainer_type`` brings."""
+
+    trainer_type: str
+    """The YAML's ``trainer_type``."""
+    make_algorithm: AlgorithmFactory
+    """The learner side."""
+    make_policy: PolicyBuilder
+    """The policy the EnvActors act with."""
+    play_rules: Callable[[TrainerSettings], PlayRules]
+    """The policy lag it accepts and whether it trains on whole sequences."""
+
+
+def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> InferencePolicy:
+    """A stochastic actor that keeps log probabilities and entropies (PPO's acting policy)."""
+    return InferencePolicy(behavior, spec, settings.network_settings)
+
+
+TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
+    {"ppo": TrainerEntry("ppo", make_algorithm=PPO, make_policy=_actor_policy, play_rules=ppo_play_rules)}
+)
+"""Every trainer this version trains, by ``trainer_type``."""
+
+
+def trainer_types() -> tuple[str, ...]:
+    """The trainer types this version trains."""
+    return tuple(TRAINERS)
+
+
+def trainer_entry(trainer_type: str) -> TrainerEntry:
+    """The entry of ``trainer_type``; NotImplementedError naming the ones this version trains."""
+    entry = TRAINERS.get(trainer_type)
+    if entry is None:
+        raise NotImplementedError(
+            f"trainer_type {trainer_type!r} is not yet trained by rayagents (it trains: {', '.join(TRAINERS)})"
+        )
+    return entry
+
+
+def play_rules(settings: TrainerSettings) -> PlayRules:
+    """The play rules of a behavior with these settings."""
+    return trainer_entry(settings.trainer_type).play_rules(settings)
+
+
+class PolicyFactory:
+    """Builds each behavior's acting policy from the run's options (what the driver hands every EnvActor).
+
+    Arguments:
+        options: the run options; a behavior's ``trainer_type`` picks its policy, its settings build it.
+    """
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+
+    def __call__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> ActingPolicy:
+        """A policy for ``behavior`` without weights yet."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConfigWarning)  # the learner warns once for an unconfigured behavior
+            settings = behavior_settings(self.options, behavior)
+        return trainer_entry(settings.trainer_type).make_policy(behavior, behavior_spec, settings)

@@ -1,0 +1,150 @@
+"""The actor–learner core on a real Ray cluster: EnvActors with players of the simulation host stream to a real
+LearnerActor, without the driver's loop in between.
+
+The test plays the driver's part by hand (one ``collect`` call at a time per EnvActor) and checks what the core
+promises: every step an EnvActor sends is counted by the learner; the EnvActors pick up new weights versions while
+they play (nobody waits for an update); experiences acted within PPO's lag bound are trained on, and when the
+learner updates faster than trajectories complete (a buffer far smaller than ``time_horizon`` × agents) the ones
+acted by weights older than the bound are dropped, one experience at a time, and reported as such.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings
+from rayagents.configs import run_options_from_dict
+from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings
+from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
+from rayagents.learner.registry import PolicyFactory
+from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
+
+pytestmark = pytest.mark.slow
+
+BEHAVIOR = "CartPole"
+BEHAVIOR_ID = "CartPole?team=0"
+NUM_ENVS = 2
+NUM_AREAS = 4
+TIME_HORIZON = 32
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A Ray cluster on this machine for the module's tests."""
+    ray.init(num_cpus=4, include_dashboard=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class Played:
+    """What a hand-driven run saw."""
+
+    reports: list[CollectReport]
+    """Every collect report, in the order they came back."""
+    progress: LearnerProgress
+    """The learner's progress once it had taken everything sent."""
+    summaries: list[dict[str, float]]
+    """Every summary the learner made."""
+
+
+def play(tmp_path: Path, buffer_size: int, rounds: int) -> Played:
+    """Two EnvActors × 4 areas of CartPole against one learner: ``rounds`` collect calls each, then every batch
+    answered and taken in."""
+    options = run_options_from_dict(
+        {
+            "behaviors": {
+                BEHAVIOR: {
+                    "trainer_type": "ppo",
+                    "hyperparameters": {"batch_size": 32, "buffer_size": buffer_size, "num_epoch": 2},
+                    "network_settings": {"hidden_units": 16},
+                    "time_horizon": TIME_HORIZON,
+                    "summary_freq": 200,
+                    "max_steps": 1_000_000,
+                }
+            }
+        }
+    )
+    learner = ray.remote(LearnerActor).remote(options, LearnerSettings(write_path=str(tmp_path), seed=1))
+    play_rules = BehaviorPlay(time_horizon=TIME_HORIZON)
+    actors = [
+        ray.remote(EnvActor).remote(
+            EnvActorSettings(
+                index=i,
+                env_path="sim:CartPole",
+                behaviors={BEHAVIOR: play_rules},
+                default_behavior=play_rules,
+                num_areas=NUM_AREAS,
+                seed=10 * i,
+                log_folder=str(tmp_path),
+                seconds_per_call=0.05,
+            ),
+            learner,
+            PolicyFactory(options),
+        )
+        for i in range(NUM_ENVS)
+    ]
+    try:
+        ray.get([actor.start.remote() for actor in actors])
+        reports: list[CollectReport] = []
+        for _ in range(rounds):
+            reports += ray.get([actor.collect.remote() for actor in actors])
+        ray.get([actor.flush.remote() for actor in actors])
+        sent = sum(report.steps for report in reports)
+        summaries: list[dict[str, float]] = []
+        progress = _progress(learner, summaries)
+        for _ in range(200):  # the training thread takes the last batches in
+            if progress.behaviors[0].step == sent:
+                break
+            progress = _progress(learner, summaries, wait=0.05)
+        return Played(reports, progress, summaries)
+    finally:
+        ray.get([actor.close.remote() for actor in actors])
+        for handle in [*actors, learner]:
+            ray.kill(handle)
+
+
+def _progress(learner: Any, summaries: list[dict[str, float]], wait: float = 0.0) -> LearnerProgress:
+    time.sleep(wait)
+    progress: LearnerProgress = ray.get(learner.progress.remote())
+    summaries.extend(dict(summary.scalars) for summary in progress.summaries)
+    return progress
+
+
+def test_env_actors_stream_and_pick_up_new_versions_while_they_play(local_ray: None, tmp_path: Path) -> None:
+    played = play(tmp_path, buffer_size=512, rounds=50)
+    (state,) = played.progress.behaviors
+    sent = sum(report.steps for report in played.reports)
+    assert sent > 2000
+    assert state.step == sent, "every step an EnvActor sent is counted by the learner"
+    assert state.version >= 4, "the learner updated as data streamed in"
+    # Each EnvActor loaded newer versions between its calls, without a call waiting for an update.
+    for index in range(NUM_ENVS):
+        versions = [r.versions[BEHAVIOR_ID] for r in played.reports if r.index == index]
+        assert versions == sorted(versions) and len(set(versions)) >= 3
+        assert versions[-1] >= state.version - 2
+    # With the buffer larger than time_horizon × agents, experiences are a version or two old: hardly any dropped.
+    assert state.dropped_steps <= 0.01 * sent
+    lags = [s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s]
+    assert lags and max(lags) <= PPO_MAX_POLICY_LAG
+
+
+def test_experiences_older_than_the_lag_bound_are_dropped_and_reported(local_ray: None, tmp_path: Path) -> None:
+    # 8 agents cut trajectories of 32: a buffer of 16 means an update every two agent-steps of the whole team, so
+    # the start of each trajectory was acted many versions before it arrives.
+    played = play(tmp_path, buffer_size=16, rounds=25)
+    (state,) = played.progress.behaviors
+    sent = sum(report.steps for report in played.reports)
+    assert state.step == sent
+    assert 0 < state.dropped_steps < sent, "old experiences dropped, recent ones trained on"
+    assert sum(s[DROPPED_STEPS] for s in played.summaries) <= state.dropped_steps
+    assert max(s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s) > PPO_MAX_POLICY_LAG
