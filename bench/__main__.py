@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench import mlagents, scaling, sims, training, wire
+from bench import learning, mlagents, scaling, sims, training, wire
 from bench.table import report
 
 
 def main() -> None:
-    """Runs the wire, simulation-host, training and scaling benchmarks and the comparison with
+    """Runs the wire, simulation-host, training, scaling and learning benchmarks and the comparison with
     ``mlagents-learn`` (where one is found), prints them and writes them into the README."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each measurement runs")
@@ -31,6 +31,7 @@ def main() -> None:
         "The simulation host": sims.run(options.seconds),
         training.SECTION: training.run(options.seconds),
         scaling.SECTION: scaling.run(options.seconds),
+        learning.SECTION: learning.run(learning.DEFAULT_LAYOUTS, learning.DEFAULT_SEEDS),
         mlagents.SECTION: mlagents.run(mlagents_learn),
     }
     for section, rows in sections.items():

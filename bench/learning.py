@@ -62,6 +62,12 @@ class Layout:
         return f"{self.envs} × {self.areas}"
 
 
+DEFAULT_LAYOUTS = (Layout(1, 4), Layout(2, 8), Layout(8, 8))
+"""The layouts measured by default (16 × 8 wants a machine with the cores for it)."""
+DEFAULT_SEEDS = (0, 1, 2)
+"""The seeds of each layout."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One training run."""
@@ -166,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Runs the learning benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layouts", type=lambda s: [Layout.parse(p) for p in s.split(",")],
-                        default=[Layout(1, 4), Layout(2, 8), Layout(8, 8)], help="e.g. 1x4,2x8,8x8,16x8")  # fmt: skip
-    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=[0, 1, 2])
+                        default=list(DEFAULT_LAYOUTS), help="e.g. 1x4,2x8,8x8,16x8")  # fmt: skip
+    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(DEFAULT_SEEDS))
     parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
     options = parser.parse_args(argv)
     report(SECTION, run(options.layouts, options.seeds), write_readme=not options.no_readme)

@@ -15,7 +15,9 @@ one node of the simulated cluster.
 A training run, its measurement window (a warm-up after the first summary line, then ``--seconds``) and the
 configs are those of :mod:`bench.training`: HalfCheetah is the example made PPO (the players set the pace:
 1,024-sample minibatches, an update per 10,240 steps), CartPole (``--scene CartPole``) its example config.
-Steps are every experience the EnvActors sent, including the share the on-policy learner drops (in brackets).
+Steps are every experience the EnvActors sent, including the share the learner drops as acted by weights older than
+PPO's lag bound (in brackets). Target: at least 0.9 × linear up to 8 EnvActors, which needs the cores for it (each
+EnvActor brings two busy processes).
 
     python -m bench.scaling [--seconds N] [--no-readme]
     python -m bench.scaling --actors 1,2,4,8,16 --learner-device cuda     # a machine with a GPU and 16 cores
@@ -54,6 +56,10 @@ DEFAULT_ACTORS = (1, 2, 4)
 """EnvActor counts of the EnvActors series (``--actors``): enough for a 2-core machine."""
 DEFAULT_NODES = (1, 2, 4)
 """Node counts of the nodes series (``--nodes``)."""
+LINEAR_TARGET = 0.9
+"""Steps/s with N EnvActors ÷ (N × steps/s with one), up to :data:`LINEAR_TARGET_UP_TO` EnvActors."""
+LINEAR_TARGET_UP_TO = 8
+"""The most EnvActors the scaling target holds for."""
 DEFAULT_SECONDS = 10.0
 """How long each measurement runs when ``--seconds`` is not given."""
 NODE_OBJECT_STORE_BYTES = 256 * 1024 * 1024
@@ -117,7 +123,7 @@ class ScalingPoint:
     steps_per_s: float
     """Training agent steps/s over the measurement window."""
     dropped_share: float | None
-    """The share of those steps the learner dropped as off-policy (None when unknown)."""
+    """The share of those steps the learner dropped as acted by weights older than the lag bound (None when unknown)."""
 
 
 def _plural(count: int, word: str) -> str:
@@ -129,7 +135,7 @@ def _value(point: ScalingPoint, ratio: float, versus_one_node: float | None) -> 
     if versus_one_node is not None:
         value += f", {versus_one_node:.2f} × 1 node"
     if point.dropped_share is not None:
-        value += f" ({point.dropped_share:.0%} dropped as off-policy)"
+        value += f" ({point.dropped_share:.0%} dropped as too old)"
     return value
 
 
@@ -146,7 +152,10 @@ def scaling_rows(
         ratio = ratio_to_linear(point.steps_per_s, point.actors, single.steps_per_s)
         layout = f"{_plural(point.actors, 'EnvActor')} × {num_areas} areas"
         benchmark = f"{scene}, PPO training, {layout}, local Ray cluster"
-        rows.append(_row(benchmark, _value(point, ratio, None)))
+        if 1 < point.actors <= LINEAR_TARGET_UP_TO:
+            rows.append(_row(benchmark, _value(point, ratio, None), f"≥ {LINEAR_TARGET:.2f} × linear", ratio >= LINEAR_TARGET))
+        else:
+            rows.append(_row(benchmark, _value(point, ratio, None)))
     one_node = {p.actors: p for p in node_points if p.nodes == 1}
     for point in node_points:
         if point.nodes is None:
@@ -162,8 +171,8 @@ def scaling_rows(
     return rows
 
 
-def _row(benchmark: str, value: str) -> Row:
-    return Row(benchmark, value, "—", None, COMMAND)
+def _row(benchmark: str, value: str, target: str = "—", met: bool | None = None) -> Row:
+    return Row(benchmark, value, target, met, COMMAND)
 
 
 def scene_config(scene: str) -> dict[str, Any]:

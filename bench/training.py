@@ -67,8 +67,13 @@ NUM_ENVS = 2
 """EnvActors of a training run, and random-action processes."""
 NUM_AREAS = 8
 """Areas per player."""
-RATIO_TARGET = 0.8
-"""HalfCheetah training steps/s ÷ random-action steps/s on the same players."""
+RATIO_TARGET_SHARED = 0.6
+"""HalfCheetah training steps/s ÷ random-action steps/s on the same players, on a machine with fewer cores than a
+training run has busy processes (a player and an EnvActor per EnvActor, the learner, the driver)."""
+RATIO_TARGET_CORE_PER_PROCESS = 0.9
+"""The same ratio with a core per busy process."""
+DROPPED_TARGET = 0.01
+"""The most of a training run's steps the learner may drop."""
 WARMUP_S = 10.0
 """Seconds of training after the first summary line before the measurement starts (the first updates)."""
 RANDOM_WARMUP_EXCHANGES = 50
@@ -464,8 +469,21 @@ def _synchronize(device: str) -> None:
 def _training_value(measurement: TrainingMeasurement) -> str:
     value = f"{measurement.steps_per_s:,.0f} agent steps/s"
     if measurement.dropped_share is not None:
-        value += f" ({measurement.dropped_share:.0%} dropped as off-policy)"
+        value += f" ({measurement.dropped_share:.0%} dropped as too old)"
     return value
+
+
+def ratio_target(cpus: int) -> float:
+    """The training ÷ random target on a machine with ``cpus`` cores: 0.9 with a core per busy process of a
+    training run (a player and an EnvActor per EnvActor, the learner and the driver), else 0.6."""
+    busy = 2 * NUM_ENVS + 2
+    return RATIO_TARGET_CORE_PER_PROCESS if cpus >= busy else RATIO_TARGET_SHARED
+
+
+def _dropped_row(benchmark: str, measurement: TrainingMeasurement) -> Row:
+    share = measurement.dropped_share
+    met = None if share is None else share <= DROPPED_TARGET
+    return _row(benchmark, _training_value(measurement), f"≤ {DROPPED_TARGET:.0%} dropped", met)
 
 
 def _row(benchmark: str, value: str, target: str = "—", met: bool | None = None) -> Row:
@@ -492,6 +510,7 @@ def run(seconds: float = 5.0) -> list[Row]:
     random_rate = random_agent_steps_per_s("sim:HalfCheetah", seconds)
     trained = training_steps_per_s(cheetah, "sim:HalfCheetah", "HalfCheetah", seconds)
     ratio = trained.steps_per_s / random_rate
+    target = ratio_target(os.cpu_count() or 1)
     cartpole = training_steps_per_s(benchmark_config(load_example("CartPole")), "sim:CartPole", "CartPole", seconds)
     printed: set[str] = set()
     _report("HalfCheetah", trained, printed)
@@ -508,9 +527,9 @@ def run(seconds: float = 5.0) -> list[Row]:
     cpu = learner_rates(spec, settings, "cpu", seconds)
     rows = [
         _row(f"HalfCheetah, random actions, {layout} (one process per player)", f"{random_rate:,.0f} agent steps/s"),
-        _row(f"HalfCheetah, PPO training, {layout} (`rayagents-learn`, {NUM_ENVS} EnvActors)", _training_value(trained)),
-        _row(f"training ÷ random (HalfCheetah, {layout})", f"{ratio:.2f}", f"≥ {RATIO_TARGET}", ratio >= RATIO_TARGET),
-        _row(f"CartPole, PPO training, {layout} (example config)", _training_value(cartpole)),
+        _dropped_row(f"HalfCheetah, PPO training, {layout} (`rayagents-learn`, {NUM_ENVS} EnvActors)", trained),
+        _row(f"training ÷ random (HalfCheetah, {layout})", f"{ratio:.2f}", f"≥ {target}", ratio >= target),
+        _dropped_row(f"CartPole, PPO training, {layout} (example config)", cartpole),
     ]
     cpu_name = f"CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)"
     rows += _learner_rows(update, cpu_name, cpu)

@@ -18,11 +18,12 @@ Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``learning
 
 The policy lag PPO accepts (:func:`ppo_play_rules`): an EnvActor never waits for an update, so what it plays while
 the learner updates, and the start of a trajectory that was in progress when new weights arrived, was acted by
-weights one or two updates old. The clipped ratio is taken against the log probabilities of the weights that
-acted, so such experiences are still trained on correctly (Sample Factory trains PPO this way with a lag of a
-few updates; IMPALA's V-trace is needed only for much larger lags). Older experiences are dropped:
-``threaded: false`` (ML-Agents' default) trains on what the last :data:`PPO_MAX_POLICY_LAG` updates acted,
-``threaded: true`` on up to :data:`PPO_MAX_POLICY_LAG_THREADED`.
+older weights: about ``time_horizon`` × agents ÷ ``buffer_size`` updates older for a trajectory's first
+experience (ML-Agents' own in-progress trajectories age the same way). The clipped ratio is taken against the log
+probabilities of the weights that acted, so such experiences are still trained on correctly (Sample Factory trains
+PPO this way, dropping only what is older than its ``max_policy_lag`` SGD steps; IMPALA's V-trace is needed only
+for much larger lags). Older experiences are dropped: ``threaded: false`` (ML-Agents' default) trains on what the
+last :data:`PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to :data:`PPO_MAX_POLICY_LAG_THREADED`.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ from rayagents.protocol.types import BehaviorSpec
 VALUE_LOSS_COEFFICIENT = 0.5
 ADVANTAGE_EPSILON = 1e-10
 
-PPO_MAX_POLICY_LAG = 2
+PPO_MAX_POLICY_LAG = 4
 """The most updates behind the trainer the acting weights of an experience may be, with ``threaded: false``."""
-PPO_MAX_POLICY_LAG_THREADED = 4
+PPO_MAX_POLICY_LAG_THREADED = 8
 """The same with ``threaded: true`` (ML-Agents: the players step on while the model updates)."""
 
 

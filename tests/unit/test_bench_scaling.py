@@ -104,11 +104,11 @@ def test_rows_give_each_rate_its_ratio_to_linear() -> None:
         "HalfCheetah, PPO training, 4 EnvActors × 8 areas, 4 simulated nodes",
     ]
     assert [r.value for r in rows] == [
-        "1,000 agent steps/s = 1.00 × linear (0% dropped as off-policy)",
-        "1,800 agent steps/s = 0.90 × linear (5% dropped as off-policy)",
+        "1,000 agent steps/s = 1.00 × linear (0% dropped as too old)",
+        "1,800 agent steps/s = 0.90 × linear (5% dropped as too old)",
         "2,000 agent steps/s = 0.50 × linear",
-        "2,000 agent steps/s = 0.50 × linear (10% dropped as off-policy)",
-        "2,200 agent steps/s = 0.55 × linear, 1.10 × 1 node (10% dropped as off-policy)",
+        "2,000 agent steps/s = 0.50 × linear (10% dropped as too old)",
+        "2,200 agent steps/s = 0.55 × linear, 1.10 × 1 node (10% dropped as too old)",
         "1,600 agent steps/s = 0.40 × linear, 0.80 × 1 node",
     ]
     assert all(r.command == "python -m bench.scaling" and r.met is None and r.target == "—" for r in rows)

@@ -127,19 +127,23 @@ def test_step_counts_every_experience_received_and_the_buffer_only_the_accepted(
 
 def test_experiences_older_than_the_lag_bound_are_dropped_one_by_one() -> None:
     ppo = trainer()
-    assert ppo.rules.max_policy_lag == PPO_MAX_POLICY_LAG == 2
-    for _ in range(3):
+    bound = PPO_MAX_POLICY_LAG
+    assert ppo.rules.max_policy_lag == bound
+    for _ in range(bound + 1):
         fill_and_update(ppo)
-    assert ppo.version == 3 and ppo.buffered_steps == 0
+    now = ppo.version
+    assert now == bound + 1 and ppo.buffered_steps == 0
     ppo.summary(ppo.step)
     before = ppo.step
-    # One trajectory whose first steps were acted three versions ago and the rest one and zero versions ago.
-    ppo.ingest([trajectory(6, version=[0, 0, 1, 2, 3, 3]), trajectory(4, version=1)])
+    # One trajectory whose first steps were acted bound + 1 versions ago and its last ones by the current weights,
+    # and one acted exactly bound versions ago.
+    ppo.ingest([trajectory(6, version=[0, 0, 1, now, now, now]), trajectory(4, version=1)])
     assert ppo.step == before + 10
     assert ppo.dropped_steps == 2 and ppo.buffered_steps == 8
     summary = ppo.summary(ppo.step)
     assert summary[DROPPED_STEPS] == 2.0
-    assert summary[POLICY_LAG] == pytest.approx(np.mean([3, 3, 2, 1, 0, 0, 2, 2, 2, 2]))  # per experience
+    lags = [now, now, now - 1, 0, 0, 0] + [now - 1] * 4
+    assert summary[POLICY_LAG] == pytest.approx(np.mean(lags))  # per experience
     assert ppo.summary(ppo.step)[DROPPED_STEPS] == 0.0  # a sum over the period, then reset
 
 
