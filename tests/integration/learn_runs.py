@@ -115,12 +115,14 @@ class LearnProcess:
             time.sleep(0.2)
         raise AssertionError(f"no summary at step {step} or later in the output of rayagents-learn:\n{self.output}")
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """Waits until the output matches ``pattern``; AssertionError with the output after ``timeout``."""
+    def wait_for(self, pattern: str, timeout: float, start: int = 0) -> re.Match[str]:
+        """Waits until the output from character ``start`` on matches ``pattern`` (multi-line); AssertionError with
+        the output after ``timeout``. ``start=len(learn.output)`` before an action finds only what came after it."""
+        compiled = re.compile(pattern, re.MULTILINE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ended = self.process.poll() is not None  # read the output after this: nothing is missed at the end
-            found = re.search(pattern, self.output, re.MULTILINE)
+            found = compiled.search(self.output, start)
             if found:
                 return found
             if ended:
