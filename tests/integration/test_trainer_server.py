@@ -1,6 +1,9 @@
 """The trainer's gRPC server on its own: ports, the handshake order, goodbyes both ways, waiting and timeouts.
 
 The player end is the sims ``UnityClient`` (real gRPC), in a thread of this process or in a process of its own.
+
+The machine may be a few cores shared with other work, so a test bounds a wait by what happened (which error, how
+often the player was polled) and by the timeout it replaces, never by a fraction of a second.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from rayagents.protocol.exceptions import (
 )
 from rayagents.sims.client import UnityClient
 
-FAST = WaitSettings(timeout_wait=5.0)
+PATIENT = WaitSettings(timeout_wait=60.0)
+"""For an answer that comes: a long timeout_wait costs nothing when the player answers."""
 
 
 def player_message(status: int = 200, name: str = "") -> UnityMessageProto:
@@ -101,20 +105,20 @@ def test_handshake_exchange_and_close_answer_in_order() -> None:
     thread, results = run_player(server.port, player)
     init = input_message()
     init.unity_input.rl_initialization_input.seed = 42
-    output = server.initialize(init, wait=FAST)
+    output = server.initialize(init, wait=PATIENT)
     assert output.rl_initialization_output.name == "AcademySingleton"
     reset = input_message()
     reset.unity_input.rl_input.side_channel = b"reset"
-    output = server.exchange(reset, wait=FAST)
+    output = server.exchange(reset, wait=PATIENT)
     assert output.rl_initialization_output.name == "step 1"
     server.close()
-    thread.join(5)
+    thread.join(30)
     assert results == [None]
     assert [a.header.status for a in answers] == [200, 200, 400]
     assert answers[0].unity_input.rl_initialization_input.seed == 42
     assert answers[1].unity_input.rl_input.side_channel == b"reset"
     with pytest.raises(UnityCommunicatorStoppedException):
-        server.exchange(input_message(), wait=FAST)
+        server.exchange(input_message(), wait=PATIENT)
     server.close()  # idempotent
 
 
@@ -125,23 +129,26 @@ def test_a_player_goodbye_raises_communicator_stopped_and_close_answers_it() -> 
     def player(client: UnityClient) -> None:
         client.exchange(player_message())
         client.exchange(player_message())
-        answers.append(client.exchange(player_message(status=400), timeout=5))
+        answers.append(client.exchange(player_message(status=400), timeout=30))
 
     thread, _ = run_player(server.port, player)
-    server.initialize(input_message(), wait=FAST)
+    server.initialize(input_message(), wait=PATIENT)
     with pytest.raises(UnityCommunicatorStoppedException, match="status 400"):
-        server.exchange(input_message(), wait=FAST)
+        server.exchange(input_message(), wait=PATIENT)
     server.close()
-    thread.join(5)
+    thread.join(30)
     assert [a.header.status for a in answers] == [400]
 
 
 def test_timeout_names_the_log_and_the_remedies_and_polls_the_player() -> None:
     server = TrainerServer()
     calls: list[float] = []
+    timeout_wait = 1.0
     try:
         started = time.monotonic()
-        wait = WaitSettings(timeout_wait=1.0, check_player=lambda: calls.append(time.monotonic()), log_path="/x/Player-0.log")
+        wait = WaitSettings(
+            timeout_wait=timeout_wait, check_player=lambda: calls.append(time.monotonic()), log_path="/x/Player-0.log"
+        )
         with pytest.raises(UnityTimeOutException) as error:
             server.initialize(input_message(), wait=wait)
         elapsed = time.monotonic() - started
@@ -150,25 +157,37 @@ def test_timeout_names_the_log_and_the_remedies_and_polls_the_player() -> None:
     text = str(error.value)
     assert "/x/Player-0.log" in text and "--no-graphics" in text and "--timeout-wait" in text
     assert str(server.port) in text
-    assert 0.9 <= elapsed < 2.0
-    assert 7 <= len(calls) <= 12  # every timeout_wait / 10
+    assert elapsed >= 0.9 * timeout_wait, "gave up before timeout_wait"
+    # The player is polled during the wait, every timeout_wait / 10 at most: repeatedly, but not in a busy loop.
+    slice_s = timeout_wait / 10
+    assert len(calls) >= 2, calls
+    assert len(calls) <= elapsed / slice_s + 2, (len(calls), elapsed)
 
 
 def test_a_dead_player_found_by_the_liveness_check_ends_the_wait_early() -> None:
     server = TrainerServer()
-    deadline = time.monotonic() + 0.3
+    checks: list[float] = []
 
     def check() -> None:
-        if time.monotonic() > deadline:
+        checks.append(time.monotonic())
+        if len(checks) >= 2:
             raise UnityEnvironmentException("Environment shut down with return code 1.")
 
+    timeout_wait = 5.0  # the player is checked every 0.5 s
     try:
         started = time.monotonic()
         with pytest.raises(UnityEnvironmentException, match="return code 1"):
-            server.initialize(input_message(), wait=WaitSettings(timeout_wait=5.0, check_player=check))
-        assert time.monotonic() - started < 1.5
+            server.initialize(input_message(), wait=WaitSettings(timeout_wait=timeout_wait, check_player=check))
+        elapsed = time.monotonic() - started
     finally:
         server.close()
+    # The second check found the player gone and ended the wait: the error is the player's, before the timeout.
+    assert len(checks) == 2
+    assert elapsed < timeout_wait, f"the wait ended after {elapsed:.1f} s, not at the liveness check"
+
+
+DROP_NOTICED_S = 3.0
+"""How long after a player's process ends its pending call is known to be dropped (the handler checks every 0.5 s)."""
 
 
 def test_a_player_that_drops_its_call_is_reported() -> None:
@@ -187,16 +206,23 @@ def test_a_player_that_drops_its_call_is_reported() -> None:
     )
     player = subprocess.Popen([sys.executable, "-c", code])
     try:
-        server.initialize(input_message(), wait=FAST)
-        server.exchange(input_message(), wait=FAST)
+        server.initialize(input_message(), wait=PATIENT)
+        server.exchange(input_message(), wait=PATIENT)
         # The player now dies while its call waits for our answer; we answer late and wait for the next call.
-        time.sleep(1.5)
+        player.wait(30)
+        # The server's handler of that call sees it dropped within half a second of the connection's end. An answer
+        # given before that would go to the dead call, and the server would then wait for a next call that never
+        # comes (until timeout_wait, or the liveness check of a real player's process); so answer well after it.
+        time.sleep(DROP_NOTICED_S)
         started = time.monotonic()
         with pytest.raises(UnityCommunicationException, match="dropped its connection"):
-            server.exchange(input_message(), wait=FAST)
-        assert time.monotonic() - started < 1.0
+            server.exchange(input_message(), wait=PATIENT)
+        elapsed = time.monotonic() - started
+        assert elapsed < PATIENT.timeout_wait / 2, f"the dropped call was found after {elapsed:.1f} s, not at once"
     finally:
         server.close()
+        if player.poll() is None:
+            player.kill()
         player.wait(5)
 
 
@@ -217,11 +243,14 @@ def test_an_unclosed_server_does_not_hang_interpreter_exit() -> None:
         print("pending", flush=True)
         """
     )
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)  # a hang fails
     assert done.returncode == 0, done.stderr
     assert "pending" in done.stdout
-    assert time.monotonic() - started < 10
+
+
+MIN_EXCHANGE_RATE = 20
+"""Exchanges/s below which the test fails: about 1,000-1,500/s are measured on 2 cores, so only a wait per exchange
+(a sleep, a poll) falls below it, not a busy machine."""
 
 
 def test_exchange_rate_between_two_processes() -> None:
@@ -253,6 +282,6 @@ def test_exchange_rate_between_two_processes() -> None:
         rate = n / (time.perf_counter() - started)
     finally:
         server.close()
-    assert player.wait(5) == 0
+    assert player.wait(30) == 0
     print(f"{rate:.0f} exchanges/s")
-    assert rate > 200
+    assert rate > MIN_EXCHANGE_RATE

@@ -124,14 +124,36 @@ def test_masked_actions_are_never_chosen() -> None:
 
 
 def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> None:
+    """``network_settings.deterministic``: the continuous actions are the Gaussian's mean and the discrete ones the
+    most likely allowed action of each branch, as computed from the trainer's own actor, whatever the random state;
+    the same weights without ``deterministic`` sample around them."""
     trainer = trained_trainer()
-    policy = InferencePolicy(BEHAVIOR, SPEC, NetworkSettings(hidden_units=16, normalize=True, deterministic=True))
     weights = trainer.weights_snapshot()
-    policy.load_weights(weights.version, weights.state)
-    steps = decision_steps(8, np.random.default_rng(4))
-    first, second = policy.act(BEHAVIOR, steps), policy.act(BEHAVIOR, steps)
-    np.testing.assert_array_equal(first.continuous, second.continuous)
-    np.testing.assert_array_equal(first.discrete, second.discrete)
+    settings = NetworkSettings(hidden_units=16, normalize=True, deterministic=True)
+    deterministic = InferencePolicy(BEHAVIOR, SPEC, settings)
+    deterministic.load_weights(weights.version, weights.state)
+    n = 32
+    disabled = [np.zeros((n, 3), bool), np.zeros((n, 2), bool)]
+    disabled[0][: n // 2, 0] = True  # half the agents may not choose 0 on the first branch
+    steps = decision_steps(n, np.random.default_rng(4), disabled)
+    # The expected actions, from the trainer's actor: the mean of the Gaussian head, the argmax of the masked logits.
+    actor = trainer.optimizer.actor
+    with torch.no_grad():
+        encoding = actor.network_body([torch.as_tensor(o) for o in steps.obs])
+        mean, _ = actor.action_heads.continuous(encoding)
+        allowed = torch.as_tensor(allowed_from_disabled(steps.action_mask, n, 5), dtype=torch.float32)
+        log_probs = actor.action_heads.discrete(encoding, allowed)
+    expected_discrete = np.stack([branch.argmax(dim=1).numpy() for branch in log_probs], axis=1)
+    for seed in (2, 3):
+        torch.manual_seed(seed)
+        taken = deterministic.act(BEHAVIOR, steps)
+        np.testing.assert_allclose(taken.continuous, mean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(taken.discrete, expected_discrete)
+    assert (taken.discrete[: n // 2, 0] != 0).all(), "a deterministic action broke its mask"
+    # Sampling with the same weights differs from the mean: the check above can tell the two modes apart.
+    torch.manual_seed(2)
+    sampled = loaded_policy(trainer).act(BEHAVIOR, steps)
+    assert not np.allclose(sampled.continuous, mean.numpy(), atol=1e-3)
 
 
 def test_inference_runs_on_one_thread_and_leaves_the_process_setting_alone() -> None:
