@@ -150,6 +150,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _train(options, args)
 
 
+def failure_summary(error: TrainingFailed, write_path: str) -> str:
+    """What a failed run left behind, in one sentence for the console."""
+    if not error.learned:
+        return "The run failed before its first policy update: nothing was learned."
+    if error.saved:
+        return f"What was learned up to the failure is saved under {write_path}."
+    if error.checkpoint_steps:
+        steps = ", ".join(f"{name} at step {step:,}" for name, step in error.checkpoint_steps.items())
+        return (
+            f"The final model could not be saved; what was learned up to the last checkpoints ({steps}) is saved "
+            f"under {write_path} (--resume carries on from there)."
+        )
+    return "The final model could not be saved and no checkpoint had been written: what was learned is lost."
+
+
 def _train(options: RunOptions, args: Sequence[str]) -> int:
     """Runs the training; returns the exit code (0 trained or interrupted and saved, 1 failed, 2 refused)."""
     with ConsoleView() as view:
@@ -161,15 +176,7 @@ def _train(options: RunOptions, args: Sequence[str]) -> int:
             return EXIT_USAGE
         except TrainingFailed as error:
             view.log(f"error: {error}")
-            if error.learned and error.saved:
-                view.log(f"What was learned up to the failure is saved under {redact(run.write_path)}.")
-            elif error.saved:
-                view.log(
-                    "The run failed before its first policy update: nothing was learned (the models saved under "
-                    f"{redact(run.write_path)} hold the initial weights)."
-                )
-            else:
-                view.log(f"The run failed before a model could be saved under {redact(run.write_path)}.")
+            view.log(failure_summary(error, redact(run.write_path)))
             return EXIT_FAILED
         for name, model in result.models.items():
             step = result.steps.get(name, 0)

@@ -46,7 +46,8 @@ from rayagents.cluster.tensorboard import TensorBoardWriter
 from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
-from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings
+from rayagents.learner.checkpoints import CheckpointStore
+from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings, LearnerStart
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
 from rayagents.protocol.exceptions import first_line
@@ -96,14 +97,17 @@ class TrainingFailed(RuntimeError):
         message: what went wrong.
         learned: whether any behavior's weights had been updated (or restored) before the failure.
         saved: whether the final models were written.
+        checkpoint_steps: each behavior's step at its newest checkpoint in the results.
     """
 
-    def __init__(self, message: str, *, learned: bool, saved: bool) -> None:
+    def __init__(self, message: str, *, learned: bool, saved: bool, checkpoint_steps: dict[str, int]) -> None:
         super().__init__(message)
         self.learned = learned
         """Whether any behavior's weights had been updated (or restored) before the failure."""
         self.saved = saved
         """Whether the final models were written."""
+        self.checkpoint_steps = checkpoint_steps
+        """Each behavior's step at its newest checkpoint in the results (none for a behavior without one)."""
 
 
 class LearnerLost(RuntimeError):
@@ -266,7 +270,10 @@ class TrainingRun:
                 self.tensorboard.close()
             self._shutdown(connection)
         if error is not None:
-            raise TrainingFailed(_cause(error), learned=self._learned, saved=bool(finals)) from error
+            checkpointed = {name: records[-1].steps for name, records in self._checkpoint_lists().items() if records}
+            raise TrainingFailed(
+                _cause(error), learned=self._learned, saved=bool(finals), checkpoint_steps=checkpointed
+            ) from error
         steps = {name: record.steps for name, record in finals.items()}
         fleet = self._fleet.status() if self._fleet is not None else None
         return TrainingResult(
@@ -289,8 +296,14 @@ class TrainingRun:
         learner = ray.remote(LearnerActor).options(**learner_options(self.options.cluster_settings)).remote(
             self.options, settings
         )
-        device, node, pid = ray.get([learner.device.remote(), learner.node_id.remote(), learner.pid.remote()])
-        self.view.log(f"learner (pid {pid}) on node {node}, torch device {device}")
+        try:
+            started: LearnerStart = ray.get(learner.start.remote())
+        except RayTaskError as error:
+            kill_actor(learner)
+            if isinstance(error.cause, FileNotFoundError):  # the learner's node cannot see the results: refused
+                raise ConfigError(str(error.cause)) from error
+            raise
+        self.view.log(f"learner (pid {started.pid}) on node {started.node_id}, torch device {started.device}")
         return learner
 
     def _restart_learner(self, fleet: EnvFleet, lost: RayActorError) -> None:
@@ -309,6 +322,7 @@ class TrainingRun:
                 f"warning: the learner was lost ({first_line(lost)}); restarting it from the latest checkpoint"
             )
             kill_actor(self._learner)
+            self._reconcile_checkpoints()
             try:
                 self._learner = self._start_learner(restart=True)
                 break
@@ -327,6 +341,16 @@ class TrainingRun:
     def _checkpoint_lists(self) -> dict[str, tuple[Any, ...]]:
         """The checkpoints each behavior has written so far (what a restarted learner restores)."""
         return {name: tuple(self.status.checkpoints(name)) for name in self.status.behavior_names()}
+
+    def _reconcile_checkpoints(self) -> None:
+        """Brings each behavior's checkpoint list up to what the results hold: a lost learner may have written and
+        rotated checkpoints after the driver's last progress poll."""
+        for name in self.status.behavior_names():
+            store = CheckpointStore(self.storage, join(self.write_path, name), name)
+            try:
+                self.status.set_checkpoints(name, store.reconcile(self.status.checkpoints(name)))
+            except StorageError as error:
+                self.view.log(f"warning: the checkpoints of {name} could not be listed: {error}")
 
     # ---- the loop ------------------------------------------------------------------------------------------------
     def _wait_for_editor(self, fleet: EnvFleet) -> None:
@@ -380,6 +404,7 @@ class TrainingRun:
                         self.status.set_checkpoints(name, records)
                 except (GetTimeoutError, RayActorError, RayTaskError) as error:
                     self.view.log(f"error: the final model could not be saved: {_cause(error)}")
+                    self._reconcile_checkpoints()
                 for name, record in finals.items():
                     self.status.set_final(name, record)
                     self.view.log(f"Exported {redact(record.file_path)} (step {record.steps})")

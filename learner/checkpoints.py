@@ -7,7 +7,7 @@ deleted (``keep_checkpoints: 0`` keeps every one, as in ML-Agents' ``ModelCheckp
 :class:`CheckpointRecord` is one entry of ``training_status.json``'s ``checkpoints`` list.
 
 :class:`CheckpointStore` does this for a folder of the learner's node and for a URI (``s3://…``) alike: every file
-is written atomically, the data first (``.pt``, ``.onnx``) and the pointer last (``checkpoint.pt``, a copy of the
+is written atomically, the data first (``.onnx``, ``.pt``) and the pointer last (``checkpoint.pt``, a copy of the
 ``.pt``), so that ``checkpoint.pt`` never names a step whose files are not there; for a URI the files are made in a
 scratch folder and uploaded, and a checkpoint to restore is downloaded first. Reading is lenient like ML-Agents'
 (a module that does not fit keeps its fresh initialization, with a warning), and a ``checkpoint.pt`` that cannot be
@@ -110,16 +110,17 @@ class CheckpointStore:
     def write(
         self, step: int, modules: Mapping[str, Saveable], export: ExportModel, reward: float | None
     ) -> CheckpointRecord:
-        """Writes ``<behavior>-<step>.pt``, then ``.onnx``, then ``checkpoint.pt``; returns the new record."""
+        """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then ``checkpoint.pt``; returns the new record. A learner
+        killed in between leaves at most a model without its ``.pt``, never a ``.pt`` without its model."""
         with self._local_folder() as local:
             stem = checkpoint_stem(local, self.behavior_name, step)
-            pt_file = save_checkpoint(stem.with_suffix(".pt"), modules)
             onnx_file = export(stem.with_suffix(".onnx"))
+            pt_file = save_checkpoint(stem.with_suffix(".pt"), modules)
             pt_path, onnx_path = str(pt_file), str(onnx_file)
             if self.storage.is_uri:
                 pt_path, onnx_path = join(self.folder, pt_file.name), join(self.folder, onnx_file.name)
-                self.storage.upload_file(pt_file, pt_path)
                 self.storage.upload_file(onnx_file, onnx_path)
+                self.storage.upload_file(pt_file, pt_path)
             self.storage.upload_file(pt_file, self.latest)
         return CheckpointRecord(
             steps=step, file_path=onnx_path, reward=reward, creation_time=time.time(), auxillary_file_paths=(pt_path,)
@@ -147,6 +148,18 @@ class CheckpointStore:
         )
 
     # ---- reading -------------------------------------------------------------------------------------------------
+    def reconcile(self, records: Sequence[CheckpointRecord]) -> list[CheckpointRecord]:
+        """``records`` as the storage holds them now, oldest first: the ones whose files are all still there, and
+        a record (its reward unknown) for each newer ``<behavior>-<step>.pt`` with its ``.onnx`` that none names.
+        For a list kept by someone who may have missed the last checkpoints and rotations (a lost learner's)."""
+        kept = [record for record in records if all(self.storage.is_file(location) for location in record.locations)]
+        newest = max((record.steps for record in records), default=-1)
+        for step, pt in sorted(self._numbered()):
+            onnx = pt[: -len(".pt")] + ".onnx"
+            if step > newest and self.storage.is_file(onnx):
+                kept.append(CheckpointRecord(step, onnx, None, time.time(), (pt,)))
+        return kept
+
     def has_checkpoint(self) -> bool:
         """Whether ``checkpoint.pt`` or any ``<behavior>-<step>.pt`` is there."""
         return self.storage.is_file(self.latest) or bool(self._numbered())

@@ -89,6 +89,18 @@ class LearnerSettings:
 
 
 @dataclass(frozen=True)
+class LearnerStart:
+    """Where a started learner runs."""
+
+    device: str
+    """The torch device the trainers update on."""
+    node_id: str
+    """The Ray node id of the learner's node."""
+    pid: int
+    """The learner's process id."""
+
+
+@dataclass(frozen=True)
 class BehaviorState:
     """Where one trainer stands."""
 
@@ -137,7 +149,7 @@ class LearnerActor:
             torch.set_num_threads(max(1, settings.num_threads))
         torch.manual_seed(settings.seed)
         np.random.seed(settings.seed % 2**32)
-        self._storage = open_results(settings.write_path)
+        self._storage: ResultsStorage | None = None
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._trainers: dict[str, Trainer] = {}
         self._behavior_ids: dict[str, list[BehaviorName]] = {}
@@ -152,21 +164,16 @@ class LearnerActor:
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._train, name="rayagents-learner", daemon=True)
-        self._thread.start()
+
+    def start(self) -> LearnerStart:
+        """Opens the run's results on this node and starts training; the first call a driver makes. Raises
+        FileNotFoundError, saying why, when this node cannot see the results."""
+        if self._storage is None:
+            self._storage = open_results(self.settings.write_path)
+            self._thread.start()
+        return LearnerStart(device=self._device, node_id=ray.get_runtime_context().get_node_id(), pid=os.getpid())
 
     # ---- behaviors -----------------------------------------------------------------------------------------------
-    def device(self) -> str:
-        """The torch device the trainers update on."""
-        return self._device
-
-    def node_id(self) -> str:
-        """The Ray node id of the learner's node."""
-        return ray.get_runtime_context().get_node_id()
-
-    def pid(self) -> int:
-        """The learner's process id."""
-        return os.getpid()
-
     def register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
         """What ``behavior`` (a behavior id) plays; makes (and restores) its trainer on the first call."""
         return self._guarded(lambda: self._register(behavior, behavior_spec))
@@ -312,13 +319,18 @@ class LearnerActor:
 
     def _store(self, trainer: Trainer) -> CheckpointStore:
         """The trainer's checkpoints: ``<write_path>/<name>``."""
-        return CheckpointStore(self._storage, join(self.settings.write_path, trainer.behavior_name), trainer.behavior_name)
+        return CheckpointStore(self._results(), join(self.settings.write_path, trainer.behavior_name), trainer.behavior_name)
+
+    def _results(self) -> ResultsStorage:
+        if self._storage is None:
+            raise RuntimeError("the learner was not started: call LearnerActor.start first")
+        return self._storage
 
     def _stored(self, location: str) -> bool:
         """Whether the results storage holds the file ``location`` (False for one elsewhere: a run whose results
         were moved before it was resumed lists files of its old place)."""
         try:
-            return self._storage.is_file(location)
+            return self._results().is_file(location)
         except StorageError:
             return False
 
@@ -374,7 +386,8 @@ class LearnerActor:
         behavior name (its ``file_path`` is the ``<name>.onnx``). In inference nothing is written.
         """
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         finals: dict[str, CheckpointRecord] = {}
         if not self.settings.training:
             return finals

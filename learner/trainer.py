@@ -255,7 +255,7 @@ class Trainer:
         return self.step >= self._next_checkpoint_step and self.step > 0
 
     def save_checkpoint(self, store: CheckpointStore) -> CheckpointRecord:
-        """Writes the checkpoint of the current step to ``store`` (``.pt``, ``.onnx``, ``checkpoint.pt``), deletes the
+        """Writes the checkpoint of the current step to ``store`` (``.onnx``, ``.pt``, ``checkpoint.pt``), deletes the
         checkpoints beyond the newest ``keep_checkpoints``, and returns the new record."""
         reward = float(np.mean(self._returns_since_update)) if self._returns_since_update else None
 

@@ -37,6 +37,10 @@ DISCRETE_ACTIONS = "discrete_actions"
 ACTION_MASKS = "action_masks"
 """Float, 1 = allowed (the opposite of the wire's mask)."""
 LOG_PROBS = "log_probs"
+"""The joint log probability of each action under the weights that acted (the behavior policy)."""
+CURRENT_LOG_PROBS = "current_log_probs"
+"""The joint log probability of each action under the learner's weights when the experience was taken in (the
+weights the next update starts from)."""
 ADVANTAGES = "advantages"
 
 

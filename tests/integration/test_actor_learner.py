@@ -75,6 +75,7 @@ def play(tmp_path: Path, buffer_size: int, rounds: int) -> Played:
         }
     )
     learner = ray.remote(LearnerActor).remote(options, LearnerSettings(write_path=str(tmp_path), seed=1))
+    ray.get(learner.start.remote())
     play_rules = BehaviorPlay(time_horizon=TIME_HORIZON)
     actors = [
         ray.remote(EnvActor).remote(

@@ -89,7 +89,11 @@ def test_a_learner_lost_past_its_restart_budget_stops_the_run_cleanly(tmp_path: 
     assert code == 1, learn.output
     assert "error: the learner was lost 2 times (--learner-max-restarts 1)" in learn.output, learn.output
     run = tmp_path / "results" / "learner"
-    assert f"What was learned up to the failure is saved under {run}" in learn.output, learn.output
+    # Either the final save worked, or the console points at the checkpoints that --resume reads.
+    assert (
+        f"What was learned up to the failure is saved under {run}" in learn.output
+        or f"what was learned up to the last checkpoints (CartPole at step" in learn.output
+    ), learn.output
     # The final save was attempted: either it was exported, or the console says why it could not be.
     assert "Exported " in learn.output or "error: the final model could not be saved" in learn.output, learn.output
     written = sorted((run / CARTPOLE).glob("*.pt"))
@@ -112,13 +116,6 @@ def listed_files(status_path: Path) -> list[Path]:
     return [Path(p) for entry in entries for p in (entry["file_path"], *entry["auxillary_file_paths"])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="cluster/training.py _finish() writes training_status.json from the driver's last progress poll when the "
-    "learner is lost; the learner may have written and rotated checkpoints since, so the file lists checkpoints "
-    "that no longer exist (and misses newer ones); nothing reconciles it with the results folder",
-)
 def test_training_status_lists_only_checkpoints_that_exist_after_the_learner_is_lost(tmp_path: Path) -> None:
     """A run that ends because its learner was lost leaves a ``training_status.json`` whose checkpoints exist.
 
@@ -297,13 +294,6 @@ def test_a_results_folder_the_learners_node_cannot_see_is_refused(refused_run: R
     assert not refused_run.learn.left_behind(), output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cluster/training.py _cause() does not unwrap the learner's creation-task error: the console's error "
-    "line is Ray's 'The actor died because of an error raised in its creation task' with a traceback, the run "
-    "exits 1 (failed after training) rather than 2 (refused), and cli.py then claims 'What was learned up to "
-    "the failure is saved' for a run that never trained",
-)
 def test_the_refusal_of_an_unseen_results_folder_reads_as_a_refusal(refused_run: RefusedRun) -> None:
     """The refusal reads as the README promises ("the run refuses to start"): exit code 2, as for every other refused
     configuration, and the first ``error:`` line is the learner's own message rather than Ray's traceback."""

@@ -10,7 +10,8 @@ import yaml
 
 from rayagents.configs.examples import example_config
 from rayagents.cluster.arguments import build_parser, parse_command_line, with_user_flags
-from rayagents.cluster.cli import EXIT_OK, EXIT_USAGE, main, resolve_run_options
+from rayagents.cluster.cli import EXIT_OK, EXIT_USAGE, failure_summary, main, resolve_run_options
+from rayagents.cluster.training import TrainingFailed
 from rayagents.configs import (
     ConfigWarning,
     EncoderType,
@@ -373,3 +374,17 @@ def test_default_settings_not_yet_supported_are_named(tmp_path: Path, capsys: py
     assert "# no behaviors configured (the trainer configuration): every behavior is trained with default_settings" in (
         captured.out
     )
+
+
+def test_a_failed_run_says_what_it_left_behind() -> None:
+    def failed(learned: bool, saved: bool, steps: dict[str, int]) -> str:
+        error = TrainingFailed("boom", learned=learned, saved=saved, checkpoint_steps=steps)
+        return failure_summary(error, "results/run")
+
+    assert failed(False, True, {}) == "The run failed before its first policy update: nothing was learned."
+    assert failed(True, True, {"A": 10}) == "What was learned up to the failure is saved under results/run."
+    assert failed(True, False, {"A": 2000, "B": 1000}) == (
+        "The final model could not be saved; what was learned up to the last checkpoints (A at step 2,000, B at "
+        "step 1,000) is saved under results/run (--resume carries on from there)."
+    )
+    assert "what was learned is lost" in failed(True, False, {})

@@ -15,7 +15,14 @@ from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.ppo import PPO, batched_gae, gae
 from rayagents.learner.schedules import DecayedValue
-from rayagents.learner.trajectory import ADVANTAGES, LOG_PROBS, returns_key, value_estimates_key
+from rayagents.learner.trajectory import (
+    ACTION_MASKS,
+    ADVANTAGES,
+    CURRENT_LOG_PROBS,
+    LOG_PROBS,
+    returns_key,
+    value_estimates_key,
+)
 from rayagents.protocol.trajectories import LOG_PROBS as LOG_PROBS_EXTRA
 from rayagents.protocol.trajectories import Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
@@ -292,3 +299,36 @@ def test_ppo_learns_a_contextual_bandit(continuous: bool) -> None:
         assert before < -0.25 and after > before + 0.1 and after_deterministic > -0.05
     else:
         assert before < 0.45 and after > 0.85 and after_deterministic > 0.95
+
+
+def test_the_policy_loss_is_mlagents_for_current_weights_and_importance_weighted_for_older_ones() -> None:
+    torch.manual_seed(0)
+    spec = BehaviorSpec((vector("a", 3),), ActionSpec(0, (3,)))
+    ppo = PPO(spec, trainer_settings())
+    rng = np.random.default_rng(2)
+    trajectory = random_trajectory(spec, 6, True, False, rng)
+    with torch.no_grad():
+        acted, _ = ppo.actor.evaluate(
+            [torch.as_tensor(trajectory.obs[0])], None, torch.zeros(6, 0), torch.as_tensor(trajectory.discrete_actions)
+        )
+    # Rows 0-1: acted by the current weights; rows 2-3: older weights that made the action less likely (weight
+    # truncated at 1); rows 4-5: older weights that made it likelier (weight e^-1).
+    behavior = acted.numpy() + np.array([0, 0, -1, -1, 1, 1], dtype=np.float32)
+    trajectory = dataclasses.replace(trajectory, extras={LOG_PROBS_EXTRA: behavior})
+    ppo.ingest([trajectory], all_trainable([trajectory]))
+    data = ppo.buffer.tensors(torch.device("cpu"))
+    np.testing.assert_allclose(data[CURRENT_LOG_PROBS].numpy(), acted.numpy(), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        log_probs, _ = ppo.actor.evaluate([data["obs_0"]], data[ACTION_MASKS], data["continuous_actions"], data["discrete_actions"])
+        ratio = torch.exp(log_probs - data[CURRENT_LOG_PROBS])
+        per_row = torch.min(ratio * data[ADVANTAGES], torch.clamp(ratio, 0.8, 1.2) * data[ADVANTAGES])
+        weights = torch.tensor([1, 1, 1, 1, np.exp(-1), np.exp(-1)], dtype=torch.float32)
+        expected = -(weights * per_row).mean()
+        loss = ppo.losses(data, 0.2, 0.0).policy_loss
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    # With every row acted by the current weights this is ML-Agents' loss: the ratio against what acted.
+    on_policy = dict(data, **{LOG_PROBS: data[CURRENT_LOG_PROBS]})
+    with torch.no_grad():
+        mlagents_ratio = torch.exp(log_probs - on_policy[LOG_PROBS])
+        mlagents = -torch.min(mlagents_ratio * data[ADVANTAGES], torch.clamp(mlagents_ratio, 0.8, 1.2) * data[ADVANTAGES]).mean()
+        torch.testing.assert_close(ppo.losses(on_policy, 0.2, 0.0).policy_loss, mlagents)

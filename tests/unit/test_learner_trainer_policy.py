@@ -137,7 +137,8 @@ def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> No
     disabled[0][: n // 2, 0] = True  # half the agents may not choose 0 on the first branch
     steps = decision_steps(n, np.random.default_rng(4), disabled)
     # The expected actions, from the trainer's actor: the mean of the Gaussian head, the argmax of the masked logits.
-    actor = trainer.optimizer.actor
+    assert isinstance(trainer.algorithm, PPO)
+    actor = trainer.algorithm.actor
     with torch.no_grad():
         encoding = actor.network_body([torch.as_tensor(o) for o in steps.obs])
         mean, _ = actor.action_heads.continuous(encoding)
