@@ -87,8 +87,9 @@ def unsupported_warning(name: str | None, settings: TrainerSettings) -> str | No
     where = "default_settings" if name is None else f"behavior {name!r}"
     return (
         f"{where} uses {', '.join(missing)}, which the configuration accepts but this version of "
-        "rayagents cannot train yet: training it will be refused (PPO with the extrinsic reward, feed-forward "
-        "networks and the default encoder is what it trains for now)"
+        "rayagents cannot train yet: training it will be refused (it trains trainer_type "
+        f"{' or '.join(trainer_types())} with the extrinsic reward, feed-forward networks and the default encoder "
+        "for now)"
     )
 
 

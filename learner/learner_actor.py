@@ -266,8 +266,10 @@ class LearnerActor:
                 return batches
 
     def _train_on(self, batches: list[TrajectoryBatch]) -> None:
-        """Ingests the batches per behavior in one pass, records episodes and player statistics, then updates,
-        publishes, summarizes and checkpoints what is due."""
+        """Takes in everything that arrived, each behavior's trajectories in one batched pass, records the episodes
+        and player statistics, then updates (and publishes), summarizes and checkpoints what is due. As in
+        ML-Agents, an update trains on everything taken in since the last one: what arrived while an update ran is
+        taken in together, acted by the weights before it, rather than held back a version longer."""
         arrived: dict[str, list[Trajectory]] = {}
         for batch in batches:
             for trajectory in batch.trajectories:
