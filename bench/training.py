@@ -26,6 +26,7 @@ drops (acted by weights older than the current ones); the dropped share is shown
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import queue
@@ -436,7 +437,8 @@ def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, se
         def fill_and_update() -> tuple[float, int, float, int]:
             taken, start = 0, time.perf_counter()
             while not trainer.algorithm.ready_for_update():
-                arriving = [pool[i] for i in rng.integers(0, len(pool), size=16)]
+                now = np.full(settings.time_horizon, trainer.version, dtype=np.int32)  # acted by the current weights
+                arriving = [dataclasses.replace(pool[i], versions=now) for i in rng.integers(0, len(pool), size=16)]
                 trainer.ingest(arriving)
                 taken += sum(len(t) for t in arriving)
             _synchronize(device)

@@ -1,11 +1,12 @@
 """The actor–learner core on a real Ray cluster: EnvActors with players of the simulation host stream to a real
 LearnerActor, without the driver's loop in between.
 
-The test plays the driver's part by hand (one ``collect`` call at a time per EnvActor) and checks what the core
+The tests play the driver's part by hand (one ``collect`` call at a time per EnvActor) and check what the core
 promises: every step an EnvActor sends is counted by the learner; the EnvActors pick up new weights versions while
 they play (nobody waits for an update); experiences acted within PPO's lag bound are trained on, and when the
 learner updates faster than trajectories complete (a buffer far smaller than ``time_horizon`` × agents) the ones
-acted by weights older than the bound are dropped, one experience at a time, and reported as such.
+acted by weights older than the bound are dropped, one experience at a time, and reported as such; weights are
+published per behavior id (``Name?team=N``), each with a publication counter of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import ray
 
@@ -25,6 +27,9 @@ from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, Learn
 from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
+from rayagents.protocol.trajectories import LOG_PROBS, Trajectory, TrajectoryBatch
+from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+from rayagents.protocol.weights import LearnerReply, WeightsNotice
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +154,46 @@ def test_experiences_older_than_the_lag_bound_are_dropped_and_reported(local_ray
     assert 0 < state.dropped_steps < sent, "old experiences dropped, recent ones trained on"
     assert sum(s[DROPPED_STEPS] for s in played.summaries) <= state.dropped_steps
     assert max(s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s) > PPO_MAX_POLICY_LAG
+
+
+def test_weights_are_published_per_behavior_id_with_their_own_publication_counter(
+    local_ray: None, tmp_path: Path
+) -> None:
+    options = run_options_from_dict(
+        {"behaviors": {"Ball": {"trainer_type": "ppo", "hyperparameters": {"batch_size": 8, "buffer_size": 16}}}}
+    )
+    learner = ray.remote(LearnerActor).remote(options, LearnerSettings(write_path=str(tmp_path), seed=1))
+    ray.get(learner.start.remote())
+    spec = BehaviorSpec(
+        (ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "o"),), ActionSpec(0, (2,))
+    )
+    first: WeightsNotice = ray.get(learner.register.remote("Ball?team=0", spec))
+    second: WeightsNotice = ray.get(learner.register.remote("Ball?team=1", spec))
+    assert (first.behavior, first.publication, first.version) == ("Ball?team=0", 0, 0)
+    assert (second.behavior, second.publication, second.version) == ("Ball?team=1", 0, 0)
+    assert ray.get(first.weights).version == 0  # both teams read the one object of version 0
+    rows = 20
+    trajectory = Trajectory(
+        obs=(np.zeros((rows, 2), np.float32),),
+        next_obs=(np.zeros(2, np.float32),),
+        continuous_actions=np.zeros((rows, 0), np.float32),
+        discrete_actions=np.zeros((rows, 1), np.int32),
+        rewards=np.ones(rows, np.float32),
+        done=True,
+        interrupted=False,
+        versions=np.zeros(rows, np.int32),
+        extras={LOG_PROBS: np.full(rows, -0.7, np.float32)},
+        behavior="Ball?team=1",
+        agent_id="agent_0-1",
+    )
+    ray.get(learner.submit.remote(TrajectoryBatch(env_actor=0, trajectories=(trajectory,))))
+    deadline = time.monotonic() + 60
+    while ray.get(learner.progress.remote()).behaviors[0].version < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    reply: LearnerReply = ray.get(learner.submit.remote(TrajectoryBatch(env_actor=0, trajectories=())))
+    notices = {notice.behavior: notice for notice in reply.notices}
+    assert set(notices) == {"Ball?team=0", "Ball?team=1"}
+    assert all(n.version == 1 and n.publication == 1 for n in notices.values())
+    assert notices["Ball?team=0"].weights == notices["Ball?team=1"].weights  # one object in the store per version
+    assert ray.get(notices["Ball?team=0"].weights).version == 1
+    ray.kill(learner)
