@@ -1,11 +1,14 @@
-"""Training throughput: ``rayagents-learn`` against random actions on the same players, and the learner's update.
+"""Training throughput: ``rayagents-learn`` against random actions on the same players, and the learner's rates.
 
 - ``HalfCheetah``, 2 players × 8 areas: (a) random actions, each player stepped by its own process (two
   ``multiprocessing`` processes, 'spawn' context, measuring over the same seconds), agent steps/s summed;
-  (b) ``rayagents-learn`` training PPO with 2 EnvActors × 8 areas. Target: (b) ≥ 0.8 × (a).
+  (b) ``rayagents-learn`` training PPO with 2 EnvActors × 8 areas. Target: (b) ≥ 0.6 × (a) on a machine with fewer
+  cores than the run's busy processes, ≥ 0.9 × (a) with a core for each; at most 1% of the steps dropped.
 - ``CartPole``: ``rayagents-learn`` with the CartPole example config, 2 EnvActors × 8 areas.
-- The learner's PPO update on a full buffer of HalfCheetah experiences: samples/s (``buffer_size`` ×
-  ``num_epoch`` ÷ update seconds), on the CPU with the LearnerActor's torch threads, and on CUDA when there is one.
+- The learner on HalfCheetah experiences, on the CPU with the LearnerActor's torch threads and on CUDA when there
+  is one: its ingestion (trajectories of ``time_horizon`` arriving 16 at a time through :meth:`Trainer.ingest`:
+  normalizers, one critic pass, GAE, the update buffer), and its PPO update on the full buffer (``buffer_size`` ×
+  ``num_epoch`` ÷ update seconds), both in samples/s.
 
 The HalfCheetah example config trains SAC, which this version refuses, so HalfCheetah is trained with the example
 made PPO (:func:`halfcheetah_ppo_config`): its network, reward signal, ``time_horizon`` and checkpoints, with the
@@ -16,8 +19,8 @@ A training run is ``rayagents-learn`` in a subprocess with a fresh results folde
 driver polls the learner (every second), so T is a poll time and S the last summary step reached by then: the
 true step at T lies in [S, S + summary_freq). The rate is taken between the first poll :data:`WARMUP_S` seconds
 after the first summary and the first poll ``--seconds`` later (:func:`measure_window`); then the run gets
-SIGINT, saves and exits. Steps are every experience the EnvActors sent, including those the on-policy learner
-drops (acted by weights older than the current ones); the dropped share is shown beside the rate.
+SIGINT, saves and exits. Steps are every experience the EnvActors sent, including those the learner drops (acted
+by weights older than PPO's lag bound); the dropped share is shown beside the rate.
 
     python -m bench.training [--seconds N] [--no-readme]
     python -m bench              # every benchmark, and rewrites the README tables

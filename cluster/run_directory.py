@@ -26,7 +26,7 @@ from rayagents.learner.results_storage import (
 CONFIGURATION_FILE = "configuration.yaml"
 """The file in the run's folder that holds the final, merged run options."""
 
-PLAYER_LOGS_FOLDER = "rayagents"
+PLAYER_LOGS_FOLDER = "rayagents-player-logs"
 """The folder under each node's temporary folder that holds the player logs of runs whose results go to a URI."""
 
 
@@ -43,7 +43,7 @@ def open_results_storage(locations: RunLocations) -> ResultsStorage:
 
 def player_log_folder(locations: RunLocations, run_id: str) -> Path:
     """Where the players write ``Player-<n>.log``: the run's ``run_logs`` folder for a local run; for a run whose
-    results go to a URI, ``<temporary folder>/rayagents/<run-id>/run_logs`` on each player's own node (the logs
+    results go to a URI, ``<temporary folder>/rayagents-player-logs/<run-id>/run_logs`` on each player's own node (the logs
     are not uploaded)."""
     if locations.is_uri:
         return Path(tempfile.gettempdir()) / PLAYER_LOGS_FOLDER / run_id / "run_logs"

@@ -240,11 +240,12 @@ class TrainingRun:
         try:
             with _StopRequest():
                 try:
-                    self._learner = self._start_learner(restart=False)
+                    self._learner, starting = self._create_learner(restart=False)
                     self._fleet = EnvFleet(
                         self.options, self.seed, str(self.run_logs), PolicyFactory(self.options), self.view.log
                     )
-                    self._fleet.launch(self._learner)
+                    self._fleet.launch(self._learner)  # the players start while the learner does
+                    self._await_learner(self._learner, starting)
                     if self.options.env_settings.env_path is None:
                         self._wait_for_editor(self._fleet)
                     self._loop(self._fleet, start)
@@ -290,21 +291,30 @@ class TrainingRun:
     # ---- the learner ---------------------------------------------------------------------------------------------
     def _start_learner(self, restart: bool) -> Any:
         """Creates the LearnerActor and waits until it runs; a restarted one restores the latest checkpoints."""
+        learner, starting = self._create_learner(restart)
+        self._await_learner(learner, starting)
+        return learner
+
+    def _create_learner(self, restart: bool) -> tuple[Any, Any]:
+        """Creates the LearnerActor and asks it to start; returns its handle and the start call's reference."""
         settings = self._learner_settings()
         if restart:
             settings = dataclasses.replace(settings, resume=True, init_path=None, restart=True)
         learner = ray.remote(LearnerActor).options(**learner_options(self.options.cluster_settings)).remote(
             self.options, settings
         )
+        return learner, learner.start.remote()
+
+    def _await_learner(self, learner: Any, starting: Any) -> None:
+        """Waits until the learner runs; a learner whose node cannot see the results is a refusal (ConfigError)."""
         try:
-            started: LearnerStart = ray.get(learner.start.remote())
+            started: LearnerStart = ray.get(starting)
         except RayTaskError as error:
             kill_actor(learner)
             if isinstance(error.cause, FileNotFoundError):  # the learner's node cannot see the results: refused
                 raise ConfigError(str(error.cause)) from error
             raise
         self.view.log(f"learner (pid {started.pid}) on node {started.node_id}, torch device {started.device}")
-        return learner
 
     def _restart_learner(self, fleet: EnvFleet, lost: RayActorError) -> None:
         """Replaces a lost learner by one restored from the latest checkpoints, within ``--learner-max-restarts``

@@ -179,6 +179,7 @@ class LearnerActor:
         return self._guarded(lambda: self._register(behavior, behavior_spec))
 
     def _register(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> WeightsNotice:
+        self.start()  # an EnvActor may ask before the driver's start call is served
         name = behavior_name_of(behavior)
         trainer = self._trainers.get(name)
         if trainer is None:

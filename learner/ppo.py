@@ -172,7 +172,7 @@ class PPO:
         self.actor.to(self.device)
         self.critic.to(self.device)
         parameters = list({id(p): p for p in [*self.actor.parameters(), *self.critic.parameters()]}.values())
-        self.optimizer = torch.optim.Adam(parameters, lr=self.hyperparameters.learning_rate)
+        self.optimizer = torch.optim.Adam(parameters, lr=self.hyperparameters.learning_rate, foreach=True)
         hp = self.hyperparameters
         self.decay_learning_rate = DecayedValue(
             hp.learning_rate_schedule, hp.learning_rate, LEARNING_RATE_FLOOR, settings.max_steps
@@ -327,9 +327,9 @@ class PPO:
         value_losses: list[torch.Tensor] = []
         for _ in range(self.hyperparameters.num_epoch):
             order = torch.randperm(num_experiences, generator=self._generator).to(self.device)
+            shuffled = {name: column[order] for name, column in data.items()}  # one gather per epoch
             for b in range(num_batches):
-                indices = order[b * batch_size : (b + 1) * batch_size]
-                minibatch = {name: column[indices] for name, column in data.items()}
+                minibatch = {name: column[b * batch_size : (b + 1) * batch_size] for name, column in shuffled.items()}
                 losses = self.losses(minibatch, epsilon, beta)
                 self.optimizer.zero_grad()
                 losses.loss.backward()
