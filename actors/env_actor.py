@@ -55,6 +55,9 @@ from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotic
 
 logger = logging.getLogger(__name__)
 
+RECEIVE_INTERVAL_S = 0.005
+"""How often, while playing, the actor looks for the learner's answers (and the newer weights they name)."""
+
 
 class VersionedPolicy(Policy, Protocol):
     """A policy whose weights arrive as numbered versions (the learner's ``InferencePolicy``)."""
@@ -302,7 +305,7 @@ class EnvActor:
     def _collect(self) -> CollectReport:
         exchanges = steps = episodes = 0
         failed: str | None = None
-        started = last_sent = time.monotonic()
+        started = last_sent = last_received = time.monotonic()
         try:
             env = self._player()
             while exchanges == 0 or time.monotonic() < started + self.settings.seconds_per_call:
@@ -315,10 +318,13 @@ class EnvActor:
                         env.set_actions(behavior, taken.env_actions)
                 env.step()
                 exchanges += 1
-                if self._pending and time.monotonic() >= last_sent + self.settings.seconds_per_batch:
+                now = time.monotonic()
+                if self._pending and now >= last_sent + self.settings.seconds_per_batch:
                     sent_steps, sent_episodes = self._send_batch()
-                    steps, episodes, last_sent = steps + sent_steps, episodes + sent_episodes, time.monotonic()
-                self._receive(block=False)  # newer weights act from the next decision on
+                    steps, episodes, last_sent = steps + sent_steps, episodes + sent_episodes, now
+                if now >= last_received + RECEIVE_INTERVAL_S:
+                    self._receive(block=False)  # newer weights act from the next decision on
+                    last_received = now
         except (UnityActionException, UnityObservationException):
             raise  # a mismatch between the policy and the player: a restart would not help
         except UnityException as error:

@@ -47,7 +47,7 @@ from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
 from rayagents.learner.checkpoints import CheckpointStore
-from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings, LearnerStart
+from rayagents.learner.learner_actor import LearnerProgress, LearnerSettings, LearnerStart, remote_learner
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
 from rayagents.protocol.exceptions import first_line
@@ -300,7 +300,7 @@ class TrainingRun:
         settings = self._learner_settings()
         if restart:
             settings = dataclasses.replace(settings, resume=True, init_path=None, restart=True)
-        learner = ray.remote(LearnerActor).options(**learner_options(self.options.cluster_settings)).remote(
+        learner = remote_learner().options(**learner_options(self.options.cluster_settings)).remote(
             self.options, settings
         )
         return learner, learner.start.remote()

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
 import numpy as np
 import ray
@@ -51,6 +51,12 @@ from rayagents.protocol.types import BehaviorName, BehaviorSpec
 from rayagents.protocol.weights import LearnerReply, WeightsNotice
 
 logger = logging.getLogger(__name__)
+
+TRAJECTORIES_GROUP = "trajectories"
+"""The Ray concurrency group :meth:`LearnerActor.submit` runs in: a submit that waits for room in the inbox never
+holds up the driver's calls (progress, save) or an EnvActor's registration, which run in the default group."""
+CONCURRENCY_GROUPS = {TRAJECTORIES_GROUP: 1}
+"""The LearnerActor's concurrency groups besides the default one (see :func:`remote_learner`)."""
 
 INBOX_BATCHES = 512
 """Trajectory batches waiting for the training thread, at most; ``submit`` waits while the inbox is full. Enough
@@ -231,6 +237,7 @@ class LearnerActor:
         self._notices = tuple(self._publications.values())
 
     # ---- trajectories --------------------------------------------------------------------------------------------
+    @ray.method(concurrency_group=TRAJECTORIES_GROUP)
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
         """Takes a batch into the inbox (waiting while it is full); answers with what every behavior id plays."""
         self._raise_failure()
@@ -402,6 +409,12 @@ class LearnerActor:
                     latest = trainer.save_checkpoint(store)
                 finals[name] = store.write_final_model(latest, join(self.settings.write_path, f"{name}.onnx"))
         return finals
+
+
+def remote_learner() -> Any:
+    """The LearnerActor as a Ray actor class, with its concurrency groups (``.options(...).remote(options, settings)``
+    creates one)."""
+    return ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(LearnerActor)
 
 
 def open_results(write_path: str) -> ResultsStorage:

@@ -23,7 +23,7 @@ import ray
 
 from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings
 from rayagents.configs import run_options_from_dict
-from rayagents.learner.learner_actor import LearnerActor, LearnerProgress, LearnerSettings
+from rayagents.learner.learner_actor import LearnerProgress, LearnerSettings, remote_learner
 from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
@@ -79,7 +79,9 @@ def play(tmp_path: Path, buffer_size: int, rounds: int) -> Played:
             }
         }
     )
-    learner = ray.remote(LearnerActor).remote(options, LearnerSettings(write_path=str(tmp_path), seed=1))
+    learner = remote_learner().remote(
+        options, LearnerSettings(write_path=str(tmp_path), seed=1)
+    )
     ray.get(learner.start.remote())
     play_rules = BehaviorPlay(time_horizon=TIME_HORIZON)
     actors = [
@@ -162,7 +164,9 @@ def test_weights_are_published_per_behavior_id_with_their_own_publication_counte
     options = run_options_from_dict(
         {"behaviors": {"Ball": {"trainer_type": "ppo", "hyperparameters": {"batch_size": 8, "buffer_size": 16}}}}
     )
-    learner = ray.remote(LearnerActor).remote(options, LearnerSettings(write_path=str(tmp_path), seed=1))
+    learner = remote_learner().remote(
+        options, LearnerSettings(write_path=str(tmp_path), seed=1)
+    )
     ray.get(learner.start.remote())
     spec = BehaviorSpec(
         (ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "o"),), ActionSpec(0, (2,))
