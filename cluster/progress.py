@@ -21,7 +21,7 @@ from rayagents.cluster.tensorboard import TensorBoardWriter, gauges_from_summary
 from rayagents.cluster.timers import GaugeRecorder
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import RunOptions, TrainerSettings, to_dict
-from rayagents.learner.learner_actor import LearnerProgress
+from rayagents.learner.learner_messages import LearnerProgress
 from rayagents.learner.trainer import CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
 
 CLUSTER_ENV_ACTORS_UP = "Cluster/Env Actors Up"

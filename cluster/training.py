@@ -47,7 +47,8 @@ from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
 from rayagents.learner.checkpoints import CheckpointStore
-from rayagents.learner.learner_actor import LearnerProgress, LearnerSettings, LearnerStart, remote_learner
+from rayagents.learner.learner_actor import remote_learner
+from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings, LearnerStart
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
 from rayagents.protocol.exceptions import first_line

@@ -32,9 +32,8 @@ import queue
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import ray
@@ -43,6 +42,14 @@ import torch
 from rayagents.configs import ConfigWarning, RunOptions, behavior_settings
 from rayagents.configs.behaviors import behavior_name_of
 from rayagents.learner.checkpoints import CheckpointRecord, CheckpointStore
+from rayagents.learner.learner_messages import (
+    BehaviorState,
+    LearnerProgress,
+    LearnerSettings,
+    LearnerStart,
+    restore_source,
+)
+from rayagents.learner.publisher import WeightsPublisher
 from rayagents.learner.results_storage import ResultsStorage, StorageError, is_uri, join, redact
 from rayagents.learner.trainer import Trainer, TrainerSummary
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
@@ -68,78 +75,6 @@ INBOX_POLL_S = 0.05
 _Result = TypeVar("_Result")
 
 
-@dataclass(frozen=True)
-class LearnerSettings:
-    """Where the learner writes and how its trainers start."""
-
-    write_path: str
-    """The run's results (``results/<run-id>``): an absolute path on the learner's node, or a URI
-    (``s3://bucket/results/<run-id>``); each behavior's files go to ``<write_path>/<name>/``."""
-    device: str | None = None
-    """The torch device; None: ``cuda`` when this node has one, else ``cpu``."""
-    seed: int = 0
-    """Seeds torch and the minibatch shuffling."""
-    resume: bool = False
-    """Restore each trainer from ``<write_path>/<name>/checkpoint.pt`` (the step carries on)."""
-    init_path: str | None = None
-    """Initialize each trainer from ``<init_path>/<name>/checkpoint.pt`` (the step starts at 0); a path or a URI."""
-    training: bool = True
-    """False for ``--inference``: the policies act, nothing is trained or saved."""
-    checkpoints: Mapping[str, tuple[CheckpointRecord, ...]] = field(default_factory=dict)
-    """The checkpoints a resumed run had written, per behavior name (from ``training_status.json``)."""
-    num_threads: int | None = None
-    """Torch intra-op threads for the updates; None keeps torch's default."""
-    restart: bool = False
-    """The driver restarted this learner after the previous one was lost: with ``resume``, a behavior that has no
-    ``checkpoint.pt`` yet starts afresh instead of failing."""
-
-
-@dataclass(frozen=True)
-class LearnerStart:
-    """Where a started learner runs."""
-
-    device: str
-    """The torch device the trainers update on."""
-    node_id: str
-    """The Ray node id of the learner's node."""
-    pid: int
-    """The learner's process id."""
-
-
-@dataclass(frozen=True)
-class BehaviorState:
-    """Where one trainer stands."""
-
-    behavior_name: str
-    """The behavior name."""
-    step: int
-    """The trainer's step."""
-    max_steps: int
-    """Its ``max_steps``."""
-    version: int
-    """Its weights version."""
-    dropped_steps: int
-    """Steps it received but did not train on, since the learner started."""
-    training: bool
-    """Whether it still trains."""
-
-
-@dataclass(frozen=True)
-class LearnerProgress:
-    """What the driver learns from one :meth:`LearnerActor.progress` call."""
-
-    behaviors: tuple[BehaviorState, ...]
-    """Every trainer's state."""
-    summaries: tuple[TrainerSummary, ...]
-    """The summaries made since the last call, in order."""
-    checkpoints: Mapping[str, tuple[CheckpointRecord, ...]]
-    """Each behavior's checkpoints kept on disk, oldest first."""
-    training_done: bool
-    """Every trainer has reached its ``max_steps`` (never in inference)."""
-    messages: tuple[str, ...]
-    """Warnings for the console since the last call."""
-
-
 class LearnerActor:
     """Trains every behavior's policy from the EnvActors' trajectories.
 
@@ -158,10 +93,7 @@ class LearnerActor:
         self._storage: ResultsStorage | None = None
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._trainers: dict[str, Trainer] = {}
-        self._behavior_ids: dict[str, list[BehaviorName]] = {}
-        self._weights: dict[str, tuple[int, object]] = {}
-        self._publications: dict[BehaviorName, WeightsNotice] = {}
-        self._notices: tuple[WeightsNotice, ...] = ()
+        self._publisher = WeightsPublisher()
         self._summaries: list[TrainerSummary] = []
         self._messages: list[str] = []
         self._training_done = False
@@ -191,11 +123,7 @@ class LearnerActor:
         if trainer is None:
             trainer = self._make_trainer(behavior, behavior_spec)
             self._trainers[name] = trainer
-        ids = self._behavior_ids.setdefault(name, [])
-        if behavior not in ids:
-            ids.append(behavior)
-            self._publish(trainer)
-        return self._publications[behavior]
+        return self._publisher.add(behavior, trainer.version, trainer.weights_snapshot)
 
     def _make_trainer(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> Trainer:
         name = behavior_name_of(behavior)
@@ -219,23 +147,6 @@ class LearnerActor:
             trainer.checkpoints = list(self.settings.checkpoints.get(name, ()))
         return trainer
 
-    def _publish(self, trainer: Trainer) -> None:
-        """Publishes the trainer's current version to every id of its behavior (one object in the store for all),
-        each with its next publication number."""
-        name = trainer.behavior_name
-        version, ref = self._weights.get(name, (-1, None))
-        if version != trainer.version:
-            weights = trainer.weights_snapshot()
-            version, ref = weights.version, ray.put(weights)
-            self._weights[name] = (version, ref)
-        for behavior in self._behavior_ids.get(name, ()):
-            previous = self._publications.get(behavior)
-            if previous is not None and previous.version == version:
-                continue
-            publication = previous.publication + 1 if previous is not None else 0
-            self._publications[behavior] = WeightsNotice(behavior, publication, version, ref)
-        self._notices = tuple(self._publications.values())
-
     # ---- trajectories --------------------------------------------------------------------------------------------
     @ray.method(concurrency_group=TRAJECTORIES_GROUP)
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
@@ -247,7 +158,7 @@ class LearnerActor:
                 break
             except queue.Full:
                 self._raise_failure()
-        return LearnerReply(notices=self._notices, training_done=self._training_done)
+        return LearnerReply(notices=self._publisher.notices, training_done=self._training_done)
 
     def _train(self) -> None:
         """The training thread: takes what arrived, trains, publishes; keeps the first error for the next call."""
@@ -321,7 +232,7 @@ class LearnerActor:
     def _advance(self, trainer: Trainer) -> None:
         """Updates (and publishes) when an update is due; makes the summaries and checkpoints that are due."""
         if trainer.maybe_update():
-            self._publish(trainer)
+            self._publisher.publish(trainer.behavior_name, trainer.version, trainer.weights_snapshot)
         while trainer.should_summarize:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
@@ -444,14 +355,3 @@ def open_results(write_path: str) -> ResultsStorage:
             "file:// URI, the same shared folder)"
         )
     return storage
-
-
-def restore_source(settings: LearnerSettings, behavior_name: str) -> str | None:
-    """The folder (a path or a URI) whose checkpoints a new trainer of ``behavior_name`` restores from, or None when
-    it starts afresh: ``--resume`` (and ``--inference``, which needs it) ``<write_path>/<name>``;
-    ``--initialize-from`` ``<init_path>/<name>``."""
-    if settings.resume:
-        return join(settings.write_path, behavior_name)
-    if settings.init_path is not None:
-        return join(settings.init_path, behavior_name)
-    return None

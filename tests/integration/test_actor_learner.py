@@ -23,7 +23,8 @@ import ray
 
 from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings
 from rayagents.configs import run_options_from_dict
-from rayagents.learner.learner_actor import LearnerProgress, LearnerSettings, remote_learner
+from rayagents.learner.learner_actor import remote_learner
+from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings
 from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG

@@ -92,7 +92,7 @@ def test_a_learner_lost_past_its_restart_budget_stops_the_run_cleanly(tmp_path: 
     # Either the final save worked, or the console points at the checkpoints that --resume reads.
     assert (
         f"What was learned up to the failure is saved under {run}" in learn.output
-        or f"what was learned up to the last checkpoints (CartPole at step" in learn.output
+        or "what was learned up to the last checkpoints (CartPole at step" in learn.output
     ), learn.output
     # The final save was attempted: either it was exported, or the console says why it could not be.
     assert "Exported " in learn.output or "error: the final model could not be saved" in learn.output, learn.output

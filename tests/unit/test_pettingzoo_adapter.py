@@ -5,7 +5,6 @@ episode ends and resets, seeding and statistics, on two small games written here
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -16,7 +16,7 @@ from rayagents.cluster.timers import GaugeRecorder
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import RunOptions
 from rayagents.learner.checkpoints import CheckpointRecord
-from rayagents.learner.learner_actor import BehaviorState, LearnerProgress
+from rayagents.learner.learner_messages import BehaviorState, LearnerProgress
 from rayagents.learner.trainer import TrainerSummary
 
 BEHAVIOR = "Walker"

@@ -25,7 +25,7 @@ from rayagents.configs.run import CheckpointSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.checkpoints import CheckpointRecord
 from rayagents.learner.checkpoints import CheckpointStore
-from rayagents.learner.learner_actor import LearnerSettings, restore_source
+from rayagents.learner.learner_messages import LearnerSettings, restore_source
 from rayagents.learner.results_storage import (
     ResultsStorage,
     StorageError,
