@@ -246,7 +246,11 @@ class TrainingRun:
                         self.options, self.seed, str(self.run_logs), PolicyFactory(self.options), self.view.log
                     )
                     self._fleet.launch(self._learner)  # the players start while the learner does
-                    self._await_learner(self._learner, starting)
+                    try:
+                        self._await_learner(self._learner, starting)
+                    except BaseException:
+                        self._learner = None  # it never ran: there is nothing to save
+                        raise
                     if self.options.env_settings.env_path is None:
                         self._wait_for_editor(self._fleet)
                     self._loop(self._fleet, start)
