@@ -54,6 +54,7 @@ from bench.sims import play_random
 from bench.table import Row, report
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.configs.examples import example_config
+from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
 from rayagents.configs.trainer import TrainerSettings
@@ -433,7 +434,8 @@ def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, se
         rng = np.random.default_rng(0)
         trainer = Trainer("HalfCheetah", spec, settings, device, seed=0)
         pool = [random_trajectory(spec, settings.time_horizon, rng) for _ in range(64)]
-        epochs = getattr(settings.hyperparameters, "num_epoch", 1)
+        assert isinstance(settings.hyperparameters, PPOSettings), "the benchmark trains HalfCheetah with PPO"
+        epochs = settings.hyperparameters.num_epoch
         ingest_seconds = update_seconds = 0.0
         ingested = updated = 0
 

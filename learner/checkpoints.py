@@ -16,6 +16,7 @@ read at all is named in a warning and replaced by the newest readable ``<behavio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import tempfile
@@ -139,13 +140,7 @@ class CheckpointStore:
         """Copies the record's ``.onnx`` to ``location`` (``<write_path>/<behavior>.onnx``) atomically; returns the
         record of the final model."""
         self.storage.copy_file(record.file_path, location)
-        return CheckpointRecord(
-            steps=record.steps,
-            file_path=location,
-            reward=record.reward,
-            creation_time=record.creation_time,
-            auxillary_file_paths=record.auxillary_file_paths,
-        )
+        return dataclasses.replace(record, file_path=location)
 
     # ---- reading -------------------------------------------------------------------------------------------------
     def reconcile(self, records: Sequence[CheckpointRecord]) -> list[CheckpointRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +37,13 @@ def check_network_settings(settings: NetworkSettings) -> None:
             "network_settings.memory (a recurrent network) is not yet supported by rayagents; "
             "remove the memory section of the behavior's network_settings"
         )
+
+
+def observation_tensor(observations: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A batch of observations as a tensor on ``device``: uint8 images stay bytes (:func:`as_float` scales them in
+    the network), everything else float32."""
+    array = np.asarray(observations)
+    return torch.as_tensor(array if array.dtype == np.uint8 else array.astype(np.float32, copy=False)).to(device)
 
 
 def as_float(observations: torch.Tensor) -> torch.Tensor:

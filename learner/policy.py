@@ -20,6 +20,7 @@ import torch
 
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.networks import Actor
 from rayagents.learner.weights import load_actor_weights
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
@@ -90,7 +91,7 @@ class InferencePolicy:
                 "latest version before acting"
             )
         n_agents = len(decision_steps)
-        observations = [_observation_tensor(o) for o in decision_steps.obs]
+        observations = [observation_tensor(o) for o in decision_steps.obs]
         allowed = torch.as_tensor(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
         with _TorchThreads(INFERENCE_THREADS), torch.no_grad():
             sample = self.actor.act(observations, allowed)
@@ -105,8 +106,3 @@ class InferencePolicy:
             },
         )
 
-
-def _observation_tensor(observations: np.ndarray) -> torch.Tensor:
-    """One sensor's batch as a tensor: uint8 images stay uint8 (the encoder scales them), the rest float32."""
-    array = np.asarray(observations)
-    return torch.as_tensor(array if array.dtype == np.uint8 else array.astype(np.float32, copy=False))

@@ -50,6 +50,7 @@ from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.algorithm import PlayRules
 from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
@@ -210,8 +211,7 @@ class PPO:
         self.buffer.clear()
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.as_tensor(np.asarray(array))
-        return (tensor if tensor.dtype == torch.uint8 else tensor.float()).to(self.device)
+        return observation_tensor(array, self.device)
 
     # ---- 1. trajectories become update-buffer columns, all at once -----------------------------------------------
     @torch.no_grad()
@@ -258,7 +258,8 @@ class PPO:
         masks = [allowed_from_disabled(t.action_mask, len(t), self._action_mask_size) for t in trajectories]
         columns[ACTION_MASKS] = np.concatenate(masks)[keep]
         columns[LOG_PROBS] = np.concatenate([t.extra(LOG_PROBS_EXTRA) for t in trajectories])[keep].astype(np.float32)
-        kept_obs = [self._tensor(columns[obs_key(k)]) for k in range(sensors)]
+        kept = torch.as_tensor(keep, device=self.device)
+        kept_obs = [o[kept] for o in obs_tensors]  # already on the device: no second conversion
         current, _ = self.actor.evaluate(
             kept_obs,
             self._tensor(columns[ACTION_MASKS]),

@@ -35,10 +35,6 @@ class WeightsPublisher:
         """What every behavior id plays now (replaced whole at each publication: safe to read from any thread)."""
         return self._notices
 
-    def notice(self, behavior: BehaviorName) -> WeightsNotice:
-        """What ``behavior`` plays now; KeyError before it was added."""
-        return self._publications[behavior]
-
     def add(self, behavior: BehaviorName, version: int, snapshot: Snapshot) -> WeightsNotice:
         """Starts publishing to ``behavior`` (nothing new for a known id) what its trainer is at: ``version``, whose
         weights ``snapshot`` makes."""

@@ -163,13 +163,10 @@ class Trainer:
             self._collect_signal_rewards(trajectory)
         if not self.training:
             return
-        trainable = []
-        for trajectory in trajectories:
-            lags = self._version - trajectory.versions.astype(np.int64)
-            keep = self.rules.trainable(lags)
-            self._drop(int(len(trajectory) - keep.sum()))
-            trainable.append(keep)
-        self._stats.extend(POLICY_LAG, np.concatenate([self._version - t.versions for t in trajectories]).tolist())
+        lags = [self._version - trajectory.versions.astype(np.int64) for trajectory in trajectories]
+        trainable = [self.rules.trainable(lag) for lag in lags]
+        self._drop(sum(int(len(keep) - keep.sum()) for keep in trainable))
+        self._stats.extend(POLICY_LAG, np.concatenate(lags).tolist())
         for name, value in self.algorithm.ingest(trajectories, trainable).items():
             self._stats.add(name, value)
 

@@ -129,11 +129,6 @@ class Trajectory:
         """Whether the value after the last experience is estimated (False only when done and not interrupted)."""
         return not self.done or self.interrupted
 
-    @property
-    def oldest_version(self) -> int:
-        """The oldest weights version among the experiences."""
-        return int(self.versions.min()) if len(self) else 0
-
     def extra(self, name: str) -> np.ndarray:
         """The per-step extra ``name``; a KeyError names the extras the acting policy kept."""
         if name not in self.extras:

@@ -137,7 +137,7 @@ def test_an_agent_absent_from_a_step_keeps_its_decision_and_each_step_its_versio
     builder.add(decisions([1], [1.0], [1.0]), NO_TERMINALS, taken([1], version=5))  # agent 2 does not decide
     builder.add(decisions([1, 2], [2.0, 2.0], [1.0, 7.0]), NO_TERMINALS, taken([1, 1], version=5))
     (one,) = builder.add(decisions([1], [3.0], [1.0]), NO_TERMINALS, taken([1], version=6))
-    assert one.agent_id == "agent_1-1" and len(one) == 3 and one.oldest_version == 4
+    assert one.agent_id == "agent_1-1" and len(one) == 3 and int(one.versions.min()) == 4
     np.testing.assert_array_equal(one.versions, [4, 5, 5])
     (two,) = builder.add(decisions([], [], []), terminals([2], [3.0], [0.0], [False]), None)
     np.testing.assert_array_equal(two.rewards, [7.0, 0.0])
