@@ -43,8 +43,8 @@ TIME_HORIZON = 32
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    """A Ray cluster on this machine for the module's tests."""
-    ray.init(num_cpus=4, include_dashboard=False)
+    """A new Ray cluster on this machine for the module's tests, even when another one already runs here."""
+    ray.init(address="local", num_cpus=4, include_dashboard=False)
     try:
         yield
     finally:
