@@ -441,7 +441,7 @@ def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, se
 
         def fill_and_update() -> tuple[float, int, float, int]:
             taken, start = 0, time.perf_counter()
-            while not trainer.algorithm.ready_for_update():
+            while not trainer.algorithm.ready_for_update(trainer.step):
                 now = np.full(settings.time_horizon, trainer.version, dtype=np.int32)  # acted by the current weights
                 arriving = [dataclasses.replace(pool[i], versions=now) for i in rng.integers(0, len(pool), size=16)]
                 trainer.ingest(arriving)

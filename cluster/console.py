@@ -84,6 +84,8 @@ class ClusterProgress:
     """Learner restarts from the latest checkpoint, over the run."""
     lost_steps: int = 0
     """Experiences lost to failures (players, EnvActors, the learner), over the run."""
+    learner_bound: bool = False
+    """The EnvActors wait for the learner most of the time (SAC's updates due per ``steps_per_update``)."""
 
 
 def format_elapsed(seconds: float) -> str:
@@ -99,6 +101,7 @@ def cluster_line(cluster: ClusterProgress) -> str:
         f"{cluster.env_actors_total} total, {cluster.env_actor_replacements} replaced; "
         f"player restarts: {cluster.player_restarts}; learner restarts: {cluster.learner_restarts}; "
         f"lost steps: {cluster.lost_steps:,}"
+        + ("; learner-bound: the EnvActors wait for the updates steps_per_update calls for" if cluster.learner_bound else "")
     )
 
 

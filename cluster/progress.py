@@ -34,6 +34,11 @@ CLUSTER_LEARNER_RESTARTS = "Cluster/Learner Restarts"
 """TensorBoard tag: learner restarts, over the run."""
 CLUSTER_LOST_STEPS = "Cluster/Lost Steps"
 """TensorBoard tag: experiences lost to failures, over the run."""
+CLUSTER_THROTTLED = "Cluster/Env Actors Throttled"
+"""TensorBoard tag: the share of recent wall time the EnvActors waited for the learner to make the updates due
+(SAC's ``steps_per_update``): near 1, the learner sets the pace."""
+LEARNER_BOUND_SHARE = 0.5
+"""From this throttled share on, the cluster line says the run is learner-bound."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +62,16 @@ class ClusterFigures:
 
 
 class StepRates:
-    """Steps per second of each behavior, over the last few progress polls."""
+    """How fast a count grows (each behavior's steps; the seconds the EnvActors were throttled), over the last few
+    progress polls."""
 
     def __init__(self, window_s: float = 10.0) -> None:
         """``window_s``: how far back the rate looks."""
         self._window_s = window_s
-        self._history: dict[str, list[tuple[float, int]]] = {}
+        self._history: dict[str, list[tuple[float, float]]] = {}
 
-    def add(self, name: str, now: float, step: int) -> float:
-        """Records ``step`` of behavior ``name`` at monotonic time ``now``; returns its recent rate."""
+    def add(self, name: str, now: float, step: float) -> float:
+        """Records count ``step`` of ``name`` at monotonic time ``now``; returns its recent rate."""
         history = self._history.setdefault(name, [])
         history.append((now, step))
         while len(history) > 2 and now - history[0][0] > self._window_s:
@@ -115,6 +121,8 @@ class ProgressReporter:
         self._last_summary: dict[str, TrainerSummary] = {}
         self._last_steps: dict[str, int] = {}
         self._rates = StepRates()
+        self._throttle = StepRates()
+        self._throttled_share = 0.0
         self._written_hyperparameters: set[str] = set()
         self._last_cluster_line = ""
 
@@ -127,6 +135,7 @@ class ProgressReporter:
         """Reports one progress poll, ``elapsed`` seconds into the run."""
         for state in progress.behaviors:
             self._last_steps[state.behavior_name] = state.step
+        self._throttled_share = min(1.0, self._throttle.add("learner", time.monotonic(), progress.throttled_s))
         for message in progress.messages:
             self.view.log(f"warning: {message}")
         for summary in progress.summaries:
@@ -138,7 +147,7 @@ class ProgressReporter:
         if progress.summaries:
             self._upload_events()
         if cluster is not None:
-            state = _cluster_progress(cluster, elapsed)
+            state = _cluster_progress(cluster, elapsed, self._throttled_share >= LEARNER_BOUND_SHARE)
             self.view.update(self._behaviors(progress), state)
             line = cluster_line(state)
             if not self.view.is_live and line != self._last_cluster_line:
@@ -173,6 +182,7 @@ class ProgressReporter:
             self.tensorboard.write_hyperparameters(name, dump_yaml_section(settings))
             self._written_hyperparameters.add(name)
         scalars = {**summary.scalars, **(cluster.scalars() if cluster is not None else {})}
+        scalars[CLUSTER_THROTTLED] = self._throttled_share
         self.tensorboard.write(name, summary.step, scalars, {CUMULATIVE_REWARD: summary.cumulative_rewards})
         for gauge, value in gauges_from_summary(name, summary.scalars).items():
             self.gauges.record(gauge, value)
@@ -190,7 +200,7 @@ class ProgressReporter:
         self._last_summary[name] = summary
 
 
-def _cluster_progress(cluster: ClusterFigures, elapsed: float) -> ClusterProgress:
+def _cluster_progress(cluster: ClusterFigures, elapsed: float, learner_bound: bool) -> ClusterProgress:
     fleet = cluster.fleet
     return ClusterProgress(
         env_actors_up=fleet.up,
@@ -201,5 +211,6 @@ def _cluster_progress(cluster: ClusterFigures, elapsed: float) -> ClusterProgres
         env_actor_replacements=fleet.replacements,
         learner_restarts=cluster.learner_restarts,
         lost_steps=fleet.lost_steps,
+        learner_bound=learner_bound,
     )
 

@@ -78,20 +78,28 @@ class Algorithm(Protocol):
         """Experiences held for the next update."""
         ...
 
-    def ready_for_update(self) -> bool:
-        """Whether an update is due."""
+    def ready_for_update(self, step: int) -> bool:
+        """Whether an update is due at trainer step ``step``."""
         ...
 
     def update(self, step: int) -> Mapping[str, float]:
-        """One update at trainer step ``step`` (schedules read it); returns the statistics under ML-Agents' names."""
+        """One update at trainer step ``step`` (schedules read it), after which the acting policy's weights are
+        published as a new version; returns the statistics under ML-Agents' names."""
         ...
 
-    def clear_buffer(self) -> None:
-        """Forgets the experiences held (after a restore: they were acted by weights that no longer exist)."""
+    def restored(self, step: int) -> None:
+        """The modules were just restored from a checkpoint of trainer step ``step``: forget what the new weights
+        cannot train on (an on-policy buffer acted by weights that no longer exist) and re-count what depends on
+        the step."""
         ...
 
     def modules(self) -> Mapping[str, Saveable]:
         """The checkpoint entries under ML-Agents' names (policy, critics, optimizers, ...), without the step."""
+        ...
+
+    def saved_buffers(self) -> Mapping[str, Saveable]:
+        """What is saved once beside the latest checkpoint rather than in every numbered one (SAC's replay buffer
+        with ``save_replay_buffer``); empty when nothing is."""
         ...
 
     def policy_state(self) -> Mapping[str, np.ndarray]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Protocol, Union
 
 import torch
 from torch import nn
@@ -23,8 +23,20 @@ logger = logging.getLogger(__name__)
 POLICY = "Policy"
 GLOBAL_STEP = "global_step"
 
-Saveable = Union[nn.Module, torch.optim.Optimizer]
-"""What a checkpoint entry is made from: a module or an optimizer."""
+class SavedRecords(Protocol):
+    """Data that is not a module but is saved like one: a replay buffer (its experiences as tensors)."""
+
+    def state_dict(self) -> Mapping[str, torch.Tensor]:
+        """What is saved: tensors by name."""
+        ...
+
+    def load_saved(self, state: Mapping[str, torch.Tensor]) -> str:
+        """Takes saved tensors in; returns '' or why they were not taken."""
+        ...
+
+
+Saveable = Union[nn.Module, torch.optim.Optimizer, SavedRecords]
+"""What a checkpoint entry is made from: a module, an optimizer, or saved records."""
 
 
 class CheckpointError(ValueError):
@@ -114,8 +126,10 @@ def load_checkpoint(
             continue
         if isinstance(module, torch.optim.Optimizer):
             problem = _load_optimizer(module, saved[name])
-        else:
+        elif isinstance(module, nn.Module):
             problem = _load_module(module, saved[name])
+        else:
+            problem = module.load_saved(saved[name])
         if problem:
             warnings.append(f"{source}: {name!r} {problem}")
     for warning in warnings:

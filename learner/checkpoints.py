@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 LATEST_CHECKPOINT = "checkpoint.pt"
 """The file name of a behavior's latest checkpoint, overwritten at each checkpoint."""
+REPLAY_BUFFER = "last_replay_buffer.pt"
+"""The file name of a behavior's saved replay buffer (SAC's ``save_replay_buffer``), overwritten at each
+checkpoint: one copy, not one per step (ML-Agents' ``last_replay_buffer.hdf5``)."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +110,23 @@ class CheckpointStore:
         """The location of ``checkpoint.pt``."""
         return join(self.folder, LATEST_CHECKPOINT)
 
+    @property
+    def replay_buffer(self) -> str:
+        """The location of ``last_replay_buffer.pt``."""
+        return join(self.folder, REPLAY_BUFFER)
+
     # ---- writing -------------------------------------------------------------------------------------------------
     def write(
-        self, step: int, modules: Mapping[str, Saveable], export: ExportModel, reward: float | None
+        self,
+        step: int,
+        modules: Mapping[str, Saveable],
+        export: ExportModel,
+        reward: float | None,
+        buffers: Mapping[str, Saveable] | None = None,
     ) -> CheckpointRecord:
-        """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then ``checkpoint.pt``; returns the new record. A learner
-        killed in between leaves at most a model without its ``.pt``, never a ``.pt`` without its model."""
+        """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then (``buffers``, a replay buffer) ``last_replay_buffer.pt``,
+        then ``checkpoint.pt``; returns the new record. A learner killed in between leaves at most a model without its
+        ``.pt``, never a ``.pt`` without its model."""
         with self._local_folder() as local:
             stem = checkpoint_stem(local, self.behavior_name, step)
             onnx_file = export(stem.with_suffix(".onnx"))
@@ -122,6 +136,10 @@ class CheckpointStore:
                 pt_path, onnx_path = join(self.folder, pt_file.name), join(self.folder, onnx_file.name)
                 self.storage.upload_file(onnx_file, onnx_path)
                 self.storage.upload_file(pt_file, pt_path)
+            if buffers:
+                buffer_file = save_checkpoint(Path(local) / REPLAY_BUFFER, buffers)
+                if self.storage.is_uri:
+                    self.storage.upload_file(buffer_file, self.replay_buffer)
             self.storage.upload_file(pt_file, self.latest)
         return CheckpointRecord(
             steps=step, file_path=onnx_path, reward=reward, creation_time=time.time(), auxillary_file_paths=(pt_path,)
@@ -159,14 +177,44 @@ class CheckpointStore:
         """Whether ``checkpoint.pt`` or any ``<behavior>-<step>.pt`` is there."""
         return self.storage.is_file(self.latest) or bool(self._numbered())
 
-    def restore(self, modules: Mapping[str, Saveable], *, reset_global_step: bool) -> list[str]:
-        """Loads the latest readable checkpoint into ``modules``; returns the warnings (also logged).
+    def restore(
+        self,
+        modules: Mapping[str, Saveable],
+        *,
+        reset_global_step: bool,
+        buffers: Mapping[str, Saveable] | None = None,
+    ) -> list[str]:
+        """Loads the latest readable checkpoint into ``modules``, and ``last_replay_buffer.pt`` into ``buffers`` when
+        asked; returns the warnings (also logged).
 
         ``checkpoint.pt`` first; when it is missing or cannot be read, the newest ``<behavior>-<step>.pt`` that can,
         with a warning naming the file that could not. ``reset_global_step`` (``--initialize-from``) keeps the step
         as it is. FileNotFoundError, saying what to do, when there is no checkpoint at all; CheckpointError naming
-        every file tried when none can be read.
+        every file tried when none can be read. A replay buffer that is missing or cannot be read starts empty,
+        with a warning.
         """
+        warnings = self._restore_modules(modules, reset_global_step)
+        if buffers:
+            warnings.extend(self._restore_buffers(buffers))
+        return warnings
+
+    def _restore_buffers(self, buffers: Mapping[str, Saveable]) -> list[str]:
+        if not self.storage.is_file(self.replay_buffer):
+            message = (
+                f"{redact(self.replay_buffer)} does not exist (save_replay_buffer was off, or no checkpoint saved it): "
+                "the replay buffer starts empty"
+            )
+            logger.warning("%s", message)
+            return [message]
+        try:
+            return self._load(self.replay_buffer, buffers, reset_global_step=False)
+        except CheckpointError as error:
+            message = f"{error}; the replay buffer starts empty"
+            logger.warning("%s", message)
+            return [message]
+
+    def _restore_modules(self, modules: Mapping[str, Saveable], reset_global_step: bool) -> list[str]:
+        """Loads the latest readable checkpoint into ``modules`` (see :meth:`restore`)."""
         candidates = ([self.latest] if self.storage.is_file(self.latest) else []) + [loc for _, loc in self._numbered()]
         if not candidates:
             raise FileNotFoundError(
@@ -210,5 +258,5 @@ class CheckpointStore:
         if local is not None:
             return load_checkpoint(local, modules, reset_global_step)
         with tempfile.TemporaryDirectory(prefix="rayagents-restore-") as scratch:
-            downloaded = self.storage.download_file(location, Path(scratch) / LATEST_CHECKPOINT)
+            downloaded = self.storage.download_file(location, Path(scratch) / location.rstrip("/").rsplit("/", 1)[-1])
             return load_checkpoint(downloaded, modules, reset_global_step, source_name=redact(location))

@@ -1,9 +1,12 @@
 """Action heads: a Gaussian for continuous actions and one categorical per discrete branch, hybrid both.
 
 Conventions, the same in training, acting and the exported ONNX model:
-- The Gaussian's log standard deviation is a learned parameter independent of the state (ML-Agents'
-  ``conditional_sigma=False`` for PPO); the raw sample is what is trained on, and the player receives
+- PPO's Gaussian (ML-Agents' ``conditional_sigma=False, tanh_squash=False``): the log standard deviation is a
+  learned parameter independent of the state; the raw sample is what is trained on, and the player receives
   ``clamp(sample, -3, 3) / 3`` (:func:`clip_continuous`).
+- SAC's squashed Gaussian (``conditional_sigma=True, tanh_squash=True``): mean and log standard deviation both come
+  from the encoding; the sample ``u`` is squashed, ``a = tanh(u)``, and ``a`` is both what is trained on and what
+  the player receives (unclipped). Its log density is the Gaussian's of ``u`` minus ``sum log(1 - a² + 1e-6)``.
 - Action masks here are floats ``(batch, sum(branches))`` with **1 = allowed, 0 = masked** (the ONNX
   ``action_masks`` input; the wire's mask is the opposite, see :func:`allowed_from_disabled`). A masked action's
   logit is pushed to -1e8, so it gets probability 0 and is never sampled.
@@ -30,6 +33,8 @@ MASKED_LOGIT = 1e8
 
 LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
+SQUASH_EPSILON = 1e-6
+"""Keeps ``log(1 - tanh(u)²)`` finite where the squashed action reaches ±1 (ML-Agents' value)."""
 
 
 def clip_continuous(actions: torch.Tensor) -> torch.Tensor:
@@ -55,16 +60,35 @@ def allowed_from_disabled(disabled: np.ndarray | Sequence[np.ndarray] | None, n_
 
 
 class GaussianHead(nn.Module):
-    """Continuous actions: mean from the encoding, state-independent log standard deviation."""
+    """Continuous actions: the mean from the encoding; the log standard deviation a state-independent parameter, or
+    with ``conditional_sigma`` a second linear layer of the encoding."""
 
-    def __init__(self, hidden_size: int, action_size: int) -> None:
+    def __init__(self, hidden_size: int, action_size: int, conditional_sigma: bool = False) -> None:
         super().__init__()
+        self.conditional_sigma = conditional_sigma
         self.mu = linear_layer(hidden_size, action_size, kernel_gain=0.2)
-        self.log_sigma = nn.Parameter(torch.zeros(1, action_size))
+        if conditional_sigma:
+            self.log_sigma_layer: nn.Linear | None = linear_layer(hidden_size, action_size, kernel_gain=0.2)
+        else:
+            self.log_sigma_layer = None
+            self.log_sigma = nn.Parameter(torch.zeros(1, action_size))
 
     def forward(self, encoding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean ``(batch, size)`` and log standard deviation ``(1, size)``."""
-        return self.mu(encoding), torch.clamp(self.log_sigma, LOG_STD_MIN, LOG_STD_MAX)
+        """The mean ``(batch, size)`` and log standard deviation (``(batch, size)``, or ``(1, size)`` when it does
+        not depend on the state)."""
+        log_sigma = self.log_sigma if self.log_sigma_layer is None else self.log_sigma_layer(encoding)
+        return self.mu(encoding), torch.clamp(log_sigma, LOG_STD_MIN, LOG_STD_MAX)
+
+
+def squash_correction(squashed: torch.Tensor) -> torch.Tensor:
+    """``sum log(1 - a² + eps)`` over dimensions, ``(batch,)``: what tanh squashing subtracts from a log density."""
+    return torch.log(1.0 - squashed.pow(2) + SQUASH_EPSILON).sum(dim=1)
+
+
+def unsquash(squashed: torch.Tensor) -> torch.Tensor:
+    """``atanh`` of a squashed action, kept finite at ±1."""
+    bound = 1.0 - SQUASH_EPSILON
+    return torch.atanh(torch.clamp(squashed, -bound, bound))
 
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -75,7 +99,7 @@ def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.
 
 
 def gaussian_entropy(log_std: torch.Tensor, batch: int) -> torch.Tensor:
-    """The entropy summed over dimensions, ``(batch,)`` (the same for every row: the std is state-independent)."""
+    """The entropy of the (unsquashed) Gaussian summed over dimensions, ``(batch,)``."""
     per_dim = 0.5 * math.log(2.0 * math.pi * math.e) + log_std
     return per_dim.sum(dim=1).expand(batch)
 
@@ -122,15 +146,20 @@ def categorical_entropy(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 class ActionHeads(nn.Module):
-    """The action part of an actor for an :class:`ActionSpec`: Gaussian, categorical, or both (hybrid)."""
+    """The action part of an actor for an :class:`ActionSpec`: Gaussian, categorical, or both (hybrid).
 
-    def __init__(self, hidden_size: int, spec: ActionSpec) -> None:
+    ``tanh_squash`` and ``conditional_sigma`` make the Gaussian SAC's (see the module's docstring)."""
+
+    def __init__(
+        self, hidden_size: int, spec: ActionSpec, tanh_squash: bool = False, conditional_sigma: bool = False
+    ) -> None:
         super().__init__()
         if spec.continuous_size == 0 and spec.discrete_size == 0:
             raise ValueError("the action spec has neither continuous actions nor discrete branches")
         self.spec = spec
+        self.tanh_squash = tanh_squash
         self.continuous: GaussianHead | None = (
-            GaussianHead(hidden_size, spec.continuous_size) if spec.continuous_size > 0 else None
+            GaussianHead(hidden_size, spec.continuous_size, conditional_sigma) if spec.continuous_size > 0 else None
         )
         self.discrete: CategoricalHeads | None = (
             CategoricalHeads(hidden_size, spec.discrete_branches) if spec.discrete_size > 0 else None
@@ -154,6 +183,9 @@ class ActionHeads(nn.Module):
             continuous = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
             log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
             entropy = entropy + gaussian_entropy(log_std, batch)
+            if self.tanh_squash:
+                continuous = torch.tanh(continuous)
+                log_prob = log_prob - squash_correction(continuous)
         if self.discrete is not None:
             log_probs = self.discrete(encoding, allowed)
             discrete = categorical_mode(log_probs) if deterministic else categorical_sample(log_probs)
@@ -170,10 +202,34 @@ class ActionHeads(nn.Module):
         entropy = encoding.new_zeros(batch)
         if self.continuous is not None:
             mean, log_std = self.continuous(encoding)
-            log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
+            if self.tanh_squash:
+                log_prob = log_prob + gaussian_log_prob(unsquash(continuous), mean, log_std)
+                log_prob = log_prob - squash_correction(continuous)
+            else:
+                log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
             entropy = entropy + gaussian_entropy(log_std, batch)
         if self.discrete is not None:
             log_probs = self.discrete(encoding, allowed)
             log_prob = log_prob + categorical_log_prob(log_probs, discrete)
             entropy = entropy + categorical_entropy(log_probs)
         return log_prob, entropy
+
+    def reparameterized(
+        self, encoding: torch.Tensor, allowed: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """What SAC's update differentiates: a squashed continuous sample drawn with the reparameterization trick
+        ``(batch, c)`` and its log density ``(batch,)`` (zeros without continuous actions), and every discrete
+        branch's full masked log probabilities (one ``(batch, branch_size)`` tensor each)."""
+        batch = encoding.shape[0]
+        continuous = encoding.new_zeros(batch, 0)
+        log_prob = encoding.new_zeros(batch)
+        if self.continuous is not None:
+            mean, log_std = self.continuous(encoding)
+            unsquashed = mean + torch.exp(log_std) * torch.randn_like(mean)
+            log_prob = gaussian_log_prob(unsquashed, mean, log_std)
+            continuous = unsquashed
+            if self.tanh_squash:
+                continuous = torch.tanh(unsquashed)
+                log_prob = log_prob - squash_correction(continuous)
+        branches = self.discrete(encoding, allowed) if self.discrete is not None else []
+        return continuous, log_prob, branches

@@ -138,14 +138,18 @@ class LinearEncoder(nn.Module):
 
 
 class NetworkBody(nn.Module):
-    """Observations in, an encoding of ``hidden_units`` (or the raw features when ``num_layers`` is 0) out."""
+    """Observations in, an encoding of ``hidden_units`` (or the raw features when ``num_layers`` is 0) out.
 
-    def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings) -> None:
+    With ``action_size`` > 0 (SAC's Q networks) the continuous actions are concatenated to the observations'
+    features before the fully connected layers, as in ML-Agents."""
+
+    def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings, action_size: int = 0) -> None:
         super().__init__()
         check_network_settings(settings)
+        self.action_size = action_size
         self.observation_encoder = ObservationEncoder(specs, settings)
         self.linear_encoder = LinearEncoder(
-            self.observation_encoder.output_size, settings.num_layers, settings.hidden_units
+            self.observation_encoder.output_size + action_size, settings.num_layers, settings.hidden_units
         )
         self.output_size = self.linear_encoder.output_size
 
@@ -153,6 +157,19 @@ class NetworkBody(nn.Module):
         """Folds a batch of every sensor's observations into the normalizers."""
         self.observation_encoder.update_normalization(observations)
 
-    def forward(self, observations: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The encoding, ``(batch, output_size)``."""
-        return self.linear_encoder(self.observation_encoder(observations))
+    @torch.no_grad()
+    def copy_normalization(self, other: NetworkBody) -> None:
+        """Takes ``other``'s normalizer statistics (SAC's critics normalize as the actor does)."""
+        for mine, theirs in zip(self.observation_encoder.processors, other.observation_encoder.processors):
+            source, target = getattr(theirs, "normalizer", None), getattr(mine, "normalizer", None)
+            if source is not None and target is not None:
+                target.load_state_dict(source.state_dict())
+
+    def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoding, ``(batch, output_size)``; ``actions`` ``(batch, action_size)`` when the body takes them."""
+        features = self.observation_encoder(observations)
+        if self.action_size > 0:
+            if actions is None:
+                raise ValueError(f"this network body takes {self.action_size} continuous actions with its observations")
+            features = torch.cat([features, actions], dim=1)
+        return self.linear_encoder(features)

@@ -3,8 +3,8 @@
 Inputs: ``obs_0 … obs_{N-1}`` (``[batch, *shape]``, sensor order) and, only when there are discrete branches,
 ``action_masks`` (``[batch, sum(branches)]``, float, 1 = allowed). Outputs, in order: ``version_number`` ([1] =
 3.0), ``memory_size`` ([1] = 0), then for continuous actions ``continuous_actions`` (a sample,
-``clamp(x, -3, 3) / 3``), ``continuous_action_output_shape`` ([1]), ``deterministic_continuous_actions`` (the
-mean, clipped the same way), then for discrete branches ``discrete_actions`` (int64 ``[batch, n_branches]``, a
+``clamp(x, -3, 3) / 3``; SAC's actor: ``tanh`` of the sample), ``continuous_action_output_shape`` ([1]),
+``deterministic_continuous_actions`` (the mean, clipped or squashed the same way), then for discrete branches ``discrete_actions`` (int64 ``[batch, n_branches]``, a
 multinomial sample), ``discrete_action_output_shape`` ([1, n_branches]), ``deterministic_discrete_actions`` (the
 argmax). Axis 0 of every input and per-agent output is dynamic and named ``batch``. Normalizers are part of the
 graph. The exporter is torch's TorchScript-based one (``dynamo=False``) at opset 9, ML-Agents' own opset: Unity
@@ -81,7 +81,8 @@ class ExportableActor(nn.Module):
         if heads.continuous is not None:
             mean, log_std = heads.continuous(encoding)
             sample = mean + torch.exp(log_std) * torch.randn_like(mean)
-            outputs += [clip_continuous(sample), self.continuous_action_output_shape, clip_continuous(mean)]
+            to_player = torch.tanh if heads.tanh_squash else clip_continuous
+            outputs += [to_player(sample), self.continuous_action_output_shape, to_player(mean)]
         if heads.discrete is not None:
             log_probs = heads.discrete(encoding, inputs[n_obs])
             outputs += [categorical_sample(log_probs), self.discrete_action_output_shape, categorical_mode(log_probs)]

@@ -13,7 +13,11 @@ A training thread empties the inbox: the trajectories that arrived are taken tog
 batched pass on the learner's device (:meth:`Trainer.ingest`), the ended episodes and the player's statistics are
 recorded, a trainer whose update is due updates, and each new version is put into Ray's object store once and
 published to every id of its behavior (``Name?team=N``) with a publication number of its own. EnvActors never
-wait for an update: what they send while one runs joins the inbox and is taken after it.
+wait for an on-policy update: what they send while one runs joins the inbox and is taken after it. When more than
+one update is due at once (SAC's gradient steps, one per ``steps_per_update`` agent steps, run behind the steps
+taken in), the learner runs them all before it takes more in, and ``submit`` waits meanwhile: the EnvActors are
+throttled to the pace of the learner instead of the ratio of updates to steps drifting
+(:attr:`LearnerProgress.throttled_s` says how long they waited).
 
 The driver polls :meth:`LearnerActor.progress` for the summaries (TensorBoard, console), the checkpoints written
 (``training_status.json``) and whether training is over, and calls :meth:`LearnerActor.save` at the end (or on
@@ -30,6 +34,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +104,9 @@ class LearnerActor:
         self._training_done = False
         self._lock = threading.RLock()
         self._inbox: queue.Queue[TrajectoryBatch] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._open = threading.Event()  # cleared while the trainers catch up on updates due: submits wait
+        self._open.set()
+        self._throttled_s = 0.0
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._train, name="rayagents-learner", daemon=True)
@@ -150,8 +158,14 @@ class LearnerActor:
     # ---- trajectories --------------------------------------------------------------------------------------------
     @ray.method(concurrency_group=TRAJECTORIES_GROUP)
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
-        """Takes a batch into the inbox (waiting while it is full); answers with what every behavior id plays."""
+        """Takes a batch into the inbox (waiting while the trainers catch up on the updates due, and while the inbox
+        is full); answers with what every behavior id plays."""
         self._raise_failure()
+        if not self._open.is_set():
+            waited_from = time.monotonic()
+            while not self._open.wait(INBOX_POLL_S) and not self._stop.is_set():
+                self._raise_failure()
+            self._throttled_s += time.monotonic() - waited_from
         while not self._stop.is_set():
             try:
                 self._inbox.put(batch, timeout=INBOX_POLL_S)
@@ -168,9 +182,26 @@ class LearnerActor:
                 if batches:
                     with self._lock:
                         self._train_on(batches)
+                    self._catch_up()
         except BaseException as error:  # raised to the driver by the next call
             logger.exception("the learner's training thread failed")
             self._failure = error
+
+    def _catch_up(self) -> None:
+        """Runs the updates still due after the first (SAC's gradient steps behind the steps taken in), a turn of
+        one update per trainer at a time, the submits waiting meanwhile; the lock is let go between turns so the
+        driver's calls get through."""
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    due = [trainer for trainer in self._trainers.values() if trainer.update_due]
+                    if not due:
+                        return
+                    self._open.clear()
+                    for trainer in due:
+                        self._advance(trainer)
+        finally:
+            self._open.set()
 
     def _take(self) -> list[TrajectoryBatch]:
         """Every batch in the inbox (waiting up to ``INBOX_POLL_S`` for the first)."""
@@ -296,6 +327,7 @@ class LearnerActor:
             checkpoints={name: tuple(t.checkpoints) for name, t in self._trainers.items()},
             training_done=self._all_done(),
             messages=messages,
+            throttled_s=self._throttled_s,
         )
 
     def save(self) -> dict[str, CheckpointRecord]:
@@ -307,6 +339,7 @@ class LearnerActor:
         behavior name (its ``file_path`` is the ``<name>.onnx``). In inference nothing is written.
         """
         self._stop.set()
+        self._open.set()
         if self._thread.is_alive():
             self._thread.join()
         finals: dict[str, CheckpointRecord] = {}

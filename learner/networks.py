@@ -32,26 +32,55 @@ class ActionSample:
     """Joint log probability of the actions, ``(batch,)``."""
     entropy: torch.Tensor
     """Entropy of the action distribution, ``(batch,)`` (the source of ``Policy/Entropy``)."""
+    squashed: bool = False
+    """The continuous samples are tanh-squashed (SAC): the player receives them as they are."""
 
     def env_actions(self) -> ActionTuple:
-        """The actions for the player: continuous ``clamp(x, -3, 3) / 3``, discrete as int32."""
-        continuous = clip_continuous(self.continuous.detach()).cpu().numpy().astype(np.float32)
+        """The actions for the player: continuous ``clamp(x, -3, 3) / 3`` (squashed ones as they are), discrete as
+        int32."""
+        continuous_tensor = self.continuous.detach()
+        if not self.squashed:
+            continuous_tensor = clip_continuous(continuous_tensor)
+        continuous = continuous_tensor.cpu().numpy().astype(np.float32)
         discrete = self.discrete.detach().cpu().numpy().astype(np.int32)
         return ActionTuple(continuous=continuous, discrete=discrete)
+
+
+@dataclass(frozen=True)
+class ActorKind:
+    """How an actor's continuous actions are distributed (ML-Agents' ``SimpleActor`` arguments)."""
+
+    tanh_squash: bool = False
+    """Squash the Gaussian sample with tanh (SAC) instead of clipping it to ±3 and dividing by 3 (PPO, POCA)."""
+    conditional_sigma: bool = False
+    """The standard deviation depends on the observation (SAC) rather than being one learned parameter."""
+
+
+PPO_ACTOR = ActorKind()
+"""The actor PPO and POCA train."""
+SAC_ACTOR = ActorKind(tanh_squash=True, conditional_sigma=True)
+"""The actor SAC trains."""
 
 
 class Actor(nn.Module):
     """The policy: a network body and the action heads of the behavior's action spec."""
 
     def __init__(
-        self, observation_specs: Sequence[ObservationSpec], action_spec: ActionSpec, settings: NetworkSettings
+        self,
+        observation_specs: Sequence[ObservationSpec],
+        action_spec: ActionSpec,
+        settings: NetworkSettings,
+        kind: ActorKind = PPO_ACTOR,
     ) -> None:
         super().__init__()
         self.observation_specs = tuple(observation_specs)
         self.action_spec = action_spec
+        self.kind = kind
         self.deterministic = settings.deterministic
         self.network_body = NetworkBody(observation_specs, settings)
-        self.action_heads = ActionHeads(self.network_body.output_size, action_spec)
+        self.action_heads = ActionHeads(
+            self.network_body.output_size, action_spec, kind.tanh_squash, kind.conditional_sigma
+        )
 
     def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
         """Folds a batch of observations into the actor's normalizers."""
@@ -76,7 +105,9 @@ class Actor(nn.Module):
         continuous, discrete, log_prob, entropy = self.action_heads.sample(
             encoding, self._allowed(encoding, allowed), mode
         )
-        return ActionSample(continuous=continuous, discrete=discrete, log_prob=log_prob, entropy=entropy)
+        return ActionSample(
+            continuous=continuous, discrete=discrete, log_prob=log_prob, entropy=entropy, squashed=self.kind.tanh_squash
+        )
 
     def evaluate(
         self,
@@ -88,6 +119,14 @@ class Actor(nn.Module):
         """The joint log probability of the given (raw) actions and the entropy, each ``(batch,)``, with gradients."""
         encoding = self.network_body(observations)
         return self.action_heads.evaluate(encoding, self._allowed(encoding, allowed), continuous, discrete)
+
+    def reparameterized(
+        self, observations: Sequence[torch.Tensor], allowed: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """SAC's differentiable policy outputs: a continuous sample (reparameterized) and its log density, and each
+        discrete branch's full log probabilities (see :meth:`ActionHeads.reparameterized`)."""
+        encoding = self.network_body(observations)
+        return self.action_heads.reparameterized(encoding, self._allowed(encoding, allowed))
 
 
 class ValueHeads(nn.Module):

@@ -6,7 +6,7 @@ publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:
 copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
 under the agents' action masks and returns the raw samples with, as extras kept per step, the joint log
 probabilities that PPO's ratio is taken against and the entropies behind ``Policy/Entropy``; the player's actions
-are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``). Inference runs without
+are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). Inference runs without
 gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
 one CPU.
 """
@@ -21,7 +21,7 @@ import torch
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
-from rayagents.learner.networks import Actor
+from rayagents.learner.networks import PPO_ACTOR, Actor, ActorKind
 from rayagents.learner.weights import load_actor_weights
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
 from rayagents.protocol.types import BehaviorName, BehaviorSpec, DecisionSteps
@@ -57,12 +57,19 @@ class InferencePolicy:
         behavior: the fully qualified behavior name (``"Name?team=0"``) it acts for.
         behavior_spec: the behavior's observations and actions (the network is built from them).
         network_settings: the behavior's ``network_settings``, the same the learner's network is built from.
+        kind: the actor's kind (PPO's clipped Gaussian, SAC's squashed one), the same as the learner's.
     """
 
-    def __init__(self, behavior: BehaviorName, behavior_spec: BehaviorSpec, network_settings: NetworkSettings) -> None:
+    def __init__(
+        self,
+        behavior: BehaviorName,
+        behavior_spec: BehaviorSpec,
+        network_settings: NetworkSettings,
+        kind: ActorKind = PPO_ACTOR,
+    ) -> None:
         self.behavior = behavior
         self.behavior_spec = behavior_spec
-        self.actor = Actor(behavior_spec.observation_specs, behavior_spec.action_spec, network_settings).eval()
+        self.actor = Actor(behavior_spec.observation_specs, behavior_spec.action_spec, network_settings, kind).eval()
         self._version = -1
         self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from rayagents.configs.hyperparameters import PPOSettings
-from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
+from rayagents.configs.reward_signals import RewardSignalSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.algorithm import PlayRules
 from rayagents.learner.checkpoint_format import POLICY, Saveable
@@ -54,6 +54,7 @@ from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
+from rayagents.learner.reward_signals import supported_reward_signals
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
@@ -165,7 +166,7 @@ class PPO:
                 f"(trainer_type {settings.trainer_type!r})"
             )
         self.hyperparameters: PPOSettings = settings.hyperparameters
-        self.reward_signals: dict[str, RewardSignalSettings] = _supported_reward_signals(settings.reward_signals)
+        self.reward_signals: dict[str, RewardSignalSettings] = supported_reward_signals(settings.reward_signals, "PPO")
         self.device = torch.device(device)
         self.actor, self.critic = build_actor_critic(
             behavior_spec, settings.network_settings, tuple(self.reward_signals), self.hyperparameters.shared_critic
@@ -202,13 +203,17 @@ class PPO:
         """Experiences in the update buffer."""
         return self.buffer.num_experiences
 
-    def ready_for_update(self) -> bool:
+    def ready_for_update(self, step: int) -> bool:
         """Whether the buffer holds more than ``buffer_size`` experiences."""
         return self.buffer.num_experiences > self.hyperparameters.buffer_size
 
-    def clear_buffer(self) -> None:
-        """Empties the update buffer."""
+    def restored(self, step: int) -> None:
+        """Empties the update buffer: it was acted by weights that no longer exist."""
         self.buffer.clear()
+
+    def saved_buffers(self) -> dict[str, Saveable]:
+        """Nothing: PPO's buffer is emptied by every update."""
+        return {}
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return observation_tensor(array, self.device)
@@ -346,17 +351,3 @@ class PPO:
             "Policy/Epsilon": epsilon,
             "Policy/Beta": beta,
         }
-
-
-def _supported_reward_signals(
-    signals: Mapping[RewardSignalType, RewardSignalSettings],
-) -> dict[str, RewardSignalSettings]:
-    """The reward signals by name (``"extrinsic"``); NotImplementedError for the ones not supported yet."""
-    unsupported = [kind.value for kind in signals if kind != RewardSignalType.EXTRINSIC]
-    if unsupported:
-        raise NotImplementedError(
-            f"reward_signals {unsupported} are not yet supported by rayagents; only extrinsic is, for now"
-        )
-    if not signals:
-        raise ValueError("reward_signals is empty: a PPO trainer needs at least the extrinsic signal")
-    return {kind.value: settings for kind, settings in signals.items()}

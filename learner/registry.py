@@ -17,8 +17,10 @@ import torch
 
 from rayagents.configs import ConfigWarning, RunOptions, TrainerSettings, behavior_settings
 from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
+from rayagents.learner.networks import SAC_ACTOR
 from rayagents.learner.policy import InferencePolicy
 from rayagents.learner.ppo import PPO, ppo_play_rules
+from rayagents.learner.sac import SAC, sac_play_rules
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 
 AlgorithmFactory = Callable[[BehaviorSpec, TrainerSettings, torch.device, "int | None"], Algorithm]
@@ -46,8 +48,16 @@ def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerS
     return InferencePolicy(behavior, spec, settings.network_settings)
 
 
+def _squashed_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> InferencePolicy:
+    """SAC's acting policy: a tanh-squashed Gaussian with a state-dependent standard deviation."""
+    return InferencePolicy(behavior, spec, settings.network_settings, SAC_ACTOR)
+
+
 TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
-    {"ppo": TrainerEntry("ppo", make_algorithm=PPO, make_policy=_actor_policy, play_rules=ppo_play_rules)}
+    {
+        "ppo": TrainerEntry("ppo", make_algorithm=PPO, make_policy=_actor_policy, play_rules=ppo_play_rules),
+        "sac": TrainerEntry("sac", make_algorithm=SAC, make_policy=_squashed_policy, play_rules=sac_play_rules),
+    }
 )
 """Every trainer this version trains, by ``trainer_type``."""
 

@@ -204,9 +204,14 @@ class Trainer:
         self._stats.add(name, value)
 
     # ---- 3. updates ------------------------------------------------------------------------------------------------
+    @property
+    def update_due(self) -> bool:
+        """Whether the algorithm has an update due (and the trainer still trains)."""
+        return self.training and self.should_still_train and self.algorithm.ready_for_update(self.step)
+
     def maybe_update(self) -> bool:
         """An update if the algorithm has one due; True (a new version) if so."""
-        if not self.training or not self.should_still_train or not self.algorithm.ready_for_update():
+        if not self.update_due:
             return False
         for name, value in self.algorithm.update(self.step).items():
             self._stats.add(name, value)
@@ -260,7 +265,7 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):
                 return self.algorithm.export(path)
 
-        record = store.write(self.step, self.modules(), export, reward)
+        record = store.write(self.step, self.modules(), export, reward, self.algorithm.saved_buffers())
         self.checkpoints = [r for r in self.checkpoints if r.steps != record.steps] + [record]
         self.checkpoints = rotate(self.checkpoints, self.settings.keep_checkpoints, store.storage)
         self._next_checkpoint_step = next_interval_step(record.steps, self.settings.checkpoint_interval)
@@ -268,10 +273,11 @@ class Trainer:
 
     def restore(self, store: CheckpointStore, *, reset_global_step: bool) -> list[str]:
         """Loads the latest readable checkpoint of ``store`` (``--resume``; ``reset_global_step`` for
-        ``--initialize-from``). The weights change, so the version goes up by one; the buffer is emptied. Returns the
-        load warnings."""
-        warnings = store.restore(self.modules(), reset_global_step=reset_global_step)
-        self.algorithm.clear_buffer()
+        ``--initialize-from``). The weights change, so the version goes up by one; an on-policy buffer is emptied. Returns the
+        load warnings. A replay buffer saved beside the checkpoint is loaded on ``--resume`` only."""
+        buffers = {} if reset_global_step else self.algorithm.saved_buffers()
+        warnings = store.restore(self.modules(), reset_global_step=reset_global_step, buffers=buffers)
+        self.algorithm.restored(self.step)
         self._version += 1
         self._next_summary_step = next_interval_step(self.step, self.settings.summary_freq)
         self._next_checkpoint_step = next_interval_step(self.step, self.settings.checkpoint_interval)

@@ -182,7 +182,7 @@ def test_update_reduces_the_loss_on_a_fixed_batch_and_reports_mlagents_stats() -
     ppo = PPO(spec, settings, seed=0)
     trajectories = [random_trajectory(spec, 16, True, False, rng) for _ in range(16)]
     ppo.ingest(trajectories, all_trainable(trajectories))
-    assert ppo.buffered_steps == 256 and not ppo.ready_for_update()
+    assert ppo.buffered_steps == 256 and not ppo.ready_for_update(0)
     data = ppo.buffer.tensors(torch.device("cpu"))
     data[ADVANTAGES] = (data[ADVANTAGES] - data[ADVANTAGES].mean()) / (data[ADVANTAGES].std(correction=0) + 1e-10)
     with torch.no_grad():

@@ -1,0 +1,484 @@
+"""SAC, the ML-Agents way, read top to bottom: trajectories → replay buffer → soft actor-critic gradient steps.
+
+Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``buffer_init_steps``, ``tau``,
+``steps_per_update``, ``init_entcoef``, ``learning_rate`` and its schedule, ``save_replay_buffer``,
+``reward_signal_steps_per_update``; ``gamma`` and ``strength`` per reward signal), and so are the networks and
+losses (ML-Agents' ``TorchSACOptimizer``):
+
+- the actor: a squashed Gaussian (``tanh``, a state-dependent standard deviation) for continuous actions and one
+  categorical per discrete branch (hybrid both);
+- twin Q networks (``q1``, ``q2``): observations and continuous actions in, per reward signal one value per
+  discrete action (one value without discrete branches) out; a value network V(s) per reward signal, and its
+  target, soft-updated by ``tau`` after every gradient step;
+- entropy coefficients learned in log space, one per discrete branch and one for the continuous part, starting at
+  ``init_entcoef``, driven towards ML-Agents' target entropies: ``-continuous_size`` for the continuous part and
+  ``0.2 * log(branch_size)`` per branch.
+
+1. :meth:`SAC.ingest` puts the experiences that arrive into the replay buffer (any policy lag: SAC learns off
+   policy), each with the observation after it (the trajectory's next one for its last experience) and ``done``
+   only where the episode truly ended (an interrupted episode is bootstrapped). The actor's normalizers take the
+   observations in; the critics copy them. ``Policy/<Name> Value`` is the value network's mean estimate of them.
+2. :meth:`SAC.update`: gradient steps while ``(step - buffer_init_steps) / update_steps > steps_per_update``
+   (ML-Agents' rule, ``update_steps`` counting from 1), each on ``batch_size`` experiences drawn uniformly from the
+   buffer, at most :data:`GRADIENT_STEPS_PER_VERSION` per call so the EnvActors get new weights often. The
+   LearnerActor runs every due step before it takes more trajectories in and makes the EnvActors wait meanwhile,
+   so one gradient step is made per ``steps_per_update`` agent steps whether one EnvActor plays or sixteen.
+
+One departure, on purpose: for hybrid actions ML-Agents *adds* the continuous entropy term to the value target
+(``v_backup += alpha * log_prob``) where the soft value is ``min Q - alpha * log_prob``; here it is subtracted for
+the continuous part as for the discrete one.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rayagents.configs.hyperparameters import SACSettings
+from rayagents.configs.network import NetworkSettings
+from rayagents.configs.reward_signals import RewardSignalSettings
+from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.algorithm import PlayRules
+from rayagents.learner.checkpoint_format import POLICY, Saveable
+from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.encoders import NetworkBody, linear_layer, observation_tensor
+from rayagents.learner.export import export_policy_model
+from rayagents.learner.networks import SAC_ACTOR, Actor, Critic
+from rayagents.learner.policy import ENTROPY
+from rayagents.learner.replay_buffer import Column, ReplayBuffer, place_replay_buffer
+from rayagents.learner.reward_signals import supported_reward_signals
+from rayagents.learner.schedules import LEARNING_RATE_FLOOR, DecayedValue
+from rayagents.learner.trajectory import ACTION_MASKS, CONTINUOUS_ACTIONS, DISCRETE_ACTIONS, obs_key
+from rayagents.learner.weights import actor_weights
+from rayagents.protocol.trajectories import Trajectory
+from rayagents.protocol.types import ActionSpec, BehaviorSpec, ObservationSpec
+
+GRADIENT_STEPS_PER_VERSION = 32
+"""The most gradient steps one :meth:`SAC.update` makes: the EnvActors get new weights at least this often."""
+DISCRETE_TARGET_ENTROPY_SCALE = 0.2
+"""ML-Agents' target entropy per discrete branch, as a share of the uniform distribution's (about e-greedy 0.05)."""
+CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
+"""ML-Agents' target entropy of the continuous part, per action dimension (negated)."""
+
+REWARDS = "rewards"
+"""The replay column of the environment reward after each experience (scaled by each signal's strength when a
+minibatch is drawn)."""
+DONES = "dones"
+"""The replay column of 1.0 where the episode truly ended after the experience (not when it was interrupted)."""
+
+
+def next_obs_key(index: int) -> str:
+    """The replay column of the observations after each experience, of sensor ``index``."""
+    return f"next_obs_{index}"
+
+
+def value_stat(stream: str) -> str:
+    """The statistic of a reward signal's value estimate under SAC, e.g. ``Policy/Extrinsic Value``."""
+    return f"Policy/{stream.capitalize()} Value"
+
+
+def sac_play_rules(settings: TrainerSettings) -> PlayRules:
+    """SAC trains on experiences of any policy lag (it learns off policy from its replay buffer)."""
+    return PlayRules(max_policy_lag=None)
+
+
+class QNetwork(nn.Module):
+    """One Q function: observations and continuous actions in, per reward signal one value per discrete action
+    (``sum(branches)`` of them; one without discrete branches) out."""
+
+    def __init__(
+        self,
+        observation_specs: Sequence[ObservationSpec],
+        action_spec: ActionSpec,
+        settings: NetworkSettings,
+        stream_names: Sequence[str],
+    ) -> None:
+        super().__init__()
+        outputs = max(sum(action_spec.discrete_branches), 1)
+        self.network_body = NetworkBody(observation_specs, settings, action_size=action_spec.continuous_size)
+        self.heads = nn.ModuleDict({name: linear_layer(self.network_body.output_size, outputs) for name in stream_names})
+
+    def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(batch, outputs)`` per reward signal."""
+        encoding = self.network_body(observations, actions)
+        return {name: head(encoding) for name, head in self.heads.items()}
+
+
+class TwinQ(nn.Module):
+    """The two Q functions (ML-Agents' ``q1_network`` and ``q2_network``)."""
+
+    def __init__(
+        self,
+        observation_specs: Sequence[ObservationSpec],
+        action_spec: ActionSpec,
+        settings: NetworkSettings,
+        stream_names: Sequence[str],
+    ) -> None:
+        super().__init__()
+        self.q1_network = QNetwork(observation_specs, action_spec, settings, stream_names)
+        self.q2_network = QNetwork(observation_specs, action_spec, settings, stream_names)
+
+
+class LogEntropyCoefficients(nn.Module):
+    """The entropy coefficients in log space: one per discrete branch and one for the continuous part."""
+
+    def __init__(self, branches: int, init_entcoef: float) -> None:
+        super().__init__()
+        start = float(np.log(init_entcoef))
+        self.discrete = nn.Parameter(torch.full((branches,), start))
+        self.continuous = nn.Parameter(torch.full((1,), start))
+
+
+@dataclass(frozen=True)
+class SACLosses:
+    """The losses of one minibatch (tensors with gradients where they train something)."""
+
+    policy_loss: torch.Tensor
+    """The actor's: entropy-weighted log probabilities minus Q1 of the policy's own actions."""
+    value_loss: torch.Tensor
+    """V(s) against the soft value of the policy's actions (min of the twin Qs minus the entropy term)."""
+    q1_loss: torch.Tensor
+    """Q1 against ``r + gamma * (1 - done) * V_target(s')``."""
+    q2_loss: torch.Tensor
+    """Q2 against the same."""
+    entropy_loss: torch.Tensor
+    """The log entropy coefficients' (towards the target entropies)."""
+
+
+class SAC:
+    """A behavior's SAC learner: actor, twin Q, value and target networks, entropy coefficients, replay buffer.
+
+    Arguments:
+        behavior_spec: the behavior's observations and actions.
+        settings: its trainer settings (``trainer_type: sac``).
+        device: where the networks train (the replay buffer joins them when it fits there).
+        seed: seeds the minibatch sampling; None draws from torch's global generator.
+    """
+
+    def __init__(
+        self,
+        behavior_spec: BehaviorSpec,
+        settings: TrainerSettings,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(settings.hyperparameters, SACSettings):
+            raise TypeError(
+                f"SAC needs SACSettings hyperparameters, got {type(settings.hyperparameters).__name__} "
+                f"(trainer_type {settings.trainer_type!r})"
+            )
+        hp = self.hyperparameters = settings.hyperparameters
+        self.reward_signals: dict[str, RewardSignalSettings] = supported_reward_signals(settings.reward_signals, "SAC")
+        self.device = torch.device(device)
+        self.action_spec = spec = behavior_spec.action_spec
+        observation_specs = behavior_spec.observation_specs
+        network = settings.network_settings
+        streams = tuple(self.reward_signals)
+        self.actor = Actor(observation_specs, spec, network, SAC_ACTOR).to(self.device)
+        self.q_network = TwinQ(observation_specs, spec, network, streams).to(self.device)
+        self.value_network = Critic(NetworkBody(observation_specs, network), streams).to(self.device)
+        self.target_network = copy.deepcopy(self.value_network).requires_grad_(False)
+        self.log_ent_coef = LogEntropyCoefficients(len(spec.discrete_branches), hp.init_entcoef).to(self.device)
+        self.continuous_target_entropy = -CONTINUOUS_TARGET_ENTROPY_SCALE * float(spec.continuous_size)
+        self.discrete_target_entropy = torch.tensor(
+            [DISCRETE_TARGET_ENTROPY_SCALE * float(np.log(size)) for size in spec.discrete_branches],
+            device=self.device,
+        )
+        value_parameters = [*self.q_network.parameters(), *self.value_network.parameters()]
+        self.policy_optimizer = torch.optim.Adam(self.actor.parameters(), lr=hp.learning_rate, foreach=True)
+        self.value_optimizer = torch.optim.Adam(value_parameters, lr=hp.learning_rate, foreach=True)
+        self.entropy_optimizer = torch.optim.Adam(self.log_ent_coef.parameters(), lr=hp.learning_rate)
+        self.decay_learning_rate = DecayedValue(
+            hp.learning_rate_schedule, hp.learning_rate, LEARNING_RATE_FLOOR, settings.max_steps
+        )
+        columns = replay_columns(behavior_spec)
+        self.buffer = ReplayBuffer(hp.buffer_size, columns, place_replay_buffer(hp.buffer_size, columns, self.device))
+        self.update_steps = 1
+        """ML-Agents' count of gradient steps, from 1: a step is due while (step - init) / update_steps > ratio."""
+        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
+        self._mask_size = sum(spec.discrete_branches)
+        self._strengths = torch.tensor([s.strength for s in self.reward_signals.values()], device=self.device)
+
+    # ---- what the trainer keeps, publishes and exports ---------------------------------------------------------
+    def modules(self) -> dict[str, Saveable]:
+        """The checkpoint entries, under ML-Agents' names (plus the entropy coefficients, which it does not save)."""
+        return {
+            POLICY: self.actor,
+            "Optimizer:q_network": self.q_network,
+            "Optimizer:value_network": self.value_network,
+            "Optimizer:target_network": self.target_network,
+            "Optimizer:policy_optimizer": self.policy_optimizer,
+            "Optimizer:value_optimizer": self.value_optimizer,
+            "Optimizer:entropy_optimizer": self.entropy_optimizer,
+            "Optimizer:log_ent_coef": self.log_ent_coef,
+        }
+
+    def saved_buffers(self) -> dict[str, Saveable]:
+        """The replay buffer, with ``save_replay_buffer``."""
+        return {"replay_buffer": self.buffer} if self.hyperparameters.save_replay_buffer else {}
+
+    def policy_state(self) -> dict[str, np.ndarray]:
+        """The actor's weights for the EnvActors' policies."""
+        return actor_weights(self.actor)
+
+    def export(self, path: Path) -> Path:
+        """The actor as a Unity-loadable ``.onnx`` model (squashed continuous outputs)."""
+        return export_policy_model(self.actor, path)
+
+    @property
+    def buffered_steps(self) -> int:
+        """Experiences in the replay buffer."""
+        return len(self.buffer)
+
+    def restored(self, step: int) -> None:
+        """Re-counts the gradient steps for ``step`` (the replay buffer is kept: SAC trains off policy)."""
+        ratio = self.hyperparameters.steps_per_update
+        self.update_steps = max(1, int((step - self.hyperparameters.buffer_init_steps) / ratio))
+        self._copy_normalization()
+
+    def _gradient_step_due(self, step: int) -> bool:
+        hp = self.hyperparameters
+        return (step - hp.buffer_init_steps) / self.update_steps > hp.steps_per_update
+
+    def ready_for_update(self, step: int) -> bool:
+        """Whether a gradient step is due: ``buffer_init_steps`` reached, a minibatch in the buffer, and fewer
+        gradient steps made than the steps taken in call for."""
+        hp = self.hyperparameters
+        return step >= hp.buffer_init_steps and len(self.buffer) >= hp.batch_size and self._gradient_step_due(step)
+
+    def _copy_normalization(self) -> None:
+        for body in (
+            self.q_network.q1_network.network_body,
+            self.q_network.q2_network.network_body,
+            self.value_network.network_body,
+            self.target_network.network_body,
+        ):
+            body.copy_normalization(self.actor.network_body)
+
+    # ---- 1. trajectories into the replay buffer ------------------------------------------------------------------
+    @torch.no_grad()
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> dict[str, float]:
+        """Adds the trainable experiences of ``trajectories`` to the replay buffer. Returns ``Policy/<Name> Value``
+        per reward signal and ``Policy/Entropy``."""
+        if not trajectories:
+            return {}
+        sensors = len(self.actor.observation_specs)
+        keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
+        obs = [np.concatenate([t.obs[k] for t in trajectories]) for k in range(sensors)]
+        obs_tensors = [observation_tensor(o, self.device) for o in obs]
+        self.actor.update_normalization(obs_tensors)
+        self._copy_normalization()
+        stats = {value_stat(name): float(v.mean()) for name, v in self.value_network(obs_tensors).items()}
+        if all(ENTROPY in t.extras for t in trajectories):
+            stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
+        if not keep.any():
+            return stats
+        rows: dict[str, np.ndarray] = {}
+        for k in range(sensors):
+            rows[obs_key(k)] = obs[k][keep]
+            rows[next_obs_key(k)] = np.concatenate(
+                [np.concatenate([t.obs[k][1:], t.next_obs[k][None]]) for t in trajectories]
+            )[keep]
+        rows[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])[keep]
+        rows[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])[keep]
+        masks = [allowed_from_disabled(t.action_mask, len(t), self._mask_size) for t in trajectories]
+        rows[ACTION_MASKS] = np.concatenate(masks)[keep]
+        rows[REWARDS] = np.concatenate([t.rewards for t in trajectories])[keep]
+        dones = []
+        for t in trajectories:
+            done = np.zeros(len(t), dtype=np.float32)
+            done[-1] = float(t.done and not t.interrupted)
+            dones.append(done)
+        rows[DONES] = np.concatenate(dones)[keep]
+        self.buffer.add(rows)
+        return stats
+
+    # ---- 2. the losses of a minibatch ----------------------------------------------------------------------------
+    def losses(self, batch: Mapping[str, torch.Tensor]) -> SACLosses:
+        """SAC's losses on a minibatch of replay columns (ML-Agents' ``TorchSACOptimizer.update``)."""
+        sensors = len(self.actor.observation_specs)
+        obs = [batch[obs_key(k)] for k in range(sensors)]
+        next_obs = [batch[next_obs_key(k)] for k in range(sensors)]
+        allowed = batch[ACTION_MASKS]
+        streams = list(self.reward_signals)
+        discrete = self.action_spec.discrete_size > 0
+        continuous = self.action_spec.continuous_size > 0
+        branches = self.action_spec.discrete_branches
+        cont_coef = self.log_ent_coef.continuous.detach().exp()  # trained by the entropy loss only
+        disc_coef = self.log_ent_coef.discrete.detach().exp()
+
+        sampled, cont_log_prob, branch_log_probs = self.actor.reparameterized(obs, allowed)
+        branch_probs = [lp.exp() for lp in branch_log_probs]
+        values = self.value_network(obs)
+        q1p = self.q_network.q1_network(obs, sampled)
+        with torch.no_grad():
+            q2p = self.q_network.q2_network(obs, sampled)
+        q1 = self.q_network.q1_network(obs, batch[CONTINUOUS_ACTIONS])
+        q2 = self.q_network.q2_network(obs, batch[CONTINUOUS_ACTIONS])
+        if discrete:
+            taken = batch[DISCRETE_ACTIONS].long()
+            q1_taken = {name: _taken_q(q, taken, branches) for name, q in q1.items()}
+            q2_taken = {name: _taken_q(q, taken, branches) for name, q in q2.items()}
+        else:
+            q1_taken = {name: q.squeeze(1) for name, q in q1.items()}
+            q2_taken = {name: q.squeeze(1) for name, q in q2.items()}
+
+        # Q losses: the twin Qs of the actions taken against r + gamma * (1 - done) * V_target(s').
+        rewards = batch[REWARDS]
+        dones = batch[DONES]
+        with torch.no_grad():
+            target_values = self.target_network(next_obs)
+        q1_losses, q2_losses = [], []
+        for i, name in enumerate(streams):
+            with torch.no_grad():
+                backup = rewards * self._strengths[i] + (1.0 - dones) * self.reward_signals[name].gamma * target_values[name]
+            q1_losses.append(0.5 * torch.mean((backup - q1_taken[name]) ** 2))
+            q2_losses.append(0.5 * torch.mean((backup - q2_taken[name]) ** 2))
+
+        # Value loss: V(s) against the soft value of the policy's actions, min(Q1, Q2) - entropy term.
+        with torch.no_grad():
+            entropy_term = torch.zeros_like(rewards)
+            if discrete:
+                per_branch = [
+                    disc_coef[b] * (lp * p).sum(dim=1) for b, (lp, p) in enumerate(zip(branch_log_probs, branch_probs))
+                ]
+                entropy_term = entropy_term + torch.stack(per_branch).mean(dim=0)
+            if continuous:
+                entropy_term = entropy_term + cont_coef * cont_log_prob
+            soft_values = {}
+            for name in streams:
+                if discrete:
+                    expected_q1 = _expected_over_branches(q1p[name], branch_probs, branches)
+                    expected_q2 = _expected_over_branches(q2p[name], branch_probs, branches)
+                    soft_values[name] = torch.min(expected_q1, expected_q2) - entropy_term
+                else:
+                    soft_values[name] = torch.min(q1p[name], q2p[name]).squeeze(1) - entropy_term
+        value_loss = torch.stack([0.5 * torch.mean((values[n] - soft_values[n]) ** 2) for n in streams]).mean()
+
+        # Policy loss: entropy-weighted log probabilities minus Q1 of the policy's own actions.
+        mean_q1 = torch.stack([q1p[name] for name in streams]).mean(dim=0)
+        policy_loss_per_experience = torch.zeros_like(rewards)
+        if discrete:
+            all_probs = torch.cat(branch_probs, dim=1)
+            q_by_branch = torch.split(mean_q1 * all_probs, list(branches), dim=1)
+            for b, (lp, p, q) in enumerate(zip(branch_log_probs, branch_probs, q_by_branch)):
+                policy_loss_per_experience = policy_loss_per_experience + (disc_coef[b] * lp * p - q).sum(dim=1)
+            expected_mean_q1 = (all_probs * mean_q1).sum(dim=1)
+        else:
+            expected_mean_q1 = mean_q1.squeeze(1)
+        if continuous:
+            policy_loss_per_experience = policy_loss_per_experience + cont_coef * cont_log_prob - expected_mean_q1
+        policy_loss = policy_loss_per_experience.mean()
+
+        # Entropy loss: each log coefficient towards its target entropy.
+        entropy_loss = torch.zeros((), device=rewards.device)
+        if discrete:
+            with torch.no_grad():
+                gaps = torch.stack(
+                    [(lp * p).sum(dim=1) for lp, p in zip(branch_log_probs, branch_probs)], dim=1
+                ) + self.discrete_target_entropy
+            entropy_loss = entropy_loss - torch.mean(self.log_ent_coef.discrete * gaps)
+        if continuous:
+            with torch.no_grad():
+                gap = cont_log_prob + self.continuous_target_entropy
+            entropy_loss = entropy_loss - torch.mean(self.log_ent_coef.continuous * gap)
+
+        return SACLosses(
+            policy_loss=policy_loss,
+            value_loss=value_loss,
+            q1_loss=torch.stack(q1_losses).mean(),
+            q2_loss=torch.stack(q2_losses).mean(),
+            entropy_loss=entropy_loss,
+        )
+
+    # ---- 3. the update --------------------------------------------------------------------------------------------
+    def update(self, step: int) -> dict[str, float]:
+        """The gradient steps due at ``step``, at most :data:`GRADIENT_STEPS_PER_VERSION`; returns the statistics
+        under ML-Agents' names (each a mean over the steps made) and ``Policy/Updates per Step``."""
+        hp = self.hyperparameters
+        learning_rate = self.decay_learning_rate.value(step)
+        for optimizer in (self.policy_optimizer, self.value_optimizer, self.entropy_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+        totals: dict[str, list[torch.Tensor]] = {}
+        made = 0
+        while made < GRADIENT_STEPS_PER_VERSION and self.ready_for_update(step):
+            losses = self.losses(self.buffer.sample(hp.batch_size, self._generator))
+            self._step_optimizers(losses)
+            self._soft_update_target()
+            self.update_steps += 1
+            made += 1
+            for name, value in _loss_stats(losses).items():
+                totals.setdefault(name, []).append(value.detach())
+        if made == 0:
+            raise ValueError("no gradient step is due: call update only when ready_for_update says so")
+        stats = {name: float(torch.stack(values).mean()) for name, values in totals.items()}
+        stats["Policy/Discrete Entropy Coeff"] = float(self.log_ent_coef.discrete.exp().mean()) if self._mask_size else 0.0
+        stats["Policy/Continuous Entropy Coeff"] = float(self.log_ent_coef.continuous.exp().mean())
+        stats["Policy/Learning Rate"] = learning_rate
+        stats["Policy/Updates per Step"] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
+        return stats
+
+    def _step_optimizers(self, losses: SACLosses) -> None:
+        """One Adam step each: the actor on the policy loss, the Qs and V on theirs, the coefficients on theirs."""
+        self.policy_optimizer.zero_grad(set_to_none=True)
+        losses.policy_loss.backward()
+        self.policy_optimizer.step()
+        self.value_optimizer.zero_grad(set_to_none=True)  # drops what the policy loss left in Q1
+        (losses.q1_loss + losses.q2_loss + losses.value_loss).backward()
+        self.value_optimizer.step()
+        self.entropy_optimizer.zero_grad(set_to_none=True)
+        losses.entropy_loss.backward()
+        self.entropy_optimizer.step()
+
+    @torch.no_grad()
+    def _soft_update_target(self) -> None:
+        """target ← tau · V + (1 − tau) · target, parameter by parameter (normalizers are copied, not mixed)."""
+        target = [p for p in self.target_network.parameters()]
+        source = [p for p in self.value_network.parameters()]
+        torch._foreach_lerp_(target, source, self.hyperparameters.tau)
+
+
+def _loss_stats(losses: SACLosses) -> dict[str, torch.Tensor]:
+    return {
+        "Losses/Policy Loss": losses.policy_loss,
+        "Losses/Value Loss": losses.value_loss,
+        "Losses/Q1 Loss": losses.q1_loss,
+        "Losses/Q2 Loss": losses.q2_loss,
+    }
+
+
+def _taken_q(q: torch.Tensor, taken: torch.Tensor, branches: Sequence[int]) -> torch.Tensor:
+    """The Q of each branch's action taken, averaged over branches: ``(batch,)``."""
+    per_branch = torch.split(q, list(branches), dim=1)
+    picked = [values.gather(1, taken[:, b : b + 1]).squeeze(1) for b, values in enumerate(per_branch)]
+    return torch.stack(picked).mean(dim=0)
+
+
+def _expected_over_branches(q: torch.Tensor, probs: Sequence[torch.Tensor], branches: Sequence[int]) -> torch.Tensor:
+    """Each branch's Q expected under the policy, averaged over branches: ``(batch,)``."""
+    per_branch = torch.split(q, list(branches), dim=1)
+    return torch.stack([(values * p).sum(dim=1) for values, p in zip(per_branch, probs)]).mean(dim=0)
+
+
+def replay_columns(spec: BehaviorSpec) -> dict[str, Column]:
+    """The replay buffer's columns for a behavior: observations and next observations (uint8 for visual sensors),
+    actions, the allowed-action mask, the reward and done."""
+    columns: dict[str, Column] = {}
+    for k, observation in enumerate(spec.observation_specs):
+        dtype = torch.uint8 if len(observation.shape) == 3 else torch.float32
+        columns[obs_key(k)] = Column(tuple(observation.shape), dtype)
+        columns[next_obs_key(k)] = Column(tuple(observation.shape), dtype)
+    action = spec.action_spec
+    columns[CONTINUOUS_ACTIONS] = Column((action.continuous_size,), torch.float32)
+    columns[DISCRETE_ACTIONS] = Column((len(action.discrete_branches),), torch.int64)
+    columns[ACTION_MASKS] = Column((sum(action.discrete_branches),), torch.float32)
+    columns[REWARDS] = Column((), torch.float32)
+    columns[DONES] = Column((), torch.float32)
+    return columns
