@@ -10,8 +10,9 @@
   normalizers, one critic pass, GAE, the update buffer), and its PPO update on the full buffer (``buffer_size`` ×
   ``num_epoch`` ÷ update seconds), both in samples/s.
 
-The HalfCheetah example config trains SAC, which this version refuses, so HalfCheetah is trained with the example
-made PPO (:func:`halfcheetah_ppo_config`): its network, reward signal, ``time_horizon`` and checkpoints, with the
+The HalfCheetah example config trains SAC, whose learner sets the players' pace (one gradient step per
+``steps_per_update`` agent steps: ``python -m bench.sac`` measures it); this benchmark measures the streaming core,
+which PPO, whose EnvActors never wait, shows, so HalfCheetah is trained with the example made PPO (:func:`halfcheetah_ppo_config`): its network, reward signal, ``time_horizon`` and checkpoints, with the
 PPO hyperparameters in :data:`HALFCHEETAH_PPO_HYPERPARAMETERS`.
 
 A training run is ``rayagents-learn`` in a subprocess with a fresh results folder, ``max_steps`` out of reach and

@@ -94,6 +94,10 @@ def format_elapsed(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+LEARNER_BOUND_NOTE = "; learner-bound: the EnvActors wait for the updates steps_per_update calls for"
+"""The end of the cluster line while the EnvActors mostly wait for the learner."""
+
+
 def cluster_line(cluster: ClusterProgress) -> str:
     """The cluster's state in one line (the live table's caption; a log line where there is no table)."""
     return (
@@ -101,7 +105,7 @@ def cluster_line(cluster: ClusterProgress) -> str:
         f"{cluster.env_actors_total} total, {cluster.env_actor_replacements} replaced; "
         f"player restarts: {cluster.player_restarts}; learner restarts: {cluster.learner_restarts}; "
         f"lost steps: {cluster.lost_steps:,}"
-        + ("; learner-bound: the EnvActors wait for the updates steps_per_update calls for" if cluster.learner_bound else "")
+        + (LEARNER_BOUND_NOTE if cluster.learner_bound else "")
     )
 
 

@@ -38,7 +38,9 @@ CLUSTER_THROTTLED = "Cluster/Env Actors Throttled"
 """TensorBoard tag: the share of recent wall time the EnvActors waited for the learner to make the updates due
 (SAC's ``steps_per_update``): near 1, the learner sets the pace."""
 LEARNER_BOUND_SHARE = 0.5
-"""From this throttled share on, the cluster line says the run is learner-bound."""
+"""From this throttled share on, the cluster line says the run is learner-bound ..."""
+LEARNER_FREE_SHARE = 0.2
+"""... until the share falls below this one (so that a share near the first does not make the line flap)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class ProgressReporter:
         self._rates = StepRates()
         self._throttle = StepRates()
         self._throttled_share = 0.0
+        self._learner_bound = False
         self._written_hyperparameters: set[str] = set()
         self._last_cluster_line = ""
 
@@ -136,6 +139,8 @@ class ProgressReporter:
         for state in progress.behaviors:
             self._last_steps[state.behavior_name] = state.step
         self._throttled_share = min(1.0, self._throttle.add("learner", time.monotonic(), progress.throttled_s))
+        threshold = LEARNER_FREE_SHARE if self._learner_bound else LEARNER_BOUND_SHARE
+        self._learner_bound = self._throttled_share >= threshold
         for message in progress.messages:
             self.view.log(f"warning: {message}")
         for summary in progress.summaries:
@@ -147,7 +152,7 @@ class ProgressReporter:
         if progress.summaries:
             self._upload_events()
         if cluster is not None:
-            state = _cluster_progress(cluster, elapsed, self._throttled_share >= LEARNER_BOUND_SHARE)
+            state = _cluster_progress(cluster, elapsed, self._learner_bound)
             self.view.update(self._behaviors(progress), state)
             line = cluster_line(state)
             if not self.view.is_live and line != self._last_cluster_line:

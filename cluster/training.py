@@ -65,6 +65,9 @@ SAVE_TIMEOUT_S = 10.0
 """How long the driver waits for the learner's final checkpoint in a local results folder."""
 SAVE_TIMEOUT_URI_S = 60.0
 """How long the driver waits for the learner's final checkpoint when it is uploaded to a results URI."""
+SAVE_TIMEOUT_REPLAY_S = 300.0
+"""How long the driver waits for the final checkpoint when a replay buffer is saved with it (``save_replay_buffer``:
+up to ``buffer_size`` experiences, hundreds of megabytes for a large one)."""
 CLOSE_TIMEOUT_S = 3.0
 """How long the driver waits for the players to say goodbye before their actors are killed."""
 
@@ -403,13 +406,20 @@ class TrainingRun:
             self._reporter.show(progress, elapsed, figures)
 
     # ---- the end -------------------------------------------------------------------------------------------------
+    def _save_timeout(self) -> float:
+        """How long to wait for the learner's final save: longer for a URI, longest with a replay buffer saved."""
+        configured = [*self.options.behaviors.values(), *filter(None, [self.options.default_settings])]
+        if any(getattr(s.hyperparameters, "save_replay_buffer", False) for s in configured):
+            return SAVE_TIMEOUT_REPLAY_S
+        return SAVE_TIMEOUT_URI_S if self.locations.is_uri else SAVE_TIMEOUT_S
+
     def _finish(self, learner: Any, fleet: EnvFleet | None, start: float) -> dict[str, Any]:
         """Saves the final models and the run logs first (a stopped Ray job is killed seconds after its SIGTERM),
         then stops the players. Runs on every way out of the loop."""
         finals: dict[str, Any] = {}
         with _IgnoreInterrupts():
             if learner is not None:
-                timeout = SAVE_TIMEOUT_URI_S if self.locations.is_uri else SAVE_TIMEOUT_S
+                timeout = self._save_timeout()
                 try:
                     last: LearnerProgress = ray.get(learner.progress.remote(), timeout=timeout)
                     self._show(last, time.time() - start, fleet)

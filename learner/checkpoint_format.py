@@ -109,7 +109,8 @@ def load_checkpoint(
             f"checkpoint {source} does not exist; check --resume / --initialize-from and results_dir"
         )
     try:
-        saved: dict[str, Any] = torch.load(local, map_location="cpu", weights_only=True)
+        # Memory-mapped: a large replay buffer is copied into place without a second copy in memory.
+        saved: dict[str, Any] = torch.load(local, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises RuntimeError, pickle and zip errors for a damaged file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(

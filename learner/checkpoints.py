@@ -124,8 +124,8 @@ class CheckpointStore:
         reward: float | None,
         buffers: Mapping[str, Saveable] | None = None,
     ) -> CheckpointRecord:
-        """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then (``buffers``, a replay buffer) ``last_replay_buffer.pt``,
-        then ``checkpoint.pt``; returns the new record. A learner killed in between leaves at most a model without its
+        """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then (``buffers``, a replay buffer)
+        ``last_replay_buffer.pt``, then ``checkpoint.pt``; returns the new record. A learner killed in between leaves at most a model without its
         ``.pt``, never a ``.pt`` without its model."""
         with self._local_folder() as local:
             stem = checkpoint_stem(local, self.behavior_name, step)
@@ -199,19 +199,21 @@ class CheckpointStore:
         return warnings
 
     def _restore_buffers(self, buffers: Mapping[str, Saveable]) -> list[str]:
+        """Loads ``last_replay_buffer.pt`` into ``buffers``; a file that is missing, unreadable or does not fit is a
+        warning, and the buffer starts empty."""
         if not self.storage.is_file(self.replay_buffer):
-            message = (
-                f"{redact(self.replay_buffer)} does not exist (save_replay_buffer was off, or no checkpoint saved it): "
-                "the replay buffer starts empty"
-            )
+            problems = [
+                f"{redact(self.replay_buffer)} does not exist (save_replay_buffer was off, or no checkpoint saved it)"
+            ]
+        else:
+            try:
+                problems = self._load(self.replay_buffer, buffers, reset_global_step=False)
+            except CheckpointError as error:
+                problems = [str(error)]
+        messages = [f"{problem}; the replay buffer starts empty" for problem in problems]
+        for message in messages:
             logger.warning("%s", message)
-            return [message]
-        try:
-            return self._load(self.replay_buffer, buffers, reset_global_step=False)
-        except CheckpointError as error:
-            message = f"{error}; the replay buffer starts empty"
-            logger.warning("%s", message)
-            return [message]
+        return messages
 
     def _restore_modules(self, modules: Mapping[str, Saveable], reset_global_step: bool) -> list[str]:
         """Loads the latest readable checkpoint into ``modules`` (see :meth:`restore`)."""

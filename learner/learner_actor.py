@@ -271,7 +271,8 @@ class LearnerActor:
 
     def _store(self, trainer: Trainer) -> CheckpointStore:
         """The trainer's checkpoints: ``<write_path>/<name>``."""
-        return CheckpointStore(self._results(), join(self.settings.write_path, trainer.behavior_name), trainer.behavior_name)
+        folder = join(self.settings.write_path, trainer.behavior_name)
+        return CheckpointStore(self._results(), folder, trainer.behavior_name)
 
     def _results(self) -> ResultsStorage:
         if self._storage is None:

@@ -6,8 +6,8 @@ publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:
 copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
 under the agents' action masks and returns the raw samples with, as extras kept per step, the joint log
 probabilities that PPO's ratio is taken against and the entropies behind ``Policy/Entropy``; the player's actions
-are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). Inference runs without
-gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
+are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). Inference
+runs without gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
 one CPU.
 """
 

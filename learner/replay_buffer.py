@@ -9,8 +9,10 @@ memory, else in host memory when it takes at most :data:`HOST_MEMORY_SHARE` of w
 fits neither is a :class:`ReplayBufferTooLarge` error when the trainer is made, naming ``buffer_size``, the bytes
 per experience and what would fit, instead of an out-of-memory crash hours into a run.
 
-The buffer is saved (``save_replay_buffer``) as its filled rows, oldest first, in a ``torch.save``'d dict of
-tensors, read back with ``weights_only=True`` (see :mod:`checkpoint_format`).
+The buffer is saved (``save_replay_buffer``) as its filled rows as they lie in the ring, with the position of the
+oldest (:data:`RING_START`), in a ``torch.save``'d dict of tensors, read back with ``weights_only=True`` and
+memory-mapped (see :mod:`checkpoint_format`): neither saving nor loading makes a second copy of a buffer that may
+take most of the host's memory.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ GPU_MEMORY_SHARE = 0.5
 the rest."""
 HOST_MEMORY_SHARE = 0.7
 """The most of the host's available memory a replay buffer takes."""
+
+
+RING_START = "ring_start"
+"""The entry of a saved buffer that holds the row of its oldest experience (0 when it had not wrapped)."""
 
 
 class ReplayBufferTooLarge(ValueError):
@@ -144,29 +150,36 @@ class ReplayBuffer:
         indices = torch.randint(self._size, (batch_size,), generator=generator).to(self.device)
         return {name: column[indices] for name, column in self._data.items()}
 
-    def _ordered(self) -> torch.Tensor:
-        """The filled rows' positions, oldest first."""
-        if self._size < self.capacity:
-            return torch.arange(self._size)
-        return (self._next + torch.arange(self.capacity)) % self.capacity
+    def oldest_first(self) -> dict[str, torch.Tensor]:
+        """A copy of the experiences held, oldest first, by column (for inspection; a copy of the whole buffer)."""
+        start = self._next if self._size == self.capacity else 0
+        order = ((start + torch.arange(self._size)) % self.capacity).to(self.device)
+        return {name: column[order] for name, column in self._data.items()}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The experiences held, oldest first, as CPU tensors by column (what ``save_replay_buffer`` writes)."""
-        order = self._ordered().to(self.device)
-        return {name: column[order].cpu() for name, column in self._data.items()}
+        """What ``save_replay_buffer`` writes: each column's filled rows as they lie in the ring (views, on the CPU
+        without a copy), and :data:`RING_START`, the row of the oldest."""
+        start = self._next if self._size == self.capacity else 0
+        state = {name: column[: self._size].cpu() for name, column in self._data.items()}
+        state[RING_START] = torch.tensor(start, dtype=torch.int64)
+        return state
 
     def load_saved(self, state: Mapping[str, torch.Tensor]) -> str:
-        """Replaces the buffer's experiences with saved ones; returns '' or why they were not taken (the buffer is
-        then left as it was)."""
-        if set(state) != set(self.columns):
-            return f"has columns {sorted(state)}, not this buffer's {sorted(self.columns)}; the buffer starts empty"
+        """Replaces the buffer's experiences with saved ones, oldest first (only the newest ``capacity`` when there
+        are more); returns '' or why they were not taken (the buffer is then left as it was)."""
+        rows = {name: value for name, value in state.items() if name != RING_START}
+        if set(rows) != set(self.columns):
+            return f"has columns {sorted(rows)}, not this buffer's {sorted(self.columns)}"
         for name, column in self.columns.items():
-            if tuple(state[name].shape[1:]) != column.shape:
-                return (
-                    f"column {name!r} has rows of shape {tuple(state[name].shape[1:])}, not {column.shape}; "
-                    "the buffer starts empty"
-                )
+            if tuple(rows[name].shape[1:]) != column.shape:
+                return f"column {name!r} has rows of shape {tuple(rows[name].shape[1:])}, not {column.shape}"
+        counts = {int(value.shape[0]) for value in rows.values()}
+        if len(counts) != 1:
+            return f"has columns of different lengths ({sorted(counts)} rows)"
+        count = counts.pop()
+        start = int(state[RING_START]) % max(count, 1) if RING_START in state else 0
         self._next = 0
         self._size = 0
-        self.add(dict(state))
+        self.add({name: value[start:] for name, value in rows.items()})  # the oldest part, then the newest
+        self.add({name: value[:start] for name, value in rows.items()})
         return ""

@@ -32,7 +32,8 @@ the continuous part as for the discrete one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,8 @@ class QNetwork(nn.Module):
         super().__init__()
         outputs = max(sum(action_spec.discrete_branches), 1)
         self.network_body = NetworkBody(observation_specs, settings, action_size=action_spec.continuous_size)
-        self.heads = nn.ModuleDict({name: linear_layer(self.network_body.output_size, outputs) for name in stream_names})
+        size = self.network_body.output_size
+        self.heads = nn.ModuleDict({name: linear_layer(size, outputs) for name in stream_names})
 
     def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """``(batch, outputs)`` per reward signal."""
@@ -140,7 +142,8 @@ class SACLosses:
     """The losses of one minibatch (tensors with gradients where they train something)."""
 
     policy_loss: torch.Tensor
-    """The actor's: entropy-weighted log probabilities minus Q1 of the policy's own actions."""
+    """The actor's: entropy-weighted log probabilities minus Q1 of the policy's own actions (no gradient reaches
+    Q1's weights from it)."""
     value_loss: torch.Tensor
     """V(s) against the soft value of the policy's actions (min of the twin Qs minus the entropy term)."""
     q1_loss: torch.Tensor
@@ -316,7 +319,8 @@ class SAC:
         sampled, cont_log_prob, branch_log_probs = self.actor.reparameterized(obs, allowed)
         branch_probs = [lp.exp() for lp in branch_log_probs]
         values = self.value_network(obs)
-        q1p = self.q_network.q1_network(obs, sampled)
+        with _frozen(self.q_network.q1_network):  # the policy loss reaches the actor through Q1, never Q1's weights
+            q1p = self.q_network.q1_network(obs, sampled)
         with torch.no_grad():
             q2p = self.q_network.q2_network(obs, sampled)
         q1 = self.q_network.q1_network(obs, batch[CONTINUOUS_ACTIONS])
@@ -337,7 +341,8 @@ class SAC:
         q1_losses, q2_losses = [], []
         for i, name in enumerate(streams):
             with torch.no_grad():
-                backup = rewards * self._strengths[i] + (1.0 - dones) * self.reward_signals[name].gamma * target_values[name]
+                gamma = self.reward_signals[name].gamma
+                backup = rewards * self._strengths[i] + (1.0 - dones) * gamma * target_values[name]
             q1_losses.append(0.5 * torch.mean((backup - q1_taken[name]) ** 2))
             q2_losses.append(0.5 * torch.mean((backup - q2_taken[name]) ** 2))
 
@@ -419,8 +424,10 @@ class SAC:
         if made == 0:
             raise ValueError("no gradient step is due: call update only when ready_for_update says so")
         stats = {name: float(torch.stack(values).mean()) for name, values in totals.items()}
-        stats["Policy/Discrete Entropy Coeff"] = float(self.log_ent_coef.discrete.exp().mean()) if self._mask_size else 0.0
-        stats["Policy/Continuous Entropy Coeff"] = float(self.log_ent_coef.continuous.exp().mean())
+        with torch.no_grad():
+            discrete = self.log_ent_coef.discrete.exp().mean() if self._mask_size else torch.zeros(())
+            stats["Policy/Discrete Entropy Coeff"] = float(discrete)
+            stats["Policy/Continuous Entropy Coeff"] = float(self.log_ent_coef.continuous.exp().mean())
         stats["Policy/Learning Rate"] = learning_rate
         stats["Policy/Updates per Step"] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
         return stats
@@ -443,6 +450,19 @@ class SAC:
         target = [p for p in self.target_network.parameters()]
         source = [p for p in self.value_network.parameters()]
         torch._foreach_lerp_(target, source, self.hyperparameters.tau)
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """The module's parameters take no gradient inside the block (gradients still flow through it to its inputs)."""
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
 
 
 def _loss_stats(losses: SACLosses) -> dict[str, torch.Tensor]:

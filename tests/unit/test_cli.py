@@ -253,10 +253,11 @@ def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pyt
     config = write(
         tmp_path,
         "behaviors:\n"
-        "  Walker:\n    trainer_type: sac\n    max_steps: 5e5\n"
+        "  Walker:\n    trainer_type: poca\n    max_steps: 5e5\n"
         "    reward_signals:\n      extrinsic: {}\n      curiosity: {}\n      rnd: {}\n"
         "  Team:\n    trainer_type: poca\n    network_settings:\n      memory: {memory_size: 64, sequence_length: 16}\n"
         "  Eyes:\n    network_settings:\n      vis_encode_type: nature_cnn\n"
+        "  Soft:\n    trainer_type: sac\n    max_steps: 2000\n"
         "  Plain:\n    max_steps: 1000\n",
     )
     options = resolve_run_options([config])
@@ -264,15 +265,16 @@ def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pyt
     assert main([config, "--dry-run"]) == EXIT_OK
     captured = capsys.readouterr()
     out = captured.out
-    assert "# behavior Walker: trainer sac, max_steps 500000; not yet supported: trainer_type sac, " in out
+    assert "# behavior Walker: trainer poca, max_steps 500000; not yet supported: trainer_type poca, " in out
     assert "reward_signals.curiosity, reward_signals.rnd" in out
     assert "# behavior Team: trainer poca, max_steps 500000; not yet supported: trainer_type poca, " in out
     assert "network_settings.memory" in out
     assert "not yet supported: network_settings.vis_encode_type nature_cnn" in out
+    assert "# behavior Soft: trainer sac, max_steps 2000\n" in out  # SAC is trained
     assert "# behavior Plain: trainer ppo, max_steps 1000\n" in out
     for name in ("Walker", "Team", "Eyes"):
         assert f"warning: behavior {name!r} uses" in captured.err
-    assert "'Plain'" not in captured.err
+    assert "'Plain'" not in captured.err and "'Soft'" not in captured.err
 
 
 def test_unknown_key_exits_2_naming_the_path_and_nearest_key(
@@ -334,12 +336,12 @@ def test_missing_unity_build_is_a_warning_only(tmp_path: Path, capsys: pytest.Ca
 def test_a_run_with_settings_not_yet_supported_is_refused_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "sac.yaml"
-    config.write_text("behaviors:\n  CartPole:\n    trainer_type: sac\n")
+    config = tmp_path / "poca.yaml"
+    config.write_text("behaviors:\n  CartPole:\n    trainer_type: poca\n")
     results = tmp_path / "results"
     assert main([str(config), "--env", "sim:CartPole", "--results-dir", str(results)]) == EXIT_USAGE
     captured = capsys.readouterr()
-    assert "trainer_type sac" in captured.err + captured.out
+    assert "trainer_type poca" in captured.err + captured.out
     assert "cannot train yet" in captured.err + captured.out
     assert not results.exists()
 
@@ -367,10 +369,11 @@ def test_run_options_are_frozen_results() -> None:
 
 
 def test_default_settings_not_yet_supported_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write(tmp_path, "default_settings:\n  trainer_type: sac\n")
+    config = write(tmp_path, "default_settings:\n  trainer_type: poca\n")
     assert main([config, "--dry-run"]) == EXIT_OK
     captured = capsys.readouterr()
-    assert "warning: default_settings uses trainer_type sac" in captured.err
+    assert "warning: default_settings uses trainer_type poca" in captured.err
+    assert "it trains trainer_type ppo or sac " in captured.err
     assert "# no behaviors configured (the trainer configuration): every behavior is trained with default_settings" in (
         captured.out
     )
