@@ -210,10 +210,7 @@ class CheckpointStore:
                 problems = self._load(self.replay_buffer, buffers, reset_global_step=False)
             except CheckpointError as error:
                 problems = [str(error)]
-        messages = [f"{problem}; the replay buffer starts empty" for problem in problems]
-        for message in messages:
-            logger.warning("%s", message)
-        return messages
+        return [f"{problem}; the replay buffer starts empty" for problem in problems]
 
     def _restore_modules(self, modules: Mapping[str, Saveable], reset_global_step: bool) -> list[str]:
         """Loads the latest readable checkpoint into ``modules`` (see :meth:`restore`)."""

@@ -172,6 +172,18 @@ def run_locations(results_dir: str, run_id: str, initialize_from: str | None = N
     )
 
 
+def new_file_mode() -> int:
+    """The mode a new file gets here: ``0o666`` less the process's umask (read without changing it; 0o644 where it
+    cannot be read)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
 def write_local_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     """Writes a local file through ``write(handle)`` so that a reader sees the old file or the new one.
 
@@ -181,6 +193,7 @@ def write_local_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO],
     target.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, new_file_mode())  # mkstemp makes it owner-only; a results file is as any other file
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
             handle.flush()

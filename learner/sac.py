@@ -32,6 +32,7 @@ the continuous part as for the discrete one.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ DISCRETE_TARGET_ENTROPY_SCALE = 0.2
 """ML-Agents' target entropy per discrete branch, as a share of the uniform distribution's (about e-greedy 0.05)."""
 CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
 """ML-Agents' target entropy of the continuous part, per action dimension (negated)."""
+
+UPDATES_PER_STEP = "Policy/Updates per Step"
+"""rayagents' own statistic: gradient steps made per agent step taken in after ``buffer_init_steps``, once caught
+up (``1 / steps_per_update`` when the rule holds)."""
 
 REWARDS = "rewards"
 """The replay column of the environment reward after each experience (scaled by each signal's strength when a
@@ -242,7 +247,8 @@ class SAC:
     def restored(self, step: int) -> None:
         """Re-counts the gradient steps for ``step`` (the replay buffer is kept: SAC trains off policy)."""
         ratio = self.hyperparameters.steps_per_update
-        self.update_steps = max(1, int((step - self.hyperparameters.buffer_init_steps) / ratio))
+        # Where a learner that never stopped would be once caught up: the least count no step is due at.
+        self.update_steps = max(1, math.ceil((step - self.hyperparameters.buffer_init_steps) / ratio))
         self._copy_normalization()
 
     def _gradient_step_due(self, step: int) -> bool:
@@ -405,7 +411,8 @@ class SAC:
     # ---- 3. the update --------------------------------------------------------------------------------------------
     def update(self, step: int) -> dict[str, float]:
         """The gradient steps due at ``step``, at most :data:`GRADIENT_STEPS_PER_VERSION`; returns the statistics
-        under ML-Agents' names (each a mean over the steps made) and ``Policy/Updates per Step``."""
+        under ML-Agents' names (each a mean over the steps made) and, once no step is left due,
+        ``Policy/Updates per Step``."""
         hp = self.hyperparameters
         learning_rate = self.decay_learning_rate.value(step)
         for optimizer in (self.policy_optimizer, self.value_optimizer, self.entropy_optimizer):
@@ -429,7 +436,8 @@ class SAC:
             stats["Policy/Discrete Entropy Coeff"] = float(discrete)
             stats["Policy/Continuous Entropy Coeff"] = float(self.log_ent_coef.continuous.exp().mean())
         stats["Policy/Learning Rate"] = learning_rate
-        stats["Policy/Updates per Step"] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
+        if not self._gradient_step_due(step):  # caught up: the ratio the rule holds (not one taken mid-catch-up)
+            stats[UPDATES_PER_STEP] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
         return stats
 
     def _step_optimizers(self, losses: SACLosses) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -134,6 +135,14 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         write_local_atomic(target, half_then_fail)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_an_atomically_written_file_gets_the_mode_of_any_new_file(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_bytes(b"x")  # a file made the ordinary way: 0o666 less the umask
+    target = tmp_path / "checkpoint.pt"
+    write_local_atomic(target, lambda handle: handle.write(b"weights"))
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
 
 
 def test_upload_download_copy_and_delete(root: str, tmp_path: Path) -> None:
