@@ -155,8 +155,10 @@ def test_experiences_older_than_the_lag_bound_are_dropped_and_reported(local_ray
     sent = sum(report.steps for report in played.reports)
     assert state.step == sent
     assert 0 < state.dropped_steps < sent, "old experiences dropped, recent ones trained on"
-    assert sum(s[DROPPED_STEPS] for s in played.summaries) <= state.dropped_steps
-    assert max(s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s) > PPO_MAX_POLICY_LAG
+    assert 0 < sum(s[DROPPED_STEPS] for s in played.summaries) <= state.dropped_steps, "the drops are reported"
+    # Policy/Policy Lag is the mean of a summary period, which holds recent experiences too: it shows a lag of
+    # updates, not necessarily one beyond the bound (how far depends on how many batches each update takes in).
+    assert max(s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s) > 1
 
 
 def test_weights_are_published_per_behavior_id_with_their_own_publication_counter(
