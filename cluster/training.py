@@ -124,14 +124,15 @@ def resolve_seed(seed: int) -> int:
 
 
 class _StopRequest:
-    """Turns SIGTERM (a Ray job stop, a container stop) and SIGINT into KeyboardInterrupt while training.
+    """Turns the first SIGTERM (a Ray job stop, a container stop) or SIGINT into KeyboardInterrupt while training,
+    and ignores the ones after it until the run has saved and stopped: a second Ctrl+C cannot cut the save short.
 
-    SIGINT gets Python's own handler even when the run was started with SIGINT ignored (a background job of a
-    script), so that Ctrl+C and ``kill -INT`` always stop the run cleanly."""
+    SIGINT gets this handler even when the run was started with SIGINT ignored (a background job of a script), so
+    that Ctrl+C and ``kill -INT`` always stop the run cleanly."""
 
     def __enter__(self) -> None:
         self._previous_term = signal.signal(signal.SIGTERM, self._raise)
-        self._previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._previous_int = signal.signal(signal.SIGINT, self._raise)
 
     def __exit__(self, *exc_info: object) -> None:
         signal.signal(signal.SIGTERM, self._previous_term)
@@ -139,6 +140,8 @@ class _StopRequest:
 
     @staticmethod
     def _raise(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
 

@@ -230,7 +230,8 @@ def test_initialize_from_starts_at_step_zero_with_the_trained_weights(first_run:
 
 
 def test_ctrl_c_saves_the_model_and_stops_every_player(tmp_path: Path) -> None:
-    """Ctrl+C saves the model, stops every player and exits 0 within seconds, telling how to resume."""
+    """Ctrl+C saves the model, stops every player and exits 0 within seconds, telling how to resume; an impatient
+    second Ctrl+C while it saves changes nothing."""
     config = write_cartpole_config(tmp_path / "cartpole_long.yaml", max_steps=NEVER)
     learn = start_learn(cartpole_args(config, tmp_path / "results", "interrupted"), tmp_path, name="interrupted")
     try:
@@ -238,11 +239,16 @@ def test_ctrl_c_saves_the_model_and_stops_every_player(tmp_path: Path) -> None:
         players = learn.player_pids()
         assert len(players) == 2 and all(alive(pid) for pid in players.values())
         started = time.monotonic()
-        code = learn.stop(60)
+        learn.interrupt()
+        learn.wait_for("Training was interrupted", timeout=30)
+        if learn.process.poll() is None:
+            learn.interrupt()  # the second Ctrl+C, while it saves
+        code = learn.wait(60)
         stopped_in = time.monotonic() - started
     finally:
         learn.kill_if_running()
     assert code == 0, learn.output
+    assert "Traceback" not in learn.output and "KeyboardInterrupt" not in learn.output, learn.output
     assert stopped_in <= 30, f"stopping took {stopped_in:.1f} s"  # the README's "exits within seconds"
     run = tmp_path / "results" / "interrupted"
     assert (run / "CartPole.onnx").is_file()
