@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.runs import layout_arguments, learn
 from bench.table import Row, report
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.configs.examples import example_config
@@ -36,12 +34,6 @@ TARGET_STEPS = 100_000
 """Every run must reach the threshold within this many steps."""
 RUN_TIMEOUT_S = 1800.0
 """The longest one training run may take."""
-
-SUMMARY = re.compile(
-    r"^(?P<behavior>\S+)\. Step: (?P<step>\d+)\. Time Elapsed: (?P<seconds>\d+(?:\.\d+)?) s\. Mean Reward: (?P<reward>-?\d+(?:\.\d+)?)"
-)
-"""A summary line with a mean reward."""
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -86,49 +78,25 @@ class Outcome:
     """The mean of the summaries' ``Policy/Policy Lag``."""
 
 
-def first_solved(lines: Iterable[str], behavior: str = "CartPole") -> tuple[int | None, float | None, int]:
-    """(step, seconds) of the first summary with a mean reward of at least 475 (or Nones), and the last step."""
-    last = 0
-    for line in lines:
-        match = SUMMARY.match(line.strip())
-        if match is None or match["behavior"] != behavior:
-            continue
-        last = int(match["step"])
-        if float(match["reward"]) >= SOLVED_REWARD:
-            return last, float(match["seconds"]), last
-    return None, None, last
-
-
 def train(layout: Layout, seed: int, folder: Path) -> Outcome:
     """One ``rayagents-learn`` run of the CartPole example; stops it once solved (SIGINT, the model saved)."""
-    command = [
-        sys.executable, "-m", "rayagents.cluster.cli", str(example_config("CartPole")), "--env", "sim:CartPole",
-        "--num-envs", str(layout.envs), "--num-areas", str(layout.areas), "--seed", str(seed),
-        "--run-id", "cartpole", "--results-dir", str(folder),
-    ]  # fmt: skip
-    lines: list[str] = []
-    started = time.monotonic()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                lines.append(line)
-                if first_solved([line])[0] is not None:
-                    process.send_signal(signal.SIGINT)  # solved: stop here (the run saves and exits)
-                if time.monotonic() - started > RUN_TIMEOUT_S:
-                    process.kill()
-        except BaseException:
-            process.kill()
-            raise
-        process.wait()
-    solved_step, solved_s, final_step = first_solved(lines)
-    if final_step == 0:
-        sys.stderr.write("".join(lines[-30:]))
-        raise RuntimeError(f"the run at {layout}, seed {seed} printed no summary line (its output is above)")
+    arguments = [str(example_config("CartPole")), *layout_arguments(
+        "sim:CartPole", layout.envs, layout.areas, seed, "cartpole", folder
+    )]
+    output = learn(arguments, "CartPole", lambda s: s.reward >= SOLVED_REWARD, RUN_TIMEOUT_S, f"{layout} seed {seed}")
+    solved = output.first_reaching(SOLVED_REWARD)
     scalars = read_scalars(folder / "cartpole" / "CartPole")
     dropped = int(sum(value for _, value in scalars.get(DROPPED_STEPS, [])))
     lags = [value for _, value in scalars.get(POLICY_LAG, [])]
-    return Outcome(layout, seed, solved_step, solved_s, final_step, dropped, float(np.mean(lags)) if lags else None)
+    return Outcome(
+        layout,
+        seed,
+        None if solved is None else solved.step,
+        None if solved is None else solved.seconds,
+        output.summaries[-1].step,
+        dropped,
+        float(np.mean(lags)) if lags else None,
+    )
 
 
 def rows(outcomes: Sequence[Outcome]) -> list[Row]:

@@ -17,9 +17,6 @@ sample-efficiency comparison at the same ``steps_per_update``).
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.learning import SUMMARY, Layout
+from bench.learning import Layout
+from bench.runs import RunOutput, Summary, layout_arguments, learn
 from bench.table import Row, report
 from rayagents.configs import run_options_from_dict
 from rayagents.configs.examples import example_config
@@ -52,60 +50,31 @@ UPDATE_STEPS = 200
 
 
 @dataclass(frozen=True)
-class Summary:
-    """One summary line of a run."""
-
-    step: int
-    seconds: float
-    reward: float
-
-
-@dataclass(frozen=True)
 class Run:
     """One training run: its summaries, and its wall time including start-up."""
 
     layout: Layout
     seed: int
-    summaries: tuple[Summary, ...]
-    wall_s: float
+    output: RunOutput
 
     def reward_at(self, step: int) -> Summary | None:
         """The first summary at or after ``step``."""
-        return next((s for s in self.summaries if s.step >= step), None)
+        return self.output.reward_at(step)
+
+    @property
+    def wall_s(self) -> float:
+        """Wall time, start-up included."""
+        return self.output.wall_s
 
 
 def train(scene: str, layout: Layout, seed: int, stop_step: int, folder: Path) -> Run:
     """One ``rayagents-learn`` run of the scene's example config, stopped (Ctrl+C: the model saved) once a summary at
     ``stop_step`` or later is printed."""
-    command = [
-        sys.executable, "-m", "rayagents.cluster.cli", str(example_config(scene)), "--env", f"sim:{scene}",
-        "--num-envs", str(layout.envs), "--num-areas", str(layout.areas), "--seed", str(seed),
-        "--run-id", "sac", "--results-dir", str(folder),
-    ]  # fmt: skip
-    summaries: list[Summary] = []
-    tail: list[str] = []
-    started = time.monotonic()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                tail = (tail + [line])[-30:]
-                match = SUMMARY.match(line.strip())
-                if match is not None and match["behavior"] == scene:
-                    summaries.append(Summary(int(match["step"]), float(match["seconds"]), float(match["reward"])))
-                    print(f"    {scene} {layout} seed {seed}: {line.strip()}", file=sys.stderr, flush=True)
-                    if summaries[-1].step >= stop_step:
-                        process.send_signal(signal.SIGINT)
-                if time.monotonic() - started > RUN_TIMEOUT_S:
-                    process.kill()
-        except BaseException:
-            process.kill()
-            raise
-        process.wait()
-    if not summaries:
-        sys.stderr.write("".join(tail))
-        raise RuntimeError(f"the {scene} run at {layout}, seed {seed} printed no summary with a reward (see above)")
-    return Run(layout, seed, tuple(summaries), time.monotonic() - started)
+    arguments = [str(example_config(scene)), *layout_arguments(
+        f"sim:{scene}", layout.envs, layout.areas, seed, "sac", folder
+    )]
+    label = f"{scene} {layout} seed {seed}"
+    return Run(layout, seed, learn(arguments, scene, lambda s: s.step >= stop_step, RUN_TIMEOUT_S, label))
 
 
 def update_rate(device: str) -> float:
@@ -189,7 +158,7 @@ def learning_rows(scene: str, layouts: Sequence[Layout], seeds: Sequence[int], s
         for run in runs:
             at = run.reward_at(steps)
             if at is None:
-                last = run.summaries[-1]
+                last = run.output.summaries[-1]
                 parts.append(f"seed {run.seed}: stopped at step {last.step:,} (reward {last.reward:,.1f})")
                 met = False
                 continue

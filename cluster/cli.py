@@ -17,6 +17,7 @@ from typing import TextIO
 from rayagents.cluster.arguments import PROG, CommandLine, build_parser, parse_command_line, with_user_flags
 from rayagents.cluster.console import ConsoleView
 from rayagents.cluster.training import TrainingFailed, TrainingRun
+from rayagents.cluster.demo_paths import missing_demo_warnings
 from rayagents.cluster.support import behavior_summary, check_environment, environment_summary, unsupported_messages
 from rayagents.configs import (
     ConfigError,
@@ -97,6 +98,7 @@ def _validate(options: RunOptions, command_line: CommandLine) -> list[str]:
     if environment is not None:
         found.append(environment)
     found.extend(unsupported_messages(options))
+    found.extend(missing_demo_warnings(options))
     if command_line.trainer_config_path is None:
         found.append("no trainer configuration was given: every behavior is trained with the default settings")
     return found

@@ -40,6 +40,7 @@ from rayagents.cluster.run_directory import (
     prepare_run_location,
     save_configuration,
 )
+from rayagents.cluster.demo_paths import resolve_demo_paths
 from rayagents.cluster.progress import ClusterFigures, ProgressReporter
 from rayagents.cluster.support import run_refusal
 from rayagents.cluster.tensorboard import TensorBoardWriter
@@ -161,7 +162,7 @@ class TrainingRun:
         self.seed = resolve_seed(options.env_settings.seed)
         checkpoint = options.checkpoint_settings
         absolute = dataclasses.replace(checkpoint, results_dir=resolve_results_dir(checkpoint.results_dir))
-        self.options = dataclasses.replace(options, checkpoint_settings=absolute)
+        self.options = resolve_demo_paths(dataclasses.replace(options, checkpoint_settings=absolute))
         self.view = view
         self.command_line = tuple(command_line)
         self.locations = run_locations(absolute.results_dir, absolute.run_id, absolute.initialize_from)

@@ -45,6 +45,17 @@ class PlayRules:
         return (lags >= 0) & (lags <= self.max_policy_lag)
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """What :meth:`Algorithm.ingest` reports of the trajectories it took in."""
+
+    stats: Mapping[str, float]
+    """Statistics under ML-Agents' names (value estimates, entropy), each a mean over the experiences taken."""
+    signal_rewards: Mapping[str, np.ndarray]
+    """Each reward signal's reward of every experience (scaled by its ``strength``), the trajectories one after
+    the other: the per-episode ``Policy/<Signal> Reward`` statistics are summed from them."""
+
+
 class ActingPolicy(Protocol):
     """What an EnvActor acts with for one behavior id: a CPU copy of the policy, fed numbered weights. It meets the
     actors' ``VersionedPolicy`` protocol by its shape alone (``actors/`` and ``learner/`` never import each other)."""
@@ -66,11 +77,15 @@ class ActingPolicy(Protocol):
 class Algorithm(Protocol):
     """The learner side of one ``trainer_type`` for one behavior."""
 
-    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Mapping[str, float]:
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Ingested:
         """Takes arriving trajectories in one batched pass on the learner's device. ``trainable[i]`` (bool, one per
         experience of ``trajectories[i]``) says which experiences may be trained on; the others still inform what
-        needs the whole trajectory (returns, advantages). Returns statistics under ML-Agents' names (value
-        estimates, entropy), each a mean over the experiences taken."""
+        needs the whole trajectory (returns, advantages)."""
+        ...
+
+    def pretrain(self) -> Mapping[str, float]:
+        """Before the first step of a run that starts afresh: what the algorithm learns without playing (behavioral
+        cloning from demonstrations); its statistics, empty when there is nothing to pretrain."""
         ...
 
     @property

@@ -144,10 +144,12 @@ class LearnerActor:
         )
         source = restore_source(self.settings, name)
         if source is None:
+            trainer.pretrain()
             return trainer
         store = CheckpointStore(ResultsStorage(source), source, name)
         if self.settings.restart and not store.has_checkpoint():
             self._messages.append(f"{name}: no checkpoint was written before the learner was lost: starts afresh")
+            trainer.pretrain()
             return trainer
         for message in trainer.restore(store, reset_global_step=not self.settings.resume):
             self._messages.append(f"{name}: {message}")

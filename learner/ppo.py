@@ -5,9 +5,10 @@ Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``learning
 
 1. :meth:`PPO.ingest` takes the trajectories that arrived, all at once: the observations update the normalizers,
    one critic pass estimates the values of every experience and of each trajectory's next observation (0 only
-   when the episode truly ended, bootstrapped at a ``time_horizon`` cut and on an interrupted episode), each reward
-   signal's rewards are scaled by its ``strength``, and GAE(gamma, lambd) gives advantages and returns per signal
-   (the advantage trained on is their mean). The experiences the trainer allows (acted within the policy lag
+   when the episode truly ended, bootstrapped at a ``time_horizon`` cut and on an interrupted episode, and always
+   for curiosity and RND, whose returns go on past an episode's end), each reward signal (:mod:`reward_signals`)
+   rewards the experiences, scaled by its ``strength``, and GAE(gamma, lambd) gives advantages and returns per
+   signal (the advantage trained on is their mean). The experiences the trainer allows (acted within the policy lag
    bound) go to the update buffer with the log probabilities of the weights that acted and, from one actor pass,
    those of the learner's current weights (the weights the next update starts from: the buffer is emptied by
    each update, so nothing in it was taken in under other weights).
@@ -16,7 +17,8 @@ Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``learning
    ``policy_loss + 0.5 * value_loss - beta * entropy`` with Adam. The policy loss is the clipped surrogate
    (``epsilon``) of the joint action probability ratio; the value loss is clipped around the ingestion-time
    estimate by the same ``epsilon``. ``learning_rate``, ``epsilon`` and ``beta`` follow their schedules over
-   ``max_steps``. For an experience acted by the current weights the loss is ML-Agents' (the ratio is taken
+   ``max_steps``. The reward signals that learn (curiosity, RND, GAIL) make one step on each minibatch, as in
+   ML-Agents; with ``behavioral_cloning``, one cloning update follows (:mod:`behavioral_cloning`). For an experience acted by the current weights the loss is ML-Agents' (the ratio is taken
    against the log probability that acted); for one acted by older weights, the trust region is taken around the
    weights the update starts from, and the experience is weighted by the importance ratio of those weights to the
    ones that acted, truncated at 1 (the decoupled objective of Hilton et al., 2021, "Batch size-invariance for
@@ -45,16 +47,18 @@ import numpy as np
 import torch
 
 from rayagents.configs.hyperparameters import PPOSettings
-from rayagents.configs.reward_signals import RewardSignalSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.algorithm import PlayRules
+from rayagents.learner.algorithm import Ingested, PlayRules
+from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
+from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.reward_signals import supported_reward_signals
+from rayagents.learner.reward_providers import RewardBatch, batch_from_columns
+from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
@@ -62,8 +66,13 @@ from rayagents.learner.trajectory import (
     CURRENT_LOG_PROBS,
     CONTINUOUS_ACTIONS,
     DISCRETE_ACTIONS,
+    DONES,
     LOG_PROBS,
+    REWARDS,
     UpdateBuffer,
+    episode_ends,
+    next_obs_key,
+    next_observations,
     obs_key,
     returns_key,
     value_estimates_key,
@@ -166,10 +175,14 @@ class PPO:
                 f"(trainer_type {settings.trainer_type!r})"
             )
         self.hyperparameters: PPOSettings = settings.hyperparameters
-        self.reward_signals: dict[str, RewardSignalSettings] = supported_reward_signals(settings.reward_signals, "PPO")
         self.device = torch.device(device)
+        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
+        expert = expert_source(behavior_spec, self.device)
+        self.reward_signals = RewardSignals(
+            behavior_spec, settings.reward_signals, self.device, "PPO", expert, self._generator
+        )
         self.actor, self.critic = build_actor_critic(
-            behavior_spec, settings.network_settings, tuple(self.reward_signals), self.hyperparameters.shared_critic
+            behavior_spec, settings.network_settings, self.reward_signals.names, self.hyperparameters.shared_critic
         )
         self.actor.to(self.device)
         self.critic.to(self.device)
@@ -182,13 +195,23 @@ class PPO:
         self.decay_epsilon = DecayedValue(hp.epsilon_schedule, hp.epsilon, EPSILON_FLOOR, settings.max_steps)
         self.decay_beta = DecayedValue(hp.beta_schedule, hp.beta, BETA_FLOOR, settings.max_steps)
         self.buffer = UpdateBuffer()
-        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
+        self.behavioral_cloning = behavioral_cloning(
+            self.actor, settings, expert, self.hyperparameters.num_epoch, self._generator
+        )
         self._action_mask_size = sum(behavior_spec.action_spec.discrete_branches)
 
     # ---- what the trainer keeps, publishes and exports ---------------------------------------------------------
     def modules(self) -> dict[str, Saveable]:
         """The checkpoint entries, under ML-Agents' names."""
-        return {POLICY: self.actor, "Optimizer:value_optimizer": self.optimizer, "Optimizer:critic": self.critic}
+        modules: dict[str, Saveable] = {
+            POLICY: self.actor,
+            "Optimizer:value_optimizer": self.optimizer,
+            "Optimizer:critic": self.critic,
+            **self.reward_signals.modules(),
+        }
+        if self.behavioral_cloning is not None:
+            modules.update(self.behavioral_cloning.modules())
+        return modules
 
     def policy_state(self) -> dict[str, np.ndarray]:
         """The actor's weights for the EnvActors' policies."""
@@ -210,6 +233,11 @@ class PPO:
     def restored(self, step: int) -> None:
         """Empties the update buffer: it was acted by weights that no longer exist."""
         self.buffer.clear()
+        self.reward_signals.restored()
+
+    def pretrain(self) -> dict[str, float]:
+        """Behavioral cloning from the demonstrations before the first step (with ``behavioral_cloning``)."""
+        return {} if self.behavioral_cloning is None else self.behavioral_cloning.pretrain()
 
     def saved_buffers(self) -> dict[str, Saveable]:
         """Nothing: PPO's buffer is emptied by every update."""
@@ -220,11 +248,12 @@ class PPO:
 
     # ---- 1. trajectories become update-buffer columns, all at once -----------------------------------------------
     @torch.no_grad()
-    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> dict[str, float]:
-        """Estimates values and advantages of ``trajectories`` in one critic pass; the trainable experiences go to
-        the buffer. Returns ``Policy/<Name> Value Estimate`` per reward signal and ``Policy/Entropy``."""
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Ingested:
+        """Rewards ``trajectories`` with every signal and estimates their values and advantages in one critic pass;
+        the trainable experiences go to the buffer. Reports ``Policy/<Name> Value Estimate`` per reward signal and
+        ``Policy/Entropy``."""
         if not trajectories:
-            return {}
+            return Ingested(stats={}, signal_rewards={})
         sensors = len(self.actor.observation_specs)
         lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
         count = int(lengths.sum())
@@ -239,13 +268,22 @@ class PPO:
 
         keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
         bootstraps = np.array([t.bootstraps() for t in trajectories], dtype=np.float64)
-        rewards = np.concatenate([t.rewards for t in trajectories]).astype(np.float64)
         columns: dict[str, np.ndarray] = {}
+        signal_columns: dict[str, np.ndarray] = {}
+        batch = self._reward_batch(trajectories, obs, obs_tensors, signal_columns)
+        signal_rewards = {
+            name: r.cpu().numpy().astype(np.float64) for name, r in self.reward_signals.rewards(batch).items()
+        }
         stats: dict[str, float] = {}
         advantages: list[np.ndarray] = []
-        for name, signal in self.reward_signals.items():
-            estimates, after = values[name][:count], values[name][count:] * bootstraps
-            advantage = batched_gae(rewards * signal.strength, estimates, after, lengths, signal.gamma, self.hyperparameters.lambd)
+        for name in self.reward_signals.names:
+            signal = self.reward_signals.settings(name)
+            estimates, after = values[name][:count], values[name][count:]
+            if not self.reward_signals.ignores_done(name):
+                after = after * bootstraps
+            advantage = batched_gae(
+                signal_rewards[name], estimates, after, lengths, signal.gamma, self.hyperparameters.lambd
+            )
             columns[returns_key(name)] = (advantage + estimates).astype(np.float32)[keep]
             columns[value_estimates_key(name)] = estimates.astype(np.float32)[keep]
             advantages.append(advantage)
@@ -253,9 +291,12 @@ class PPO:
         columns[ADVANTAGES] = np.mean(np.stack(advantages), axis=0).astype(np.float32)[keep]
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
+        ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
         if not keep.any():
-            return stats
+            return ingested
 
+        for name, column in signal_columns.items():  # what the learning reward signals need
+            columns[name] = column[keep]
         for k, o in enumerate(obs):
             columns[obs_key(k)] = o[keep]
         columns[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])[keep].astype(np.float32)
@@ -273,7 +314,34 @@ class PPO:
         )
         columns[CURRENT_LOG_PROBS] = current.cpu().numpy().astype(np.float32)
         self.buffer.append(columns)
-        return stats
+        return ingested
+
+    def _reward_batch(
+        self,
+        trajectories: Sequence[Trajectory],
+        obs: Sequence[np.ndarray],
+        obs_tensors: Sequence[torch.Tensor],
+        columns: dict[str, np.ndarray],
+    ) -> RewardBatch:
+        """The experiences as the reward signals see them. When a signal learns, the next observations, rewards and
+        episode ends also go into ``columns`` (all experiences; the caller keeps the trainable ones)."""
+        rewards = np.concatenate([t.rewards for t in trajectories]).astype(np.float32)
+        ends = episode_ends(trajectories, interrupted=True)
+        next_obs: list[torch.Tensor] = []
+        if self.reward_signals.learns:
+            for k in range(len(obs)):
+                columns[next_obs_key(k)] = next_observations(trajectories, k)
+                next_obs.append(self._tensor(columns[next_obs_key(k)]))
+            columns[REWARDS] = rewards
+            columns[DONES] = ends
+        return RewardBatch(
+            observations=obs_tensors,
+            next_observations=next_obs,
+            continuous_actions=self._tensor(np.concatenate([t.continuous_actions for t in trajectories])),
+            discrete_actions=torch.as_tensor(np.concatenate([t.discrete_actions for t in trajectories])).long().to(self.device),
+            environment_rewards=self._tensor(rewards),
+            dones=self._tensor(ends),
+        )
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:
@@ -298,7 +366,7 @@ class PPO:
 
         # Value loss per reward signal, clipped around the ingestion-time estimate by epsilon; their mean.
         value_losses = []
-        for name in self.reward_signals:
+        for name in self.reward_signals.names:
             old_values = minibatch[value_estimates_key(name)]
             returns = minibatch[returns_key(name)]
             clipped_values = old_values + torch.clamp(values[name] - old_values, -epsilon, epsilon)
@@ -331,6 +399,8 @@ class PPO:
         num_batches = num_experiences // batch_size
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
+        signal_stats: dict[str, list[float]] = {}
+        sensors = len(self.actor.observation_specs)
         for _ in range(self.hyperparameters.num_epoch):
             order = torch.randperm(num_experiences, generator=self._generator).to(self.device)
             shuffled = {name: column[order] for name, column in data.items()}  # one gather per epoch
@@ -342,12 +412,19 @@ class PPO:
                 self.optimizer.step()
                 policy_losses.append(losses.policy_loss.detach().abs())
                 value_losses.append(losses.value_loss.detach())
+                if self.reward_signals.learns:
+                    for name, value in self.reward_signals.update(batch_from_columns(minibatch, sensors)).items():
+                        signal_stats.setdefault(name, []).append(value)
         self.buffer.clear()
 
-        return {
+        stats = {
             "Losses/Policy Loss": float(torch.stack(policy_losses).mean()),
             "Losses/Value Loss": float(torch.stack(value_losses).mean()),
             "Policy/Learning Rate": learning_rate,
             "Policy/Epsilon": epsilon,
             "Policy/Beta": beta,
         }
+        stats.update({name: float(np.mean(values)) for name, values in signal_stats.items()})
+        if self.behavioral_cloning is not None:
+            stats.update(self.behavioral_cloning.update(step))
+        return stats

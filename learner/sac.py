@@ -18,11 +18,18 @@ losses (ML-Agents' ``TorchSACOptimizer``):
    policy), each with the observation after it (the trajectory's next one for its last experience) and ``done``
    only where the episode truly ended (an interrupted episode is bootstrapped). The actor's normalizers take the
    observations in; the critics copy them. ``Policy/<Name> Value`` is the value network's mean estimate of them.
+   The buffer keeps the environment reward: each reward signal (:mod:`reward_signals`) rewards a minibatch when it
+   is drawn, scaled by its ``strength``, as in ML-Agents, so what curiosity, RND and GAIL have learned since counts.
 2. :meth:`SAC.update`: gradient steps while ``(step - buffer_init_steps) / update_steps > steps_per_update``
    (ML-Agents' rule, ``update_steps`` counting from 1), each on ``batch_size`` experiences drawn uniformly from the
    buffer, at most :data:`GRADIENT_STEPS_PER_VERSION` per call so the EnvActors get new weights often. The
    LearnerActor runs every due step before it takes more trajectories in and makes the EnvActors wait meanwhile,
    so one gradient step is made per ``steps_per_update`` agent steps whether one EnvActor plays or sixteen.
+   The reward signals that learn make one step on a minibatch of their own while
+   ``(step - buffer_init_steps) / reward_signal_update_steps > reward_signal_steps_per_update`` (the same rule);
+   with ``behavioral_cloning``, each call ends with one cloning update (:mod:`behavioral_cloning`).
+   Curiosity and RND back up past an episode's end (their ``done`` is ignored, as in ML-Agents). GAIL's
+   ``use_actions`` sees the buffer's ``done``, which is 0 at an interrupted end.
 
 One departure, on purpose: for hybrid actions ML-Agents *adds* the continuous entropy term to the value target
 (``v_backup += alpha * log_prob``) where the soft value is ``min Q - alpha * log_prob``; here it is subtracted for
@@ -43,23 +50,41 @@ import torch
 from torch import nn
 
 from rayagents.configs.hyperparameters import SACSettings
-from rayagents.configs.network import NetworkSettings
-from rayagents.configs.reward_signals import RewardSignalSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.algorithm import PlayRules
+from rayagents.learner.algorithm import Ingested, PlayRules
+from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.distributions import allowed_from_disabled
-from rayagents.learner.encoders import NetworkBody, linear_layer, observation_tensor
+from rayagents.learner.encoders import NetworkBody, observation_tensor
+from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import SAC_ACTOR, Actor, Critic
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.replay_buffer import Column, ReplayBuffer, place_replay_buffer
-from rayagents.learner.reward_signals import supported_reward_signals
+from rayagents.learner.replay_buffer import ReplayBuffer, place_replay_buffer
+from rayagents.learner.sac_networks import (
+    LogEntropyCoefficients,
+    TwinQ,
+    expected_over_branches,
+    replay_columns,
+    taken_q,
+)
+from rayagents.learner.reward_providers import RewardBatch, batch_from_columns
+from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import LEARNING_RATE_FLOOR, DecayedValue
-from rayagents.learner.trajectory import ACTION_MASKS, CONTINUOUS_ACTIONS, DISCRETE_ACTIONS, obs_key
+from rayagents.learner.trajectory import (
+    ACTION_MASKS,
+    CONTINUOUS_ACTIONS,
+    DISCRETE_ACTIONS,
+    DONES,
+    REWARDS,
+    episode_ends,
+    next_obs_key,
+    next_observations,
+    obs_key,
+)
 from rayagents.learner.weights import actor_weights
 from rayagents.protocol.trajectories import Trajectory
-from rayagents.protocol.types import ActionSpec, BehaviorSpec, ObservationSpec
+from rayagents.protocol.types import BehaviorSpec
 
 GRADIENT_STEPS_PER_VERSION = 32
 """The most gradient steps one :meth:`SAC.update` makes: the EnvActors get new weights at least this often."""
@@ -72,18 +97,6 @@ UPDATES_PER_STEP = "Policy/Updates per Step"
 """rayagents' own statistic: gradient steps made per agent step taken in after ``buffer_init_steps``, once caught
 up (``1 / steps_per_update`` when the rule holds)."""
 
-REWARDS = "rewards"
-"""The replay column of the environment reward after each experience (scaled by each signal's strength when a
-minibatch is drawn)."""
-DONES = "dones"
-"""The replay column of 1.0 where the episode truly ended after the experience (not when it was interrupted)."""
-
-
-def next_obs_key(index: int) -> str:
-    """The replay column of the observations after each experience, of sensor ``index``."""
-    return f"next_obs_{index}"
-
-
 def value_stat(stream: str) -> str:
     """The statistic of a reward signal's value estimate under SAC, e.g. ``Policy/Extrinsic Value``."""
     return f"Policy/{stream.capitalize()} Value"
@@ -92,54 +105,6 @@ def value_stat(stream: str) -> str:
 def sac_play_rules(settings: TrainerSettings) -> PlayRules:
     """SAC trains on experiences of any policy lag (it learns off policy from its replay buffer)."""
     return PlayRules(max_policy_lag=None)
-
-
-class QNetwork(nn.Module):
-    """One Q function: observations and continuous actions in, per reward signal one value per discrete action
-    (``sum(branches)`` of them; one without discrete branches) out."""
-
-    def __init__(
-        self,
-        observation_specs: Sequence[ObservationSpec],
-        action_spec: ActionSpec,
-        settings: NetworkSettings,
-        stream_names: Sequence[str],
-    ) -> None:
-        super().__init__()
-        outputs = max(sum(action_spec.discrete_branches), 1)
-        self.network_body = NetworkBody(observation_specs, settings, action_size=action_spec.continuous_size)
-        size = self.network_body.output_size
-        self.heads = nn.ModuleDict({name: linear_layer(size, outputs) for name in stream_names})
-
-    def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``(batch, outputs)`` per reward signal."""
-        encoding = self.network_body(observations, actions)
-        return {name: head(encoding) for name, head in self.heads.items()}
-
-
-class TwinQ(nn.Module):
-    """The two Q functions (ML-Agents' ``q1_network`` and ``q2_network``)."""
-
-    def __init__(
-        self,
-        observation_specs: Sequence[ObservationSpec],
-        action_spec: ActionSpec,
-        settings: NetworkSettings,
-        stream_names: Sequence[str],
-    ) -> None:
-        super().__init__()
-        self.q1_network = QNetwork(observation_specs, action_spec, settings, stream_names)
-        self.q2_network = QNetwork(observation_specs, action_spec, settings, stream_names)
-
-
-class LogEntropyCoefficients(nn.Module):
-    """The entropy coefficients in log space: one per discrete branch and one for the continuous part."""
-
-    def __init__(self, branches: int, init_entcoef: float) -> None:
-        super().__init__()
-        start = float(np.log(init_entcoef))
-        self.discrete = nn.Parameter(torch.full((branches,), start))
-        self.continuous = nn.Parameter(torch.full((1,), start))
 
 
 @dataclass(frozen=True)
@@ -182,12 +147,16 @@ class SAC:
                 f"(trainer_type {settings.trainer_type!r})"
             )
         hp = self.hyperparameters = settings.hyperparameters
-        self.reward_signals: dict[str, RewardSignalSettings] = supported_reward_signals(settings.reward_signals, "SAC")
         self.device = torch.device(device)
+        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
+        expert = expert_source(behavior_spec, self.device)
+        self.reward_signals = RewardSignals(
+            behavior_spec, settings.reward_signals, self.device, "SAC", expert, self._generator
+        )
         self.action_spec = spec = behavior_spec.action_spec
         observation_specs = behavior_spec.observation_specs
         network = settings.network_settings
-        streams = tuple(self.reward_signals)
+        streams = self.reward_signals.names
         self.actor = Actor(observation_specs, spec, network, SAC_ACTOR).to(self.device)
         self.q_network = TwinQ(observation_specs, spec, network, streams).to(self.device)
         self.value_network = Critic(NetworkBody(observation_specs, network), streams).to(self.device)
@@ -209,9 +178,13 @@ class SAC:
         self.buffer = ReplayBuffer(hp.buffer_size, columns, place_replay_buffer(hp.buffer_size, columns, self.device))
         self.update_steps = 1
         """ML-Agents' count of gradient steps, from 1: a step is due while (step - init) / update_steps > ratio."""
-        self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
+        self.reward_signal_update_steps = 1
+        """The same count for the reward signals' own updates (``reward_signal_steps_per_update``)."""
+        self.behavioral_cloning = behavioral_cloning(self.actor, settings, expert, 1, self._generator)
         self._mask_size = sum(spec.discrete_branches)
-        self._strengths = torch.tensor([s.strength for s in self.reward_signals.values()], device=self.device)
+        self._use_dones = torch.tensor(
+            [0.0 if self.reward_signals.ignores_done(name) else 1.0 for name in streams], device=self.device
+        )
 
     # ---- what the trainer keeps, publishes and exports ---------------------------------------------------------
     def modules(self) -> dict[str, Saveable]:
@@ -225,6 +198,8 @@ class SAC:
             "Optimizer:value_optimizer": self.value_optimizer,
             "Optimizer:entropy_optimizer": self.entropy_optimizer,
             "Optimizer:log_ent_coef": self.log_ent_coef,
+            **self.reward_signals.modules(),
+            **(self.behavioral_cloning.modules() if self.behavioral_cloning is not None else {}),
         }
 
     def saved_buffers(self) -> dict[str, Saveable]:
@@ -249,7 +224,29 @@ class SAC:
         ratio = self.hyperparameters.steps_per_update
         # Where a learner that never stopped would be once caught up: the least count no step is due at.
         self.update_steps = max(1, math.ceil((step - self.hyperparameters.buffer_init_steps) / ratio))
+        signal_ratio = self._signal_ratio()
+        self.reward_signal_update_steps = max(
+            1, math.ceil((step - self.hyperparameters.buffer_init_steps) / signal_ratio)
+        )
         self._copy_normalization()
+        self.reward_signals.restored()
+
+    def pretrain(self) -> dict[str, float]:
+        """Behavioral cloning from the demonstrations before the first step (with ``behavioral_cloning``)."""
+        return {} if self.behavioral_cloning is None else self.behavioral_cloning.pretrain()
+
+    def _signal_ratio(self) -> float:
+        ratio = self.hyperparameters.reward_signal_steps_per_update
+        return float(self.hyperparameters.steps_per_update if ratio is None else ratio)
+
+    def _signal_update_due(self, step: int) -> bool:
+        hp = self.hyperparameters
+        return (
+            self.reward_signals.learns
+            and step >= hp.buffer_init_steps
+            and len(self.buffer) >= hp.batch_size
+            and (step - hp.buffer_init_steps) / self.reward_signal_update_steps > self._signal_ratio()
+        )
 
     def _gradient_step_due(self, step: int) -> bool:
         hp = self.hyperparameters
@@ -272,11 +269,11 @@ class SAC:
 
     # ---- 1. trajectories into the replay buffer ------------------------------------------------------------------
     @torch.no_grad()
-    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> dict[str, float]:
-        """Adds the trainable experiences of ``trajectories`` to the replay buffer. Returns ``Policy/<Name> Value``
-        per reward signal and ``Policy/Entropy``."""
+    def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Ingested:
+        """Adds the trainable experiences of ``trajectories`` to the replay buffer; rewards them with every signal
+        (for the statistics). Reports ``Policy/<Name> Value`` per reward signal and ``Policy/Entropy``."""
         if not trajectories:
-            return {}
+            return Ingested(stats={}, signal_rewards={})
         sensors = len(self.actor.observation_specs)
         keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
         obs = [np.concatenate([t.obs[k] for t in trajectories]) for k in range(sensors)]
@@ -286,27 +283,40 @@ class SAC:
         stats = {value_stat(name): float(v.mean()) for name, v in self.value_network(obs_tensors).items()}
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
-        if not keep.any():
-            return stats
         rows: dict[str, np.ndarray] = {}
         for k in range(sensors):
-            rows[obs_key(k)] = obs[k][keep]
-            rows[next_obs_key(k)] = np.concatenate(
-                [np.concatenate([t.obs[k][1:], t.next_obs[k][None]]) for t in trajectories]
-            )[keep]
-        rows[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])[keep]
-        rows[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])[keep]
+            rows[obs_key(k)] = obs[k]
+            rows[next_obs_key(k)] = next_observations(trajectories, k)
+        rows[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])
+        rows[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])
+        rows[REWARDS] = np.concatenate([t.rewards for t in trajectories])
+        rows[DONES] = episode_ends(trajectories, interrupted=False)
+        batch = self._reward_batch(rows, obs_tensors)
+        signal_rewards = {name: r.cpu().numpy() for name, r in self.reward_signals.rewards(batch).items()}
+        ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
+        if not keep.any():
+            return ingested
         masks = [allowed_from_disabled(t.action_mask, len(t), self._mask_size) for t in trajectories]
-        rows[ACTION_MASKS] = np.concatenate(masks)[keep]
-        rows[REWARDS] = np.concatenate([t.rewards for t in trajectories])[keep]
-        dones = []
-        for t in trajectories:
-            done = np.zeros(len(t), dtype=np.float32)
-            done[-1] = float(t.done and not t.interrupted)
-            dones.append(done)
-        rows[DONES] = np.concatenate(dones)[keep]
-        self.buffer.add(rows)
-        return stats
+        rows[ACTION_MASKS] = np.concatenate(masks)
+        self.buffer.add({name: column[keep] for name, column in rows.items()})
+        return ingested
+
+    def _reward_batch(self, rows: Mapping[str, np.ndarray], obs_tensors: Sequence[torch.Tensor]) -> RewardBatch:
+        """The ingested experiences as the reward signals see them (next observations only when one learns)."""
+        sensors = len(obs_tensors)
+        next_obs = (
+            [observation_tensor(rows[next_obs_key(k)], self.device) for k in range(sensors)]
+            if self.reward_signals.learns
+            else []
+        )
+        return RewardBatch(
+            observations=obs_tensors,
+            next_observations=next_obs,
+            continuous_actions=observation_tensor(rows[CONTINUOUS_ACTIONS], self.device),
+            discrete_actions=torch.as_tensor(rows[DISCRETE_ACTIONS]).long().to(self.device),
+            environment_rewards=observation_tensor(rows[REWARDS], self.device),
+            dones=observation_tensor(rows[DONES], self.device),
+        )
 
     # ---- 2. the losses of a minibatch ----------------------------------------------------------------------------
     def losses(self, batch: Mapping[str, torch.Tensor]) -> SACLosses:
@@ -315,7 +325,7 @@ class SAC:
         obs = [batch[obs_key(k)] for k in range(sensors)]
         next_obs = [batch[next_obs_key(k)] for k in range(sensors)]
         allowed = batch[ACTION_MASKS]
-        streams = list(self.reward_signals)
+        streams = list(self.reward_signals.names)
         discrete = self.action_spec.discrete_size > 0
         continuous = self.action_spec.continuous_size > 0
         branches = self.action_spec.discrete_branches
@@ -333,22 +343,25 @@ class SAC:
         q2 = self.q_network.q2_network(obs, batch[CONTINUOUS_ACTIONS])
         if discrete:
             taken = batch[DISCRETE_ACTIONS].long()
-            q1_taken = {name: _taken_q(q, taken, branches) for name, q in q1.items()}
-            q2_taken = {name: _taken_q(q, taken, branches) for name, q in q2.items()}
+            q1_taken = {name: taken_q(q, taken, branches) for name, q in q1.items()}
+            q2_taken = {name: taken_q(q, taken, branches) for name, q in q2.items()}
         else:
             q1_taken = {name: q.squeeze(1) for name, q in q1.items()}
             q2_taken = {name: q.squeeze(1) for name, q in q2.items()}
 
-        # Q losses: the twin Qs of the actions taken against r + gamma * (1 - done) * V_target(s').
+        # Q losses: the twin Qs of the actions taken against r + gamma * (1 - done) * V_target(s'), each signal's
+        # reward scaled by its strength (curiosity and RND ignore done).
         rewards = batch[REWARDS]
         dones = batch[DONES]
         with torch.no_grad():
             target_values = self.target_network(next_obs)
+            signal_rewards = self.reward_signals.rewards(batch_from_columns(batch, sensors))
         q1_losses, q2_losses = [], []
         for i, name in enumerate(streams):
             with torch.no_grad():
-                gamma = self.reward_signals[name].gamma
-                backup = rewards * self._strengths[i] + (1.0 - dones) * gamma * target_values[name]
+                gamma = self.reward_signals.settings(name).gamma
+                not_done = 1.0 - dones * self._use_dones[i]
+                backup = signal_rewards[name] + not_done * gamma * target_values[name]
             q1_losses.append(0.5 * torch.mean((backup - q1_taken[name]) ** 2))
             q2_losses.append(0.5 * torch.mean((backup - q2_taken[name]) ** 2))
 
@@ -365,8 +378,8 @@ class SAC:
             soft_values = {}
             for name in streams:
                 if discrete:
-                    expected_q1 = _expected_over_branches(q1p[name], branch_probs, branches)
-                    expected_q2 = _expected_over_branches(q2p[name], branch_probs, branches)
+                    expected_q1 = expected_over_branches(q1p[name], branch_probs, branches)
+                    expected_q2 = expected_over_branches(q2p[name], branch_probs, branches)
                     soft_values[name] = torch.min(expected_q1, expected_q2) - entropy_term
                 else:
                     soft_values[name] = torch.min(q1p[name], q2p[name]).squeeze(1) - entropy_term
@@ -431,6 +444,9 @@ class SAC:
         if made == 0:
             raise ValueError("no gradient step is due: call update only when ready_for_update says so")
         stats = {name: float(torch.stack(values).mean()) for name, values in totals.items()}
+        stats.update(self._update_reward_signals(step))
+        if self.behavioral_cloning is not None:
+            stats.update(self.behavioral_cloning.update(step))
         with torch.no_grad():
             discrete = self.log_ent_coef.discrete.exp().mean() if self._mask_size else torch.zeros(())
             stats["Policy/Discrete Entropy Coeff"] = float(discrete)
@@ -439,6 +455,20 @@ class SAC:
         if not self._gradient_step_due(step):  # caught up: the ratio the rule holds (not one taken mid-catch-up)
             stats[UPDATES_PER_STEP] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
         return stats
+
+    def _update_reward_signals(self, step: int) -> dict[str, float]:
+        """The reward signals' updates due at ``step`` (at most :data:`GRADIENT_STEPS_PER_VERSION`), each on a
+        minibatch drawn for it; their mean statistics."""
+        sensors = len(self.actor.observation_specs)
+        totals: dict[str, list[float]] = {}
+        made = 0
+        while made < GRADIENT_STEPS_PER_VERSION and self._signal_update_due(step):
+            batch = batch_from_columns(self.buffer.sample(self.hyperparameters.batch_size, self._generator), sensors)
+            for name, value in self.reward_signals.update(batch).items():
+                totals.setdefault(name, []).append(value)
+            self.reward_signal_update_steps += 1
+            made += 1
+        return {name: float(np.mean(values)) for name, values in totals.items()}
 
     def _step_optimizers(self, losses: SACLosses) -> None:
         """One Adam step each: the actor on the policy loss, the Qs and V on theirs, the coefficients on theirs."""
@@ -480,33 +510,3 @@ def _loss_stats(losses: SACLosses) -> dict[str, torch.Tensor]:
         "Losses/Q1 Loss": losses.q1_loss,
         "Losses/Q2 Loss": losses.q2_loss,
     }
-
-
-def _taken_q(q: torch.Tensor, taken: torch.Tensor, branches: Sequence[int]) -> torch.Tensor:
-    """The Q of each branch's action taken, averaged over branches: ``(batch,)``."""
-    per_branch = torch.split(q, list(branches), dim=1)
-    picked = [values.gather(1, taken[:, b : b + 1]).squeeze(1) for b, values in enumerate(per_branch)]
-    return torch.stack(picked).mean(dim=0)
-
-
-def _expected_over_branches(q: torch.Tensor, probs: Sequence[torch.Tensor], branches: Sequence[int]) -> torch.Tensor:
-    """Each branch's Q expected under the policy, averaged over branches: ``(batch,)``."""
-    per_branch = torch.split(q, list(branches), dim=1)
-    return torch.stack([(values * p).sum(dim=1) for values, p in zip(per_branch, probs)]).mean(dim=0)
-
-
-def replay_columns(spec: BehaviorSpec) -> dict[str, Column]:
-    """The replay buffer's columns for a behavior: observations and next observations (uint8 for visual sensors),
-    actions, the allowed-action mask, the reward and done."""
-    columns: dict[str, Column] = {}
-    for k, observation in enumerate(spec.observation_specs):
-        dtype = torch.uint8 if len(observation.shape) == 3 else torch.float32
-        columns[obs_key(k)] = Column(tuple(observation.shape), dtype)
-        columns[next_obs_key(k)] = Column(tuple(observation.shape), dtype)
-    action = spec.action_spec
-    columns[CONTINUOUS_ACTIONS] = Column((action.continuous_size,), torch.float32)
-    columns[DISCRETE_ACTIONS] = Column((len(action.discrete_branches),), torch.int64)
-    columns[ACTION_MASKS] = Column((sum(action.discrete_branches),), torch.float32)
-    columns[REWARDS] = Column((), torch.float32)
-    columns[DONES] = Column((), torch.float32)
-    return columns

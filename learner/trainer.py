@@ -159,31 +159,47 @@ class Trainer:
             self._drop(sum(len(t) for t in trajectories))
             return
         self.global_step.increment(sum(len(t) for t in trajectories))
-        for trajectory in trajectories:
-            self._collect_signal_rewards(trajectory)
-        if not self.training:
+        if not self.training:  # only the player's own reward is known without the signals' networks
+            extrinsic = [t.rewards.astype(np.float64) for t in trajectories]
+            for kind, signal in self.settings.reward_signals.items():
+                if kind.value == "extrinsic":
+                    self._collect_signal_rewards(trajectories, kind.value, np.concatenate(extrinsic) * signal.strength)
             return
         lags = [self._version - trajectory.versions.astype(np.int64) for trajectory in trajectories]
         trainable = [self.rules.trainable(lag) for lag in lags]
         self._drop(sum(int(len(keep) - keep.sum()) for keep in trainable))
         self._stats.extend(POLICY_LAG, np.concatenate(lags).tolist())
-        for name, value in self.algorithm.ingest(trajectories, trainable).items():
+        ingested = self.algorithm.ingest(trajectories, trainable)
+        for name, value in ingested.stats.items():
             self._stats.add(name, value)
+        for name, rewards in ingested.signal_rewards.items():
+            self._collect_signal_rewards(trajectories, name, rewards)
 
     def _drop(self, steps: int) -> None:
         self._dropped_steps += steps
         self._dropped_in_period += steps
 
-    def _collect_signal_rewards(self, trajectory: Trajectory) -> None:
-        """Adds the trajectory's reward per signal to its agent's episode; records the episode's when it ends."""
-        for kind, signal in self.settings.reward_signals.items():
-            per_agent = self._signal_rewards[kind.value]
-            total = per_agent.get(trajectory.agent_id, 0.0) + float(np.sum(trajectory.rewards)) * signal.strength
+    def _collect_signal_rewards(self, trajectories: Sequence[Trajectory], signal: str, rewards: np.ndarray) -> None:
+        """Adds signal ``signal``'s rewards (per experience, the trajectories one after the other) to each agent's
+        episode; records an episode's total (``Policy/<Signal> Reward``) when it ends."""
+        per_agent = self._signal_rewards[signal]
+        ends = np.cumsum([len(t) for t in trajectories])
+        sums = np.add.reduceat(rewards, ends - np.array([len(t) for t in trajectories])) if len(rewards) else []
+        for trajectory, trajectory_sum in zip(trajectories, sums):
+            total = per_agent.get(trajectory.agent_id, 0.0) + float(trajectory_sum)
             if trajectory.done:
-                self._stats.add(reward_stat(kind.value), total)
+                self._stats.add(reward_stat(signal), total)
                 per_agent.pop(trajectory.agent_id, None)
             else:
                 per_agent[trajectory.agent_id] = total
+
+    def pretrain(self) -> None:
+        """What the algorithm learns before the first step of a run that starts afresh (behavioral cloning); its
+        statistics go into the first summary. Nothing for ``--inference``."""
+        if not self.training:
+            return
+        for name, value in self.algorithm.pretrain().items():
+            self._stats.add(name, value)
 
     # ---- 2. episodes -----------------------------------------------------------------------------------------------
     def record_episodes(self, episodes: EpisodeStats) -> None:

@@ -9,7 +9,7 @@ more than ``buffer_size`` experiences.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,33 @@ CURRENT_LOG_PROBS = "current_log_probs"
 """The joint log probability of each action under the learner's weights when the experience was taken in (the
 weights the next update starts from)."""
 ADVANTAGES = "advantages"
+REWARDS = "rewards"
+"""The environment reward after each experience."""
+DONES = "dones"
+"""1.0 where the episode ended after the experience. (SAC's replay buffer: only where it truly ended, not where it
+was interrupted, since an interrupted episode is bootstrapped.)"""
+
+
+def next_obs_key(index: int) -> str:
+    """The column of the observations after each experience, of sensor ``index``."""
+    return f"next_obs_{index}"
+
+
+def next_observations(trajectories: Sequence[Trajectory], sensor: int) -> np.ndarray:
+    """Sensor ``sensor``'s observation after each experience of ``trajectories``, one after the other: the next
+    experience's, and the trajectory's ``next_obs`` after its last."""
+    return np.concatenate([np.concatenate([t.obs[sensor][1:], t.next_obs[sensor][None]]) for t in trajectories])
+
+
+def episode_ends(trajectories: Sequence[Trajectory], *, interrupted: bool) -> np.ndarray:
+    """float32, per experience: 1.0 at the last experience of a trajectory whose episode ended there (and, unless
+    ``interrupted`` is True, only where it truly ended rather than being interrupted)."""
+    ends = []
+    for t in trajectories:
+        end = np.zeros(len(t), dtype=np.float32)
+        end[-1] = float(t.done and (interrupted or not t.interrupted))
+        ends.append(end)
+    return np.concatenate(ends)
 
 
 class UpdateBuffer:

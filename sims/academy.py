@@ -13,9 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
-from rayagents.protocol.agent_batch import ListAgentInfoProto, agent_info_list_proto
+from rayagents.protocol.agent_batch import ListAgentInfoProto
 from rayagents.protocol.agents import actions_from_protos
 from rayagents.protocol.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from rayagents.protocol.communicator_objects.command_pb2 import QUIT, RESET, STEP
@@ -33,6 +31,7 @@ from rayagents.sims.messages import (
     STATUS_QUIT,
     ObservationEncoder,
     academy_parameters_message,
+    agent_info_list,
     brain_parameters,
     header_message,
     missing_capability_problems,
@@ -317,34 +316,9 @@ class Academy:
 
     def _agent_infos(self, behavior: str, batch: Sequence[tuple[int, AgentReport]]) -> ListAgentInfoProto:
         """One behavior's agent infos, built in one go from its agents' reports (in report order)."""
-        encoder = self._encoders.get(behavior)
-        if encoder is None:
-            self._scene.behavior(behavior)  # raises, naming the scene's behaviors
-        reports = [report for _, report in batch]
-        masks = None
-        if any(report.action_mask is not None for report in reports):
-            width = sum(self._scene.behavior(behavior).action_spec.discrete_branches)
-            masks = np.zeros((len(reports), width), dtype=bool)
-            for row, report in enumerate(reports):
-                if report.action_mask is None:
-                    continue
-                mask = np.asarray(report.action_mask, dtype=bool).reshape(-1)
-                if mask.shape[0] != width:
-                    raise ValueError(
-                        f"agent '{report.agent}' of behavior '{behavior}' reported an action mask of {mask.shape[0]} "
-                        f"values; it needs one per action of every discrete branch ({width})"
-                    )
-                masks[row] = mask
-        return agent_info_list_proto(
-            [agent_id for agent_id, _ in batch],
-            encoder.encode_batch([report.observations for report in reports]),
-            rewards=np.fromiter((r.reward for r in reports), np.float32, len(reports)),
-            dones=np.fromiter((r.done for r in reports), bool, len(reports)),
-            max_step_reached=np.fromiter((r.max_step_reached for r in reports), bool, len(reports)),
-            action_masks=masks,
-            group_ids=np.fromiter((r.group_id for r in reports), np.int64, len(reports)),
-            group_rewards=np.fromiter((r.group_reward for r in reports), np.float32, len(reports)),
-        )
+        definition = self._scene.behavior(behavior)  # raises, naming the scene's behaviors
+        agent_ids = [agent_id for agent_id, _ in batch]
+        return agent_info_list(definition, self._encoders[behavior], agent_ids, [report for _, report in batch])
 
     def _goodbye(self) -> None:
         """Tell the trainer the player is quitting (status 400), waiting at most GOODBYE_TIMEOUT_S."""

@@ -5,7 +5,9 @@ It takes a Unity player's arguments and ignores the Unity arguments it does not 
 that there is no trainer and exits 0 (a Unity player would run inference).
 
 Others: ``rayagents-sim build NAME DIR`` writes a build folder; ``rayagents-sim list`` prints the scenes and
-names each one's example trainer config.
+names each one's example trainer config; ``rayagents-sim record SCENE --episodes N (--model M.onnx | --heuristic)
+[--out DIR/NAME.demo]`` plays a scene in this process, reports the mean episode reward and writes a ``.demo``
+(see ``record.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "build":
         return _build(args[1:])
+    if args and args[0] == "record":
+        from rayagents.sims.record import main as record_main  # onnxruntime and the writer load only for it
+
+        return record_main(args[1:])
     if args and args[0] == "list":
         for name in scene_names():
             example = example_config_name(name)
@@ -71,7 +77,7 @@ def player_parser() -> argparse.ArgumentParser:
         prog="rayagents-sim",
         allow_abbrev=False,
         description="Run a scene as a Unity ML-Agents player: connect to the trainer on --mlagents-port. "
-        "Other commands: 'rayagents-sim build NAME DIR', 'rayagents-sim list'.",
+        "Other commands: 'rayagents-sim build NAME DIR', 'rayagents-sim list', 'rayagents-sim record SCENE ...'.",
     )
     parser.add_argument("--scene", required=True, help=f"the scene to run ({', '.join(scene_names())})")
     parser.add_argument("--mlagents-port", type=int, default=None, help="the trainer's port; without it, no training")

@@ -13,11 +13,11 @@ from rayagents.protocol.agents import brain_parameters_proto, legacy_brain_param
 from rayagents.protocol.communicator_objects.brain_parameters_pb2 import BrainParametersProto
 from rayagents.protocol.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
 from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessageProto
-from rayagents.protocol.agent_batch import FloatObservations, SensorBatch
+from rayagents.protocol.agent_batch import FloatObservations, ListAgentInfoProto, SensorBatch, agent_info_list_proto
 from rayagents.protocol.observations import png_observation_proto
 from rayagents.protocol.types import DimensionProperty
 from rayagents.protocol.versions import API_VERSION, UNITY_PACKAGE_VERSION
-from rayagents.sims.scene import BehaviorDef, SensorKind, SensorSpec, sensor_order
+from rayagents.sims.scene import AgentReport, BehaviorDef, SensorKind, SensorSpec, sensor_order
 
 STATUS_OK = 200
 """Header status of a message carrying data."""
@@ -161,3 +161,34 @@ class ObservationEncoder:
                     )
                 )
         return batches
+
+
+def agent_info_list(
+    behavior: BehaviorDef, encoder: ObservationEncoder, agent_ids: Sequence[int], reports: Sequence[AgentReport]
+) -> ListAgentInfoProto:
+    """The agent infos a player sends for ``reports`` of one behavior (one per report, in order, agent ``i`` with
+    wire id ``agent_ids[i]``): observations sorted by sensor name, rewards, flags, action masks, groups."""
+    masks = None
+    if any(report.action_mask is not None for report in reports):
+        width = sum(behavior.action_spec.discrete_branches)
+        masks = np.zeros((len(reports), width), dtype=bool)
+        for row, report in enumerate(reports):
+            if report.action_mask is None:
+                continue
+            mask = np.asarray(report.action_mask, dtype=bool).reshape(-1)
+            if mask.shape[0] != width:
+                raise ValueError(
+                    f"agent '{report.agent}' of behavior '{behavior.qualified_name}' reported an action mask of "
+                    f"{mask.shape[0]} values; it needs one per action of every discrete branch ({width})"
+                )
+            masks[row] = mask
+    return agent_info_list_proto(
+        list(agent_ids),
+        encoder.encode_batch([report.observations for report in reports]),
+        rewards=np.fromiter((r.reward for r in reports), np.float32, len(reports)),
+        dones=np.fromiter((r.done for r in reports), bool, len(reports)),
+        max_step_reached=np.fromiter((r.max_step_reached for r in reports), bool, len(reports)),
+        action_masks=masks,
+        group_ids=np.fromiter((r.group_id for r in reports), np.int64, len(reports)),
+        group_rewards=np.fromiter((r.group_reward for r in reports), np.float32, len(reports)),
+    )

@@ -117,6 +117,10 @@ class AgentReport:
     """The group's reward since the agent's previous report."""
 
 
+Heuristic = Callable[[AgentReport], AgentAction]
+"""A scripted policy (Unity's ``Agent.Heuristic``): the action an agent takes on its decision request ``report``."""
+
+
 @dataclass(frozen=True)
 class AreaContext:
     """What the academy gives an area when it makes it."""
@@ -168,6 +172,9 @@ class Scene:
     """Every behavior an agent of the scene may use."""
     make_area: Callable[[AreaContext], Area] = field(repr=False)
     """Makes one area."""
+    heuristic: Heuristic | None = field(default=None, repr=False)
+    """How the scene's agents act without a trainer or a model (``rayagents-sim record --heuristic``); optional.
+    It is given each decision request of any behavior of the scene."""
 
     def behavior(self, qualified_name: str) -> BehaviorDef:
         """The behavior with ``qualified_name``; KeyError naming the scene's behaviors otherwise."""

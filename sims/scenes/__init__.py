@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from types import MappingProxyType
 from typing import Mapping
 
@@ -89,3 +90,21 @@ def get_scene(name: str) -> Scene:
     if scene.name != name:
         raise RuntimeError(f"module {module_name} builds scene '{scene.name}', not '{name}'")
     return scene
+
+
+def scenes_with_heuristics() -> tuple[str, ...]:
+    """The named scenes that declare a heuristic (each is built to find out, its simulators' log records muted;
+    one that cannot be built here is left out)."""
+    names = []
+    muted = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        for name in scene_names():
+            try:
+                if get_scene(name).heuristic is not None:
+                    names.append(name)
+            except Exception:  # a scene whose simulator is not installed here has no heuristic to offer
+                continue
+    finally:
+        logging.disable(muted)
+    return tuple(names)

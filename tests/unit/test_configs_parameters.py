@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rayagents.configs.examples import example_config, example_configs
+from rayagents.configs.examples import all_example_configs, example_config, example_configs
 from rayagents.configs import (
     CompletionCriteriaSettings,
     ConfigError,
@@ -133,7 +133,7 @@ def test_final_lesson_criteria_warn() -> None:
 
 
 def round_trip_files() -> list[Path]:
-    files = [Path(str(resource)) for resource in example_configs().values()]
+    files = [Path(str(resource)) for resource in all_example_configs().values()]
     if CORPUS.is_dir():
         files += sorted(CORPUS.glob("*.yaml"))
     return files

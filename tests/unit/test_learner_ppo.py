@@ -113,7 +113,7 @@ def test_trajectory_bootstraps_unless_truly_done(done: bool, interrupted: bool, 
     trajectory = random_trajectory(spec, 5, done, interrupted, rng)
     other = random_trajectory(spec, 3, False, False, rng)  # ingested together: its values must not leak in
     assert trajectory.bootstraps() == bootstraps
-    stats = ppo.ingest([trajectory, other], all_trainable([trajectory, other]))
+    stats = ppo.ingest([trajectory, other], all_trainable([trajectory, other])).stats
     columns = {name: column[:5] for name, column in ppo.buffer.arrays().items()}
     with torch.no_grad():
         values = ppo.critic([torch.as_tensor(trajectory.obs[0])])["extrinsic"].numpy()
@@ -140,26 +140,13 @@ def test_only_trainable_experiences_reach_the_buffer_with_the_log_probs_that_act
     full.actor.load_state_dict(ppo.actor.state_dict())
     full.critic.load_state_dict(ppo.critic.state_dict())
     full.ingest([trajectory], all_trainable([trajectory]))
-    stats = ppo.ingest([trajectory], [np.array([False, True, False, True])])
+    stats = ppo.ingest([trajectory], [np.array([False, True, False, True])]).stats
     assert ppo.buffered_steps == 2 and stats["Policy/Entropy"] == pytest.approx(0.5)
     kept = ppo.buffer.arrays()
     everything = full.buffer.arrays()
     np.testing.assert_array_equal(kept[LOG_PROBS], [-2, -4])
     # The advantages of the kept experiences are those of the whole trajectory (the dropped ones still count).
     np.testing.assert_allclose(kept[ADVANTAGES], everything[ADVANTAGES][[1, 3]], rtol=1e-6)
-
-
-def test_only_the_extrinsic_reward_signal_is_supported_so_far() -> None:
-    spec = BehaviorSpec((vector("a", 3),), ActionSpec(1, ()))
-    settings = dataclasses.replace(
-        trainer_settings(),
-        reward_signals={
-            RewardSignalType.EXTRINSIC: RewardSignalSettings(),
-            RewardSignalType.CURIOSITY: CuriositySettings(),
-        },
-    )
-    with pytest.raises(NotImplementedError, match="curiosity"):
-        PPO(spec, settings)
 
 
 # ---- the update --------------------------------------------------------------------------------------------------

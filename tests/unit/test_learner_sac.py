@@ -185,7 +185,7 @@ def test_ingest_stores_the_next_observations_and_done_only_where_an_episode_trul
     interrupted = random_trajectory(spec, 3, rng, done=True, interrupted=True, entropy=2.0)
     cut = random_trajectory(spec, 2, rng, done=False, entropy=4.0)
     trajectories = [ended, interrupted, cut]
-    stats = sac.ingest(trajectories, all_trainable(trajectories))
+    stats = sac.ingest(trajectories, all_trainable(trajectories)).stats
     assert sac.buffered_steps == 9
     held = sac.buffer.state_dict()
     for k in range(2):
@@ -218,7 +218,7 @@ def test_experiences_not_trainable_are_not_stored_and_the_kept_ones_keep_their_o
     sac = SAC(spec, sac_settings())
     rng = np.random.default_rng(1)
     trajectory = random_trajectory(spec, 4, rng, done=True, entropy=None)
-    stats = sac.ingest([trajectory], [np.array([True, False, True, False])])
+    stats = sac.ingest([trajectory], [np.array([True, False, True, False])]).stats
     assert sac.buffered_steps == 2
     held = sac.buffer.state_dict()
     np.testing.assert_array_equal(held[obs_key(0)].numpy(), trajectory.obs[0][[0, 2]])
@@ -226,9 +226,9 @@ def test_experiences_not_trainable_are_not_stored_and_the_kept_ones_keep_their_o
     np.testing.assert_array_equal(held[REWARDS].numpy(), trajectory.rewards[[0, 2]])
     np.testing.assert_array_equal(held[DONES].numpy(), [0, 0])  # the ending experience was not kept
     assert set(stats) == {"Policy/Extrinsic Value"}  # no entropies were kept by the acting policy
-    none_kept = sac.ingest([trajectory], [np.zeros(4, dtype=bool)])
+    none_kept = sac.ingest([trajectory], [np.zeros(4, dtype=bool)]).stats
     assert sac.buffered_steps == 2 and "Policy/Extrinsic Value" in none_kept
-    assert sac.ingest([], []) == {}
+    assert sac.ingest([], []).stats == {}
 
 
 def test_the_critics_normalize_observations_as_the_actor_does() -> None:

@@ -1,0 +1,96 @@
+"""One ``rayagents-learn`` run driven by a benchmark: started as a subprocess, its summary lines read as they come,
+stopped with Ctrl+C (SIGINT: the run saves its model and exits) when the benchmark has seen enough."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SUMMARY = re.compile(
+    r"^(?P<behavior>\S+)\. Step: (?P<step>\d+)\. Time Elapsed: (?P<seconds>\d+(?:\.\d+)?) s\. Mean Reward: (?P<reward>-?\d+(?:\.\d+)?)"
+)
+"""A summary line with a mean reward."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One summary line of a run."""
+
+    step: int
+    seconds: float
+    """Since the run started (Ray's start included)."""
+    reward: float
+    """The mean episode reward of the summary period."""
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What a run printed: its summaries, in order, and its wall time including start-up."""
+
+    summaries: tuple[Summary, ...]
+    wall_s: float
+
+    def reward_at(self, step: int) -> Summary | None:
+        """The first summary at or after ``step``."""
+        return next((s for s in self.summaries if s.step >= step), None)
+
+    def first_reaching(self, reward: float) -> Summary | None:
+        """The first summary whose mean reward is at least ``reward``."""
+        return next((s for s in self.summaries if s.reward >= reward), None)
+
+
+def learn(
+    arguments: Sequence[str],
+    behavior: str,
+    stop: Callable[[Summary], bool],
+    timeout_s: float,
+    label: str,
+) -> RunOutput:
+    """Runs ``rayagents-learn ARGUMENTS`` until a summary of ``behavior`` satisfies ``stop`` (then SIGINT), the run
+    ends, or ``timeout_s`` passes (then it is killed). Each summary is echoed to stderr after ``label``. A run
+    that prints no summary is a RuntimeError showing its last lines."""
+    command = [sys.executable, "-m", "rayagents.cluster.cli", *arguments]
+    summaries: list[Summary] = []
+    tail: list[str] = []
+    started = time.monotonic()
+    stopping = False
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")  # each summary line as it is printed
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                tail = (tail + [line])[-30:]
+                match = SUMMARY.match(line.strip())
+                if match is not None and match["behavior"] == behavior:
+                    summaries.append(Summary(int(match["step"]), float(match["seconds"]), float(match["reward"])))
+                    print(f"    {label}: {line.strip()}", file=sys.stderr, flush=True)
+                    if not stopping and stop(summaries[-1]):
+                        process.send_signal(signal.SIGINT)
+                        stopping = True
+                if time.monotonic() - started > timeout_s:
+                    process.kill()
+        except BaseException:
+            process.kill()
+            raise
+        process.wait()
+    if not summaries:
+        sys.stderr.write("".join(tail))
+        raise RuntimeError(f"the run {label} printed no summary with a reward (its last lines are above)")
+    return RunOutput(tuple(summaries), time.monotonic() - started)
+
+
+def layout_arguments(env: str, envs: int, areas: int, seed: int, run_id: str, folder: Path) -> list[str]:
+    """The command-line arguments of a run of ``env`` at ``envs`` EnvActors × ``areas`` areas."""
+    return [
+        "--env", env, "--num-envs", str(envs), "--num-areas", str(areas), "--seed", str(seed),
+        "--run-id", run_id, "--results-dir", str(folder),
+    ]  # fmt: skip
