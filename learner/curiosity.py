@@ -76,18 +76,19 @@ class CuriosityNetwork(nn.Module):
         """The forward model's prediction of the next encoding."""
         return self.forward_model(torch.cat([current, flatten_actions(batch, self.action_spec)], dim=1))
 
-    def forward_errors(self, batch: RewardBatch) -> torch.Tensor:
-        """``0.5 * sum((next encoding - predicted)^2)`` per experience, ``(n,)``."""
-        current = self.encode(batch.observations)
-        target = self.encode(batch.next_observations)
-        return 0.5 * torch.sum((target - self.predicted_next(batch, current)) ** 2, dim=1)
+    def forward_errors(
+        self, batch: RewardBatch, current: torch.Tensor | None = None, following: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``0.5 * sum((next encoding - predicted)^2)`` per experience, ``(n,)``; the encodings of the observations
+        and the next ones are computed unless given."""
+        current = self.encode(batch.observations) if current is None else current
+        following = self.encode(batch.next_observations) if following is None else following
+        return 0.5 * torch.sum((following - self.predicted_next(batch, current)) ** 2, dim=1)
 
-    def inverse_loss(self, batch: RewardBatch) -> torch.Tensor:
-        """The inverse model's error on the actions taken: squared error (continuous) plus cross-entropy per
-        discrete branch, averaged over the batch."""
-        hidden = self.inverse_model(
-            torch.cat([self.encode(batch.observations), self.encode(batch.next_observations)], dim=1)
-        )
+    def inverse_loss(self, batch: RewardBatch, current: torch.Tensor, following: torch.Tensor) -> torch.Tensor:
+        """The inverse model's error on the actions taken, from the encodings of the observations and the next
+        ones: squared error (continuous) plus cross-entropy per discrete branch, averaged over the batch."""
+        hidden = self.inverse_model(torch.cat([current, following], dim=1))
         loss = hidden.new_zeros(())
         if self.continuous_prediction is not None:
             error = (batch.continuous_actions.float() - self.continuous_prediction(hidden)) ** 2
@@ -130,8 +131,10 @@ class CuriosityReward:
     def update(self, batch: RewardBatch) -> dict[str, float]:
         """One Adam step on ``10 * (0.2 * forward + 0.8 * inverse)``."""
         self.network.state_encoder.update_normalization(batch.observations)
-        forward_loss = self.network.forward_errors(batch).mean()
-        inverse_loss = self.network.inverse_loss(batch)
+        current = self.network.encode(batch.observations)
+        following = self.network.encode(batch.next_observations)  # one encoding each, for both losses
+        forward_loss = self.network.forward_errors(batch, current, following).mean()
+        inverse_loss = self.network.inverse_loss(batch, current, following)
         loss = LOSS_MULTIPLIER * (FORWARD_LOSS_WEIGHT * forward_loss + (1.0 - FORWARD_LOSS_WEIGHT) * inverse_loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
