@@ -40,11 +40,14 @@ from bench.training import HALFCHEETAH_PPO_HYPERPARAMETERS, LearnerRates, halfch
 from bench.training import benchmark_config, load_example, trainer_settings
 from rayagents.configs import run_options_from_dict
 from rayagents.configs.examples import all_example_configs
+from rayagents.learner.demonstrations import load_demonstrations
 from rayagents.learner.trainer import Trainer
 from rayagents.protocol.agents import agent_info_proto
 from rayagents.protocol.demonstration_writer import DemonstrationWriter, demonstration_brain_parameters
+from rayagents.protocol.demonstrations import read_demonstration_records
 from rayagents.protocol.observations import float_observation_proto
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+from rayagents.sims.record import play_model
 
 COMMAND = "python -m bench.reward_signals"
 RUN_TIMEOUT_S = 3600.0
@@ -194,30 +197,27 @@ def mountaincar_rows(seeds: Sequence[int], variants: Sequence[str] | None = None
 # ---- imitation on CartPole ---------------------------------------------------------------------------------------
 
 
-def record(model: Path, episodes: int, out: Path | None) -> float:
-    """Plays ``episodes`` CartPole episodes with ``model`` (``rayagents-sim record``; writes ``out`` when given);
-    returns the mean episode reward it reports."""
-    command = [sys.executable, "-m", "rayagents.sims", "record", "CartPole", "--model", str(model), "--episodes", str(episodes)]
-    if out is not None:
-        command += ["--out", str(out)]
+def record_demo(model: Path, episodes: int, out: Path) -> float:
+    """Records ``episodes`` CartPole episodes of ``model`` into ``out`` with ``rayagents-sim record``, as a user
+    does; returns the demonstration's mean episode reward, from its header."""
+    command = [sys.executable, "-m", "rayagents.sims", "record", "CartPole", "--model", str(model),
+               "--episodes", str(episodes), "--out", str(out)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"rayagents-sim record failed ({done.returncode}): {done.stdout}{done.stderr}")
-    for line in done.stdout.splitlines():
-        if "mean episode reward" in line:
-            return float(line.rsplit("mean episode reward", 1)[1].split()[0].strip(":,").replace(",", ""))
-    raise RuntimeError(f"rayagents-sim record printed no mean episode reward: {done.stdout}")
+    return read_demonstration_records(out.read_bytes(), str(out)).meta.mean_reward
 
 
-def pretrained_reward(config: Mapping[str, Any], spec: BehaviorSpec, folder: Path) -> tuple[float, float]:
+def pretrained_reward(config: Mapping[str, Any], demo: Path, folder: Path) -> tuple[float, float]:
     """Behavioral cloning before any step (the pretraining a fresh run makes), the policy exported and scored over
     20 episodes; (mean reward, pretraining loss)."""
     options = run_options_from_dict(dict(config))
+    spec = load_demonstrations(str(demo)).behavior_spec
     torch.manual_seed(0)
     trainer = Trainer("CartPole", spec, options.behaviors["CartPole"], "cpu", seed=0)
     loss = trainer.algorithm.pretrain()["Losses/Pretraining Loss"]
     model = trainer.algorithm.export(folder / "Pretrained.onnx")
-    return record(model, DEMO_EPISODES, None), loss
+    return float(np.mean(play_model("CartPole", model, DEMO_EPISODES).returns)), loss
 
 
 def imitation_rows(seeds: Sequence[int]) -> list[Row]:
@@ -228,7 +228,7 @@ def imitation_rows(seeds: Sequence[int]) -> list[Row]:
         arguments = [str(expert_config), *layout_arguments("sim:CartPole", 1, 4, 0, "expert", folder)]
         expert = learn(arguments, "CartPole", lambda s: s.reward >= EXPERT_REWARD, RUN_TIMEOUT_S, "expert")
         demo = folder / "ExpertCartPole.demo"
-        demo_reward = record(folder / "expert" / "CartPole.onnx", DEMO_EPISODES, demo)
+        demo_reward = record_demo(folder / "expert" / "CartPole.onnx", DEMO_EPISODES, demo)
         rows.append(
             Row(
                 f"expert: configs/ppo/CartPole.yaml at 1 × 4, seed 0, stopped at a mean reward of {EXPERT_REWARD:.0f}; "
@@ -243,11 +243,7 @@ def imitation_rows(seeds: Sequence[int]) -> list[Row]:
         behavior = config["behaviors"]["CartPole"]
         behavior["reward_signals"]["gail"]["demo_path"] = str(demo)
         behavior["behavioral_cloning"]["demo_path"] = str(demo)
-        spec = BehaviorSpec(
-            (ObservationSpec((4,), (DimensionProperty.NONE,), ObservationType.DEFAULT, "observation"),),
-            ActionSpec(0, (2,)),
-        )
-        reward, loss = pretrained_reward(config, spec, folder)
+        reward, loss = pretrained_reward(config, demo, folder)
         rows.append(
             Row(
                 "behavioral cloning alone, before any step (the pretraining of configs/imitation/CartPole.yaml): "

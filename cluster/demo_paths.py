@@ -9,23 +9,18 @@ from pathlib import Path
 
 from rayagents.configs import RunOptions, TrainerSettings
 from rayagents.configs.reward_signals import GAILSettings
-from rayagents.learner.results_storage import is_uri
-
-
-def _absolute(path: str) -> str:
-    return path if is_uri(path) else str(Path(path).expanduser().resolve())
-
+from rayagents.learner.results_storage import absolute_location, is_uri
 
 def _resolved(settings: TrainerSettings) -> TrainerSettings:
     signals = {
-        kind: dataclasses.replace(signal, demo_path=_absolute(signal.demo_path))
+        kind: dataclasses.replace(signal, demo_path=absolute_location(signal.demo_path))
         if isinstance(signal, GAILSettings)
         else signal
         for kind, signal in settings.reward_signals.items()
     }
     cloning = settings.behavioral_cloning
     if cloning is not None:
-        cloning = dataclasses.replace(cloning, demo_path=_absolute(cloning.demo_path))
+        cloning = dataclasses.replace(cloning, demo_path=absolute_location(cloning.demo_path))
     return dataclasses.replace(settings, reward_signals=signals, behavioral_cloning=cloning)
 
 

@@ -51,7 +51,7 @@ from rayagents.learner.checkpoints import CheckpointStore
 from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings, LearnerStart
 from rayagents.learner.registry import PolicyFactory
-from rayagents.learner.results_storage import StorageError, join, redact, resolve_results_dir, run_locations
+from rayagents.learner.results_storage import StorageError, absolute_location, join, redact, run_locations
 from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class TrainingRun:
             raise ConfigError(refusal)
         self.seed = resolve_seed(options.env_settings.seed)
         checkpoint = options.checkpoint_settings
-        absolute = dataclasses.replace(checkpoint, results_dir=resolve_results_dir(checkpoint.results_dir))
+        absolute = dataclasses.replace(checkpoint, results_dir=absolute_location(checkpoint.results_dir))
         self.options = resolve_demo_paths(dataclasses.replace(options, checkpoint_settings=absolute))
         self.view = view
         self.command_line = tuple(command_line)

@@ -57,7 +57,7 @@ from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.reward_providers import RewardBatch, batch_from_columns
+from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
 from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
@@ -70,9 +70,7 @@ from rayagents.learner.trajectory import (
     LOG_PROBS,
     REWARDS,
     UpdateBuffer,
-    episode_ends,
-    next_obs_key,
-    next_observations,
+    experience_columns,
     obs_key,
     returns_key,
     value_estimates_key,
@@ -257,7 +255,9 @@ class PPO:
         sensors = len(self.actor.observation_specs)
         lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
         count = int(lengths.sum())
-        obs = [np.concatenate([t.obs[k] for t in trajectories]) for k in range(sensors)]
+        # The next observations, rewards and ends are kept only for the reward signals that learn from them.
+        rows = experience_columns(trajectories, sensors, next_obs=self.reward_signals.learns, interrupted_ends=True)
+        obs = [rows[obs_key(k)] for k in range(sensors)]
         next_obs = [np.stack([t.next_obs[k] for t in trajectories]) for k in range(sensors)]
         obs_tensors = [self._tensor(o) for o in obs]
         self.actor.update_normalization(obs_tensors)
@@ -269,8 +269,7 @@ class PPO:
         keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
         bootstraps = np.array([t.bootstraps() for t in trajectories], dtype=np.float64)
         columns: dict[str, np.ndarray] = {}
-        signal_columns: dict[str, np.ndarray] = {}
-        batch = self._reward_batch(trajectories, obs, obs_tensors, signal_columns)
+        batch = batch_from_arrays(rows, obs_tensors, self.device, with_next=self.reward_signals.learns)
         signal_rewards = {
             name: r.cpu().numpy().astype(np.float64) for name, r in self.reward_signals.rewards(batch).items()
         }
@@ -295,12 +294,9 @@ class PPO:
         if not keep.any():
             return ingested
 
-        for name, column in signal_columns.items():  # what the learning reward signals need
-            columns[name] = column[keep]
-        for k, o in enumerate(obs):
-            columns[obs_key(k)] = o[keep]
-        columns[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])[keep].astype(np.float32)
-        columns[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])[keep].astype(np.int64)
+        if not self.reward_signals.learns:  # only the signals that learn train on rewards and ends
+            del rows[REWARDS], rows[DONES]
+        columns.update({name: column[keep] for name, column in rows.items()})
         masks = [allowed_from_disabled(t.action_mask, len(t), self._action_mask_size) for t in trajectories]
         columns[ACTION_MASKS] = np.concatenate(masks)[keep]
         columns[LOG_PROBS] = np.concatenate([t.extra(LOG_PROBS_EXTRA) for t in trajectories])[keep].astype(np.float32)
@@ -315,33 +311,6 @@ class PPO:
         columns[CURRENT_LOG_PROBS] = current.cpu().numpy().astype(np.float32)
         self.buffer.append(columns)
         return ingested
-
-    def _reward_batch(
-        self,
-        trajectories: Sequence[Trajectory],
-        obs: Sequence[np.ndarray],
-        obs_tensors: Sequence[torch.Tensor],
-        columns: dict[str, np.ndarray],
-    ) -> RewardBatch:
-        """The experiences as the reward signals see them. When a signal learns, the next observations, rewards and
-        episode ends also go into ``columns`` (all experiences; the caller keeps the trainable ones)."""
-        rewards = np.concatenate([t.rewards for t in trajectories]).astype(np.float32)
-        ends = episode_ends(trajectories, interrupted=True)
-        next_obs: list[torch.Tensor] = []
-        if self.reward_signals.learns:
-            for k in range(len(obs)):
-                columns[next_obs_key(k)] = next_observations(trajectories, k)
-                next_obs.append(self._tensor(columns[next_obs_key(k)]))
-            columns[REWARDS] = rewards
-            columns[DONES] = ends
-        return RewardBatch(
-            observations=obs_tensors,
-            next_observations=next_obs,
-            continuous_actions=self._tensor(np.concatenate([t.continuous_actions for t in trajectories])),
-            discrete_actions=torch.as_tensor(np.concatenate([t.discrete_actions for t in trajectories])).long().to(self.device),
-            environment_rewards=self._tensor(rewards),
-            dones=self._tensor(ends),
-        )
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:

@@ -92,9 +92,10 @@ def join(base: str, *names: str) -> str:
     return path + query
 
 
-def resolve_results_dir(results_dir: str) -> str:
-    """``--results-dir`` as the run uses it: a URI as it was given, a plain path made absolute."""
-    return results_dir if is_uri(results_dir) else str(Path(results_dir).resolve())
+def absolute_location(location: str) -> str:
+    """A location as the cluster's nodes use it (``--results-dir``, a ``demo_path``): a URI as it was given, a plain
+    path made absolute from this process's working folder (``~`` expanded)."""
+    return location if is_uri(location) else str(Path(location).expanduser().resolve())
 
 
 def redact(location: str) -> str:
@@ -162,7 +163,7 @@ class RunLocations:
 
 def run_locations(results_dir: str, run_id: str, initialize_from: str | None = None) -> RunLocations:
     """The locations of run ``run_id`` under ``results_dir`` (made absolute when it is a plain path)."""
-    root = resolve_results_dir(results_dir)
+    root = absolute_location(results_dir)
     write_path = join(root, run_id)
     return RunLocations(
         results_dir=root,

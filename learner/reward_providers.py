@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch.nn import functional
 
 from rayagents.configs.reward_signals import RewardSignalSettings
 from rayagents.learner.checkpoint_format import Saveable
+from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.trajectory import CONTINUOUS_ACTIONS, DISCRETE_ACTIONS, DONES, REWARDS, next_obs_key, obs_key
 from rayagents.protocol.types import ActionSpec
 
@@ -55,6 +57,20 @@ def batch_from_columns(columns: Mapping[str, torch.Tensor], sensors: int) -> Rew
         environment_rewards=columns[REWARDS],
         dones=columns[DONES],
     )
+
+
+def batch_from_arrays(
+    columns: Mapping[str, np.ndarray], observations: Sequence[torch.Tensor], device: torch.device, *, with_next: bool
+) -> RewardBatch:
+    """The reward batch of experience columns (:func:`~rayagents.learner.trajectory.experience_columns`), with
+    the observations already on ``device``; the next observations are moved there too only ``with_next`` (a signal
+    that learns needs them, the extrinsic one does not)."""
+    sensors = len(observations)
+    names = [CONTINUOUS_ACTIONS, REWARDS, DONES, *(next_obs_key(k) for k in range(sensors) if with_next)]
+    tensors = {name: observation_tensor(columns[name], device) for name in names}
+    tensors[DISCRETE_ACTIONS] = torch.as_tensor(columns[DISCRETE_ACTIONS], dtype=torch.int64).to(device)
+    tensors.update({obs_key(k): o for k, o in enumerate(observations)})
+    return batch_from_columns(tensors, sensors)
 
 
 def flatten_actions(batch: RewardBatch, spec: ActionSpec) -> torch.Tensor:

@@ -68,7 +68,7 @@ from rayagents.learner.sac_networks import (
     replay_columns,
     taken_q,
 )
-from rayagents.learner.reward_providers import RewardBatch, batch_from_columns
+from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
 from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
@@ -77,9 +77,8 @@ from rayagents.learner.trajectory import (
     DISCRETE_ACTIONS,
     DONES,
     REWARDS,
-    episode_ends,
+    experience_columns,
     next_obs_key,
-    next_observations,
     obs_key,
 )
 from rayagents.learner.weights import actor_weights
@@ -220,14 +219,11 @@ class SAC:
         return len(self.buffer)
 
     def restored(self, step: int) -> None:
-        """Re-counts the gradient steps for ``step`` (the replay buffer is kept: SAC trains off policy)."""
-        ratio = self.hyperparameters.steps_per_update
-        # Where a learner that never stopped would be once caught up: the least count no step is due at.
-        self.update_steps = max(1, math.ceil((step - self.hyperparameters.buffer_init_steps) / ratio))
-        signal_ratio = self._signal_ratio()
-        self.reward_signal_update_steps = max(
-            1, math.ceil((step - self.hyperparameters.buffer_init_steps) / signal_ratio)
-        )
+        """Re-counts the gradient steps and the reward signals' updates for ``step`` (the replay buffer is kept: SAC
+        trains off policy)."""
+        hp = self.hyperparameters
+        self.update_steps = self._caught_up_count(step, hp.steps_per_update)
+        self.reward_signal_update_steps = self._caught_up_count(step, self._signal_ratio)
         self._copy_normalization()
         self.reward_signals.restored()
 
@@ -235,28 +231,32 @@ class SAC:
         """Behavioral cloning from the demonstrations before the first step (with ``behavioral_cloning``)."""
         return {} if self.behavioral_cloning is None else self.behavioral_cloning.pretrain()
 
+    @property
     def _signal_ratio(self) -> float:
+        """``reward_signal_steps_per_update`` (the settings fill it with ``steps_per_update`` when not given)."""
         ratio = self.hyperparameters.reward_signal_steps_per_update
-        return float(self.hyperparameters.steps_per_update if ratio is None else ratio)
+        assert ratio is not None
+        return ratio
 
-    def _signal_update_due(self, step: int) -> bool:
+    def _caught_up_count(self, step: int, ratio: float) -> int:
+        """Where a learner that never stopped would be once caught up: the least count no update is due at."""
+        return max(1, math.ceil((step - self.hyperparameters.buffer_init_steps) / ratio))
+
+    def _due(self, step: int, made: int, ratio: float) -> bool:
+        """ML-Agents' rule, for gradient steps and for the reward signals' updates alike: one is due while
+        ``(step - buffer_init_steps) / made > ratio`` (``made`` counting from 1), once ``buffer_init_steps`` are
+        reached and a minibatch is held."""
         hp = self.hyperparameters
         return (
-            self.reward_signals.learns
-            and step >= hp.buffer_init_steps
+            step >= hp.buffer_init_steps
             and len(self.buffer) >= hp.batch_size
-            and (step - hp.buffer_init_steps) / self.reward_signal_update_steps > self._signal_ratio()
+            and (step - hp.buffer_init_steps) / made > ratio
         )
-
-    def _gradient_step_due(self, step: int) -> bool:
-        hp = self.hyperparameters
-        return (step - hp.buffer_init_steps) / self.update_steps > hp.steps_per_update
 
     def ready_for_update(self, step: int) -> bool:
         """Whether a gradient step is due: ``buffer_init_steps`` reached, a minibatch in the buffer, and fewer
         gradient steps made than the steps taken in call for."""
-        hp = self.hyperparameters
-        return step >= hp.buffer_init_steps and len(self.buffer) >= hp.batch_size and self._gradient_step_due(step)
+        return self._due(step, self.update_steps, self.hyperparameters.steps_per_update)
 
     def _copy_normalization(self) -> None:
         for body in (
@@ -276,22 +276,15 @@ class SAC:
             return Ingested(stats={}, signal_rewards={})
         sensors = len(self.actor.observation_specs)
         keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
-        obs = [np.concatenate([t.obs[k] for t in trajectories]) for k in range(sensors)]
-        obs_tensors = [observation_tensor(o, self.device) for o in obs]
+        # done only where the episode truly ended: an interrupted one is bootstrapped
+        rows = experience_columns(trajectories, sensors, next_obs=True, interrupted_ends=False)
+        obs_tensors = [observation_tensor(rows[obs_key(k)], self.device) for k in range(sensors)]
         self.actor.update_normalization(obs_tensors)
         self._copy_normalization()
         stats = {value_stat(name): float(v.mean()) for name, v in self.value_network(obs_tensors).items()}
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
-        rows: dict[str, np.ndarray] = {}
-        for k in range(sensors):
-            rows[obs_key(k)] = obs[k]
-            rows[next_obs_key(k)] = next_observations(trajectories, k)
-        rows[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories])
-        rows[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories])
-        rows[REWARDS] = np.concatenate([t.rewards for t in trajectories])
-        rows[DONES] = episode_ends(trajectories, interrupted=False)
-        batch = self._reward_batch(rows, obs_tensors)
+        batch = batch_from_arrays(rows, obs_tensors, self.device, with_next=self.reward_signals.learns)
         signal_rewards = {name: r.cpu().numpy() for name, r in self.reward_signals.rewards(batch).items()}
         ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
         if not keep.any():
@@ -300,23 +293,6 @@ class SAC:
         rows[ACTION_MASKS] = np.concatenate(masks)
         self.buffer.add({name: column[keep] for name, column in rows.items()})
         return ingested
-
-    def _reward_batch(self, rows: Mapping[str, np.ndarray], obs_tensors: Sequence[torch.Tensor]) -> RewardBatch:
-        """The ingested experiences as the reward signals see them (next observations only when one learns)."""
-        sensors = len(obs_tensors)
-        next_obs = (
-            [observation_tensor(rows[next_obs_key(k)], self.device) for k in range(sensors)]
-            if self.reward_signals.learns
-            else []
-        )
-        return RewardBatch(
-            observations=obs_tensors,
-            next_observations=next_obs,
-            continuous_actions=observation_tensor(rows[CONTINUOUS_ACTIONS], self.device),
-            discrete_actions=torch.as_tensor(rows[DISCRETE_ACTIONS]).long().to(self.device),
-            environment_rewards=observation_tensor(rows[REWARDS], self.device),
-            dones=observation_tensor(rows[DONES], self.device),
-        )
 
     # ---- 2. the losses of a minibatch ----------------------------------------------------------------------------
     def losses(self, batch: Mapping[str, torch.Tensor]) -> SACLosses:
@@ -452,7 +428,7 @@ class SAC:
             stats["Policy/Discrete Entropy Coeff"] = float(discrete)
             stats["Policy/Continuous Entropy Coeff"] = float(self.log_ent_coef.continuous.exp().mean())
         stats["Policy/Learning Rate"] = learning_rate
-        if not self._gradient_step_due(step):  # caught up: the ratio the rule holds (not one taken mid-catch-up)
+        if not self.ready_for_update(step):  # caught up: the ratio the rule holds (not one taken mid-catch-up)
             stats[UPDATES_PER_STEP] = (self.update_steps - 1) / max(step - hp.buffer_init_steps, 1)
         return stats
 
@@ -462,7 +438,11 @@ class SAC:
         sensors = len(self.actor.observation_specs)
         totals: dict[str, list[float]] = {}
         made = 0
-        while made < GRADIENT_STEPS_PER_VERSION and self._signal_update_due(step):
+        while (
+            self.reward_signals.learns
+            and made < GRADIENT_STEPS_PER_VERSION
+            and self._due(step, self.reward_signal_update_steps, self._signal_ratio)
+        ):
             batch = batch_from_columns(self.buffer.sample(self.hyperparameters.batch_size, self._generator), sensors)
             for name, value in self.reward_signals.update(batch).items():
                 totals.setdefault(name, []).append(value)

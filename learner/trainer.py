@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rayagents.configs.behaviors import behavior_name_of
+from rayagents.configs.reward_signals import RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.checkpoint_format import GLOBAL_STEP, GlobalSteps, Saveable
 from rayagents.learner.checkpoints import CheckpointRecord, CheckpointStore, rotate
@@ -160,10 +161,10 @@ class Trainer:
             return
         self.global_step.increment(sum(len(t) for t in trajectories))
         if not self.training:  # only the player's own reward is known without the signals' networks
-            extrinsic = [t.rewards.astype(np.float64) for t in trajectories]
-            for kind, signal in self.settings.reward_signals.items():
-                if kind.value == "extrinsic":
-                    self._collect_signal_rewards(trajectories, kind.value, np.concatenate(extrinsic) * signal.strength)
+            extrinsic = self.settings.reward_signals.get(RewardSignalType.EXTRINSIC)
+            if extrinsic is not None:
+                rewards = np.concatenate([t.rewards for t in trajectories]).astype(np.float64) * extrinsic.strength
+                self._collect_signal_rewards(trajectories, RewardSignalType.EXTRINSIC.value, rewards)
             return
         lags = [self._version - trajectory.versions.astype(np.int64) for trajectory in trajectories]
         trainable = [self.rules.trainable(lag) for lag in lags]
@@ -183,8 +184,8 @@ class Trainer:
         """Adds signal ``signal``'s rewards (per experience, the trajectories one after the other) to each agent's
         episode; records an episode's total (``Policy/<Signal> Reward``) when it ends."""
         per_agent = self._signal_rewards[signal]
-        ends = np.cumsum([len(t) for t in trajectories])
-        sums = np.add.reduceat(rewards, ends - np.array([len(t) for t in trajectories])) if len(rewards) else []
+        lengths = np.array([len(t) for t in trajectories])
+        sums = np.add.reduceat(rewards, np.cumsum(lengths) - lengths) if len(rewards) else []
         for trajectory, trajectory_sum in zip(trajectories, sums):
             total = per_agent.get(trajectory.agent_id, 0.0) + float(trajectory_sum)
             if trajectory.done:

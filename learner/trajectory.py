@@ -60,6 +60,24 @@ def next_observations(trajectories: Sequence[Trajectory], sensor: int) -> np.nda
     return np.concatenate([np.concatenate([t.obs[sensor][1:], t.next_obs[sensor][None]]) for t in trajectories])
 
 
+def experience_columns(
+    trajectories: Sequence[Trajectory], sensors: int, *, next_obs: bool, interrupted_ends: bool
+) -> dict[str, np.ndarray]:
+    """Every experience of ``trajectories``, one after the other, as columns: each sensor's observations (and, with
+    ``next_obs``, the observations after), the actions (float32, int64), the reward (float32) and :data:`DONES`
+    (see :func:`episode_ends` for ``interrupted_ends``)."""
+    columns: dict[str, np.ndarray] = {}
+    for k in range(sensors):
+        columns[obs_key(k)] = np.concatenate([t.obs[k] for t in trajectories])
+        if next_obs:
+            columns[next_obs_key(k)] = next_observations(trajectories, k)
+    columns[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories]).astype(np.float32)
+    columns[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories]).astype(np.int64)
+    columns[REWARDS] = np.concatenate([t.rewards for t in trajectories]).astype(np.float32)
+    columns[DONES] = episode_ends(trajectories, interrupted=interrupted_ends)
+    return columns
+
+
 def episode_ends(trajectories: Sequence[Trajectory], *, interrupted: bool) -> np.ndarray:
     """float32, per experience: 1.0 at the last experience of a trajectory whose episode ended there (and, unless
     ``interrupted`` is True, only where it truly ended rather than being interrupted)."""

@@ -134,6 +134,15 @@ def record(
     return RecordResult(behavior.qualified_name, tuple(returns), tuple(lengths), meta)
 
 
+def play_model(scene_name: str, model: str | Path, episodes: int, seed: int = 0, areas: int = 1) -> RecordResult:
+    """Plays an exported model's deterministic actions in scene ``scene_name`` for ``episodes`` episodes and writes
+    nothing: how a trained model is scored (``rayagents-sim record SCENE --model M`` without ``--out``). The behavior
+    is the one the model file is named after, else the scene's only one."""
+    scene = get_scene(scene_name)
+    behavior = _behavior(scene, None, str(model))
+    return record(scene, behavior, OnnxPolicy(str(model), behavior), episodes=episodes, seed=seed, areas=areas)
+
+
 def main(argv: Sequence[str]) -> int:
     """``rayagents-sim record ...``; returns the exit code."""
     options = _parser().parse_args(argv)

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import ray
 
-from rayagents.actors.env_actor import BehaviorPlay, CollectReport, EnvActor, EnvActorSettings
+from env_actors import env_actors
+from rayagents.actors.env_actor import CollectReport
 from rayagents.configs import run_options_from_dict
 from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings
 from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
-from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
 from rayagents.protocol.trajectories import LOG_PROBS, Trajectory, TrajectoryBatch
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
@@ -84,24 +84,16 @@ def play(tmp_path: Path, buffer_size: int, rounds: int) -> Played:
         options, LearnerSettings(write_path=str(tmp_path), seed=1)
     )
     ray.get(learner.start.remote())
-    play_rules = BehaviorPlay(time_horizon=TIME_HORIZON)
-    actors = [
-        ray.remote(EnvActor).remote(
-            EnvActorSettings(
-                index=i,
-                env_path="sim:CartPole",
-                behaviors={BEHAVIOR: play_rules},
-                default_behavior=play_rules,
-                num_areas=NUM_AREAS,
-                seed=10 * i,
-                log_folder=str(tmp_path),
-                seconds_per_call=0.05,
-            ),
-            learner,
-            PolicyFactory(options),
-        )
-        for i in range(NUM_ENVS)
-    ]
+    actors = env_actors(
+        learner,
+        options,
+        env_path="sim:CartPole",
+        behavior=BEHAVIOR,
+        count=NUM_ENVS,
+        num_areas=NUM_AREAS,
+        time_horizon=TIME_HORIZON,
+        log_folder=tmp_path,
+    )
     try:
         ray.get([actor.start.remote() for actor in actors])
         reports: list[CollectReport] = []

@@ -28,19 +28,14 @@ import pytest
 import ray
 import torch
 import yaml
+from env_actors import env_actors
 from learn_runs import SUMMARY_LINE, run_learn
-from rayagents.actors.env_actor import (
-    BehaviorPlay,
-    CollectReport,
-    EnvActor,
-    EnvActorSettings,
-)
+from rayagents.actors.env_actor import CollectReport
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.configs import run_options_from_dict
 from rayagents.learner.checkpoints import LATEST_CHECKPOINT, REPLAY_BUFFER
 from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings
-from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.replay_buffer import RING_START
 from rayagents.protocol.trajectories import TrajectoryBatch
 
@@ -247,24 +242,16 @@ def play_sac(tmp_path: Path, num_envs: int, steps_per_update: float, min_steps: 
     )
     learner = remote_learner().remote(options, LearnerSettings(write_path=str(tmp_path), seed=1, num_threads=1))
     ray.get(learner.start.remote())
-    play_rules = BehaviorPlay(time_horizon=TIME_HORIZON)
-    actors = [
-        ray.remote(EnvActor).remote(
-            EnvActorSettings(
-                index=i,
-                env_path=f"sim:{BEHAVIOR}",
-                behaviors={BEHAVIOR: play_rules},
-                default_behavior=play_rules,
-                num_areas=NUM_AREAS,
-                seed=10 * i,
-                log_folder=str(tmp_path),
-                seconds_per_call=0.05,
-            ),
-            learner,
-            PolicyFactory(options),
-        )
-        for i in range(num_envs)
-    ]
+    actors = env_actors(
+        learner,
+        options,
+        env_path=f"sim:{BEHAVIOR}",
+        behavior=BEHAVIOR,
+        count=num_envs,
+        num_areas=NUM_AREAS,
+        time_horizon=TIME_HORIZON,
+        log_folder=tmp_path,
+    )
     try:
         ray.get([actor.start.remote() for actor in actors])
         reports: list[CollectReport] = []

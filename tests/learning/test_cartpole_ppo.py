@@ -4,7 +4,8 @@ areas and 4 × 4, the same config.
 
 Solved means a summary's mean episode return (``Environment/Cumulative Reward``, every ``summary_freq`` = 5,000
 steps) of at least 475 at a step of at most 100,000, and the trained model then balancing the pole in a fresh
-player: its deterministic actions, computed by onnxruntime from the exported ``CartPole.onnx``, score 475 or more.
+scene: its deterministic actions, computed by onnxruntime from the exported ``CartPole.onnx``, score 475 or more
+over 8 episodes (``rayagents-sim record --model``'s scoring, :func:`rayagents.sims.record.play_model`).
 
 A seed does not fix a distributed run: which EnvActor's trajectories reach the learner first depends on timing,
 so one seed stands for a spread of runs (``python -m bench.learning`` measures three seeds at each of 1 × 4,
@@ -23,13 +24,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import pytest
 
-from rayagents.actors.environment import UnityEnvironment
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.configs.examples import example_config
-from rayagents.protocol.types import ActionTuple
+from rayagents.sims.record import play_model
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +39,9 @@ SOLVED_RETURN = 475.0
 RUN_TIMEOUT_S = 280
 """The most one training run may take (about a minute on a 2-core machine)."""
 PLAY_TIMEOUT_S = 40
-"""Room for judging a run: reading its events and playing its model in a fresh player."""
+"""Room for judging a run: reading its events and playing its model in a fresh scene."""
+PLAY_EPISODES = 8
+"""Episodes the exported model is scored over (8 areas, one each)."""
 TEST_TIMEOUT_S = len(SEEDS) * (RUN_TIMEOUT_S + PLAY_TIMEOUT_S)
 """The test's limit: every seed's run and judgement, one after the other."""
 
@@ -51,29 +52,6 @@ class SecondSeedWarning(UserWarning):
 
 def cartpole_config() -> Path:
     return Path(str(example_config("CartPole")))
-
-
-def play_onnx(model: Path, exchanges: int) -> list[float]:
-    """Plays the model deterministically in a fresh 8-area player; returns the returns of episodes that ended."""
-    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    returns: list[float] = []
-    running: dict[int, float] = {}
-    with UnityEnvironment("sim:CartPole", num_areas=8, seed=1234) as env:
-        env.reset()
-        (behavior,) = env.behavior_specs
-        for _ in range(exchanges):
-            decisions, terminals = env.get_steps(behavior)
-            for agent, reward in zip(terminals.agent_id.tolist(), terminals.reward.tolist()):
-                returns.append(running.pop(agent, 0.0) + reward)
-            for agent, reward in zip(decisions.agent_id.tolist(), decisions.reward.tolist()):
-                running[agent] = running.get(agent, 0.0) + reward
-            if len(decisions):
-                obs = np.asarray(decisions.obs[0], dtype=np.float32)
-                masks = np.ones((len(decisions), 2), dtype=np.float32)
-                (actions,) = session.run(["deterministic_discrete_actions"], {"obs_0": obs, "action_masks": masks})
-                env.set_actions(behavior, ActionTuple(discrete=actions.astype(np.int32)))
-            env.step()
-    return returns
 
 
 def train_and_judge(work: Path, seed: int, envs: int, areas: int) -> str | None:
@@ -112,7 +90,7 @@ def train_and_judge(work: Path, seed: int, envs: int, areas: int) -> str | None:
     solved = [step for step, value in returns if value >= SOLVED_RETURN and step <= MAX_STEPS]
     if not solved:
         return f"seed {seed}: no summary reached {SOLVED_RETURN} within {MAX_STEPS} steps: {curve}"
-    episodes = play_onnx(run / "CartPole.onnx", exchanges=600)
+    episodes = list(play_model("CartPole", run / "CartPole.onnx", episodes=PLAY_EPISODES, seed=1234, areas=8).returns)
     print(f"seed {seed}: the exported model scored {episodes}")
     if not episodes or float(np.mean(episodes)) < SOLVED_RETURN:
         return f"seed {seed}: the exported model scored {episodes} (curve {curve})"

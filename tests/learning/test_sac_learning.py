@@ -4,7 +4,7 @@
 - Continuous: Pendulum with the example config ``configs/sac/Pendulum.yaml``, only ``max_steps`` cut to 14,000 (the
   example trains to 50,000). A random policy scores about -1,200 to -1,600 per 200-step episode, a good one about
   -150; the run must end with a summary mean return (``Environment/Cumulative Reward``) of at least -400, and its
-  exported ``Pendulum.onnx``, acting deterministically in a fresh player, must score -400 or more on average.
+  exported ``Pendulum.onnx``, acting deterministically in a fresh scene, must score -400 or more on average.
 - Discrete: CartPole with the SAC config below (ML-Agents-like: a 50,000 replay buffer, 1,000 steps before the first
   update, minibatches of 128, learning rate 3e-4, initial entropy coefficient 0.5, one gradient step per two agent
   steps). A random policy scores about 20; the run must end with a summary mean return of at least 150, and its
@@ -27,20 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import pytest
 import yaml
-from rayagents.actors.environment import UnityEnvironment
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.configs.examples import example_config
-from rayagents.protocol.types import ActionTuple
+from rayagents.sims.record import play_model
 
 pytestmark = pytest.mark.slow
 
 SEEDS = (0, 1)
 """The seed of the run, and the one for a second run when the first falls short."""
 PLAY_TIMEOUT_S = 40
-"""Room for judging a run: reading its events and playing its model in a fresh player."""
+"""Room for judging a run: reading its events and playing its model in a fresh scene."""
+PLAY_EPISODES = 8
+"""Episodes the exported model is scored over (8 areas, one each; ``rayagents-sim record --model``'s scoring)."""
 PENDULUM_RUN_TIMEOUT_S = 240
 """The most the Pendulum run may take (about 80 s on a 2-core machine of its own, 2 minutes on a busy one)."""
 CARTPOLE_RUN_TIMEOUT_S = 180
@@ -63,8 +63,6 @@ class Task:
     """The least mean episode return of the last summary, and of the exported model acting deterministically."""
     run_timeout_s: int
     """The most one training run may take."""
-    play_exchanges: int
-    """Player steps the exported model is played for (8 areas): enough for every area to end an episode."""
 
     @property
     def max_steps(self) -> int:
@@ -79,7 +77,7 @@ def pendulum_task() -> Task:
     """The example Pendulum config with only ``max_steps`` changed."""
     config = yaml.safe_load(example_config("Pendulum").read_text())
     config["behaviors"]["Pendulum"]["max_steps"] = 14_000
-    return Task("Pendulum", config, threshold=-400.0, run_timeout_s=PENDULUM_RUN_TIMEOUT_S, play_exchanges=205)
+    return Task("Pendulum", config, threshold=-400.0, run_timeout_s=PENDULUM_RUN_TIMEOUT_S)
 
 
 CARTPOLE_SAC = {
@@ -110,35 +108,7 @@ return over 150 from about 8,000 steps on), in half the time."""
 
 
 def cartpole_task() -> Task:
-    return Task("CartPole", CARTPOLE_SAC, threshold=150.0, run_timeout_s=CARTPOLE_RUN_TIMEOUT_S, play_exchanges=600)
-
-
-def play_onnx(model: Path, scene: str, exchanges: int) -> list[float]:
-    """Plays the model's deterministic actions in a fresh 8-area player; returns the returns of episodes that ended."""
-    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    returns: list[float] = []
-    running: dict[int, float] = {}
-    with UnityEnvironment(f"sim:{scene}", num_areas=8, seed=1234) as env:
-        env.reset()
-        (behavior,) = env.behavior_specs
-        action_spec = env.behavior_specs[behavior].action_spec
-        for _ in range(exchanges):
-            decisions, terminals = env.get_steps(behavior)
-            for agent, reward in zip(terminals.agent_id.tolist(), terminals.reward.tolist()):
-                returns.append(running.pop(agent, 0.0) + reward)
-            for agent, reward in zip(decisions.agent_id.tolist(), decisions.reward.tolist()):
-                running[agent] = running.get(agent, 0.0) + reward
-            if len(decisions):
-                obs = np.asarray(decisions.obs[0], dtype=np.float32)
-                if action_spec.continuous_size:
-                    (actions,) = session.run(["deterministic_continuous_actions"], {"obs_0": obs})
-                    env.set_actions(behavior, ActionTuple(continuous=actions.astype(np.float32)))
-                else:
-                    masks = np.ones((len(decisions), sum(action_spec.discrete_branches)), dtype=np.float32)
-                    (actions,) = session.run(["deterministic_discrete_actions"], {"obs_0": obs, "action_masks": masks})
-                    env.set_actions(behavior, ActionTuple(discrete=actions.astype(np.int32)))
-            env.step()
-    return returns
+    return Task("CartPole", CARTPOLE_SAC, threshold=150.0, run_timeout_s=CARTPOLE_RUN_TIMEOUT_S)
 
 
 def train_and_judge(work: Path, task: Task, seed: int) -> str | None:
@@ -170,7 +140,7 @@ def train_and_judge(work: Path, task: Task, seed: int) -> str | None:
     assert last_step >= task.max_steps - task.summary_freq, curve
     if last_return < task.threshold:
         return f"{task.scene} seed {seed}: the last summary's mean return {last_return:.0f} < {task.threshold}: {curve}"
-    episodes = play_onnx(run / f"{task.scene}.onnx", task.scene, task.play_exchanges)
+    episodes = play_model(task.scene, run / f"{task.scene}.onnx", episodes=PLAY_EPISODES, seed=1234, areas=8).returns
     played = float(np.mean(episodes)) if episodes else float("-inf")
     print(f"{task.scene} seed {seed}: the exported model scored {played:.0f} over {len(episodes)} episodes")
     if played < task.threshold:

@@ -33,7 +33,7 @@ from rayagents.learner.results_storage import (
     is_uri,
     join,
     redact,
-    resolve_results_dir,
+    absolute_location,
     run_locations,
     write_local_atomic,
 )
@@ -77,8 +77,8 @@ def test_only_scheme_slash_slash_makes_a_uri_and_paths_are_made_absolute(tmp_pat
     assert is_uri("s3://bucket/x") and is_uri("file:///tmp") and is_uri("hdfs://namenode:8020/x")
     assert not is_uri("results") and not is_uri("/tmp/results") and not is_uri("sim:CartPole")
     uri = "s3://bucket/results?region=eu-west-1"
-    assert resolve_results_dir(uri) == uri
-    assert resolve_results_dir("results") == str(Path("results").resolve())
+    assert absolute_location(uri) == uri
+    assert absolute_location("results") == str(Path("results").resolve())
     locations = run_locations(uri, "run1", "run0")
     assert locations.write_path == "s3://bucket/results/run1?region=eu-west-1"
     assert locations.run_logs == "s3://bucket/results/run1/run_logs?region=eu-west-1"
