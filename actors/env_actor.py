@@ -31,7 +31,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 import ray
 from ray.exceptions import ObjectLostError, RayActorError
@@ -50,7 +50,7 @@ from rayagents.protocol.exceptions import (
 )
 from rayagents.protocol.side_channels import StatsSideChannel
 from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
-from rayagents.protocol.types import BehaviorName, BehaviorSpec
+from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec
 from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotice
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ class VersionedPolicy(Policy, Protocol):
 
     def load_weights(self, version: int, state: Mapping[str, Any]) -> None:
         """Loads weights ``version``."""
+        ...
+
+    def forget(self, agent_ids: Sequence[AgentId] | None = None) -> None:
+        """Forgets what the policy remembers of agents whose episodes ended (of every agent with None: the player
+        restarted); a policy with memory starts their next decisions afresh."""
         ...
 
 
@@ -278,6 +283,7 @@ class EnvActor:
         for played in self._behaviors.values():
             self._lost_steps += played.builder.buffered_experiences
             played.builder.drop_partial()
+            played.policy.forget()
         where = f"; its log is {log}" if log else ""
         refusal = self._budget.refusal()
         if refusal is not None:
@@ -312,6 +318,8 @@ class EnvActor:
                 for behavior, spec in env.behavior_specs.items():
                     played = self._played(behavior, spec)
                     decision_steps, terminal_steps = env.get_steps(behavior)
+                    if len(terminal_steps):
+                        played.policy.forget(terminal_steps.agent_id.tolist())
                     taken = played.policy.act(behavior, decision_steps) if len(decision_steps) else None
                     self._pending.extend(played.builder.add(decision_steps, terminal_steps, taken))
                     if taken is not None:

@@ -9,7 +9,7 @@ import os
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT
 from rayagents.actors.builds import is_build_archive
 from rayagents.actors.player import SIM_PREFIX, resolve_executable
-from rayagents.configs import ConfigError, EncoderType, RunOptions, TrainerSettings
+from rayagents.configs import ConfigError, RunOptions, TrainerSettings
 from rayagents.learner.registry import trainer_types
 from rayagents.protocol.exceptions import UnityEnvironmentException
 from rayagents.sims.scenes import scene_names
@@ -25,10 +25,6 @@ def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     if settings.trainer_type not in trainer_types():
         found.append(f"trainer_type {settings.trainer_type}")
     network = settings.network_settings
-    if network.memory is not None:
-        found.append("network_settings.memory")
-    if network.vis_encode_type != EncoderType.SIMPLE:
-        found.append(f"network_settings.vis_encode_type {network.vis_encode_type.value}")
     if settings.self_play is not None:
         found.append("self_play")
     return tuple(found)
@@ -83,7 +79,7 @@ def unsupported_warning(name: str | None, settings: TrainerSettings) -> str | No
     return (
         f"{where} uses {', '.join(missing)}, which the configuration accepts but this version of "
         "rayagents cannot train yet: training it will be refused (it trains trainer_type "
-        f"{' or '.join(trainer_types())} with feed-forward networks and the default encoder for now)"
+        f"{' or '.join(trainer_types())} with feed-forward networks for now)"
     )
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from rayagents.learner.checkpoint_format import Saveable
 from rayagents.protocol.trajectories import ActionTaken, Trajectory
-from rayagents.protocol.types import BehaviorName, DecisionSteps
+from rayagents.protocol.types import AgentId, BehaviorName, DecisionSteps
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ class ActingPolicy(Protocol):
 
     def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
         """The actions of every agent of ``decision_steps``, row for row, with the extras the algorithm keeps."""
+        ...
+
+    def forget(self, agent_ids: Sequence[AgentId] | None = None) -> None:
+        """Forgets the memories of agents whose episodes ended (every agent's with None: the player restarted)."""
         ...
 
 

@@ -67,7 +67,11 @@ class BehavioralCloning:
 
     def loss(self, batch: RewardBatch) -> torch.Tensor:
         """The cloning loss of a minibatch of demonstrations (with gradients into the actor)."""
-        sampled, _, branch_log_probs = self.actor.reparameterized(list(batch.observations), None)
+        observations = list(batch.observations)
+        memories = None  # with memory, each demonstrated step is cloned from a fresh (zero) memory
+        if self.actor.memory_size:
+            memories = observations[0].new_zeros((observations[0].shape[0], self.actor.memory_size)).float()
+        sampled, _, branch_log_probs = self.actor.reparameterized(observations, None, memories)
         loss = sampled.new_zeros(())
         if self.actor.action_spec.continuous_size > 0:
             loss = loss + functional.mse_loss(sampled, batch.continuous_actions.float())

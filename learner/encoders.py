@@ -1,10 +1,16 @@
 """Observation encoders: every sensor's observation in, one feature vector out.
 
-A network body is an :class:`ObservationEncoder` (one input processor per sensor, concatenated) followed by a
-:class:`LinearEncoder` (``num_layers`` fully connected layers of ``hidden_units`` with the Swish activation,
-``x * sigmoid(x)`` = ``nn.SiLU``, as in ML-Agents). Vector observations are the only kind handled so far; the
-seam for the others is :func:`input_processor`, which refuses visual and variable-length observations, and
-:func:`check_network_settings`, which refuses recurrent memory, each naming the setting.
+A network body is an :class:`ObservationEncoder` followed by fully connected layers, as ML-Agents builds it
+(``torch_entities/networks.py``, ``utils.py``). The observation encoder has one input processor per sensor, in
+sensor order (:func:`input_processor`): a vector observation is passed through (normalized with
+``network_settings.normalize``), a visual one (``(C, H, W)``) is encoded to ``hidden_units`` by the
+``vis_encode_type`` encoder (:mod:`rayagents.learner.visual_encoders`), and a variable-length one
+(``(max_entities, entity_size)``) is embedded entity by entity (:mod:`rayagents.learner.attention`). The fixed
+encodings are concatenated in sensor order; when there are variable-length observations, one residual
+self-attention over all their entities (with the fixed encodings as ``x_self``) adds a pooled vector of 128 after
+them. The fully connected layers are a :class:`LinearEncoder` (``num_layers`` of ``hidden_units`` with the Swish
+activation, ``x * sigmoid(x)`` = ``nn.SiLU``), or, with goal-signal observations and ``goal_conditioning_type:
+hyper``, a :class:`~rayagents.learner.conditioning.ConditionalEncoder` conditioned on the goals' encodings.
 """
 
 from __future__ import annotations
@@ -15,28 +21,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from rayagents.configs import ConfigError
 from rayagents.configs.network import ConditioningType, NetworkSettings
+from rayagents.learner.attention import (
+    ATTENTION_EMBEDDING_SIZE,
+    EntityEmbedding,
+    ResidualSelfAttention,
+    SelfEncoder,
+    padding_mask,
+)
+from rayagents.learner.conditioning import ConditionalEncoder
+from rayagents.learner.layers import linear_layer
 from rayagents.learner.normalizer import RunningNormalizer
-from rayagents.protocol.types import ObservationSpec, ObservationType
-
-
-def linear_layer(in_features: int, out_features: int, kernel_gain: float = 1.0) -> nn.Linear:
-    """A linear layer initialized like ML-Agents': Kaiming-He normal weights times ``kernel_gain``, zero bias."""
-    layer = nn.Linear(in_features, out_features)
-    nn.init.kaiming_normal_(layer.weight, nonlinearity="linear")
-    with torch.no_grad():
-        layer.weight.mul_(kernel_gain)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-def check_network_settings(settings: NetworkSettings) -> None:
-    """Raises NotImplementedError for network settings the learner does not support yet."""
-    if settings.memory is not None:
-        raise NotImplementedError(
-            "network_settings.memory (a recurrent network) is not yet supported by rayagents; "
-            "remove the memory section of the behavior's network_settings"
-        )
+from rayagents.learner.visual_encoders import VisualEncoder, visual_encoder
+from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
 
 
 def observation_tensor(observations: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -59,6 +57,7 @@ class VectorInput(nn.Module):
     def __init__(self, size: int, normalize: bool) -> None:
         super().__init__()
         self.size = size
+        self.output_size = size
         self.normalizer: RunningNormalizer | None = RunningNormalizer(size) if normalize else None
 
     def update_normalization(self, observations: torch.Tensor) -> None:
@@ -73,49 +72,97 @@ class VectorInput(nn.Module):
         return observations
 
 
-def input_processor(spec: ObservationSpec, settings: NetworkSettings) -> VectorInput:
-    """The module that turns one sensor's observations into features; only vector observations so far."""
-    is_goal = spec.observation_type == ObservationType.GOAL_SIGNAL
-    if is_goal and settings.goal_conditioning_type != ConditioningType.NONE:
-        raise NotImplementedError(
-            f"observation {spec.name!r} is a goal signal and network_settings.goal_conditioning_type is "
-            f"{settings.goal_conditioning_type.value!r}: hypernetwork goal conditioning is not yet supported by "
-            "rayagents; set goal_conditioning_type: none to feed goals to the network as ordinary inputs"
-        )
+InputProcessor = VectorInput | VisualEncoder | EntityEmbedding
+"""What turns one sensor's observations into features."""
+
+
+def is_variable_length(spec: ObservationSpec) -> bool:
+    """Whether ``spec`` is a buffer sensor's ``(max_entities, entity_size)`` observation (VARIABLE_SIZE on axis 0)."""
+    return (
+        len(spec.shape) == 2
+        and len(spec.dimension_property) == 2
+        and bool(spec.dimension_property[0] & DimensionProperty.VARIABLE_SIZE)
+    )
+
+
+def input_processor(spec: ObservationSpec, settings: NetworkSettings, self_size: int = 0) -> InputProcessor:
+    """The module that turns one sensor's observations into features: a :class:`VectorInput` for ``(length,)``,
+    the ``vis_encode_type`` encoder (``hidden_units`` features) for ``(C, H, W)``, an :class:`EntityEmbedding` for
+    ``(max_entities, entity_size)`` (``self_size``: the size of ``x_self`` concatenated to each entity, 0 when
+    the behavior has no fixed observations)."""
     if len(spec.shape) == 1:
         return VectorInput(spec.shape[0], settings.normalize)
     if len(spec.shape) == 3:
-        raise NotImplementedError(
-            f"observation {spec.name!r} is visual (shape {spec.shape}): visual encoders "
-            f"(network_settings.vis_encode_type {settings.vis_encode_type.value!r}) are not yet supported by rayagents"
-        )
-    raise NotImplementedError(
-        f"observation {spec.name!r} has shape {spec.shape}: variable-length (entity) observations, which ML-Agents "
-        "encodes with attention, are not yet supported by rayagents"
+        return visual_encoder(spec, settings.vis_encode_type, settings.hidden_units)
+    if is_variable_length(spec):
+        max_entities, entity_size = spec.shape
+        return EntityEmbedding(entity_size, max_entities, self_size)
+    raise ConfigError(
+        f"observation {spec.name!r} has shape {spec.shape} and dimension properties "
+        f"{[int(p) for p in spec.dimension_property]}, which no encoder takes: a sensor must be a vector "
+        "(length,), an image (C, H, W), or a buffer sensor (max_entities, entity_size) with VARIABLE_SIZE on axis 0"
     )
 
 
 class ObservationEncoder(nn.Module):
-    """One input processor per sensor, in sensor order; their features are concatenated."""
+    """One input processor per sensor, in sensor order. The fixed observations' features are concatenated; with
+    variable-length observations, a residual self-attention over their entities adds a pooled vector after them.
+
+    ``goal_size`` is the size of the goal signals' features (the fixed ones), which :meth:`encode` returns apart
+    for goal conditioning."""
 
     def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings) -> None:
         super().__init__()
         if not specs:
             raise ValueError("a behavior needs at least one observation to build a network")
-        self.processors = nn.ModuleList([input_processor(spec, settings) for spec in specs])
-        self.output_size = sum(processor.size for processor in self.processors)
+        fixed = {i: input_processor(spec, settings) for i, spec in enumerate(specs) if not is_variable_length(spec)}
+        fixed_size = sum(processor.output_size for processor in fixed.values())
+        self_size = ATTENTION_EMBEDDING_SIZE if fixed_size > 0 else 0
+        self.processors = nn.ModuleList(
+            [fixed[i] if i in fixed else input_processor(spec, settings, self_size) for i, spec in enumerate(specs)]
+        )
+        self.fixed_indices = tuple(sorted(fixed))
+        self.entity_indices = tuple(i for i in range(len(specs)) if i not in fixed)
+        self.self_encoder: SelfEncoder | None = None
+        self.attention: ResidualSelfAttention | None = None
+        if self.entity_indices:
+            if self_size > 0:
+                self.self_encoder = SelfEncoder(fixed_size)
+            self.attention = ResidualSelfAttention(sum(specs[i].shape[0] for i in self.entity_indices))
+        self.output_size = fixed_size + (self.attention.output_size if self.attention is not None else 0)
+        goals = [i for i, spec in enumerate(specs) if spec.observation_type == ObservationType.GOAL_SIGNAL]
+        self.goal_indices = tuple(i for i in goals if i in fixed)
+        self.goal_size = sum(fixed[i].output_size for i in self.goal_indices)
+        self.variable_length_goals = tuple(specs[i].name for i in goals if i not in fixed)
 
     def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
-        """Folds a batch of every sensor's observations into the normalizers."""
+        """Folds a batch of every sensor's observations into the normalizers (vector observations only)."""
         for processor, obs in zip(self.processors, observations):
-            processor.update_normalization(as_float(obs))
+            if isinstance(processor, VectorInput):
+                processor.update_normalization(as_float(obs))
+
+    def encode(self, observations: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The concatenated features ``(batch, output_size)`` and the goal signals' features ``(batch, goal_size)``
+        (None without goal signals)."""
+        if len(observations) != len(self.processors):
+            raise ValueError(f"expected {len(self.processors)} observations, got {len(observations)}")
+        features = {i: self.processors[i](as_float(observations[i])) for i in self.fixed_indices}
+        parts = [features[i] for i in self.fixed_indices]
+        if self.attention is not None:
+            entities = [as_float(observations[i]) for i in self.entity_indices]
+            fixed = torch.cat(parts, dim=1) if parts else None
+            x_self = self.self_encoder(fixed) if self.self_encoder is not None and fixed is not None else None
+            embeddings = [self.processors[i](x_self, ent) for i, ent in zip(self.entity_indices, entities)]
+            stacked = embeddings[0] if len(embeddings) == 1 else torch.cat(embeddings, dim=1)
+            parts.append(self.attention(stacked, padding_mask(entities)))
+        encoding = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        goals = [features[i] for i in self.goal_indices]
+        goal_encoding = None if not goals else goals[0] if len(goals) == 1 else torch.cat(goals, dim=1)
+        return encoding, goal_encoding
 
     def forward(self, observations: Sequence[torch.Tensor]) -> torch.Tensor:
         """The concatenated features, ``(batch, output_size)``."""
-        if len(observations) != len(self.processors):
-            raise ValueError(f"expected {len(self.processors)} observations, got {len(observations)}")
-        features = [processor(as_float(obs)) for processor, obs in zip(self.processors, observations)]
-        return features[0] if len(features) == 1 else torch.cat(features, dim=1)
+        return self.encode(observations)[0]
 
 
 class LinearEncoder(nn.Module):
@@ -141,17 +188,32 @@ class NetworkBody(nn.Module):
     """Observations in, an encoding of ``hidden_units`` (or the raw features when ``num_layers`` is 0) out.
 
     With ``action_size`` > 0 (SAC's Q networks) the continuous actions are concatenated to the observations'
-    features before the fully connected layers, as in ML-Agents."""
+    features before the fully connected layers, as in ML-Agents. With goal signals and ``goal_conditioning_type:
+    hyper`` the fully connected layers are a :class:`ConditionalEncoder` (``conditional_encoder``), otherwise a
+    :class:`LinearEncoder` (``linear_encoder``)."""
 
     def __init__(self, specs: Sequence[ObservationSpec], settings: NetworkSettings, action_size: int = 0) -> None:
         super().__init__()
-        check_network_settings(settings)
         self.action_size = action_size
         self.observation_encoder = ObservationEncoder(specs, settings)
-        self.linear_encoder = LinearEncoder(
-            self.observation_encoder.output_size + action_size, settings.num_layers, settings.hidden_units
-        )
-        self.output_size = self.linear_encoder.output_size
+        input_size = self.observation_encoder.output_size + action_size
+        self.linear_encoder: LinearEncoder | None = None
+        self.conditional_encoder: ConditionalEncoder | None = None
+        hyper = settings.goal_conditioning_type == ConditioningType.HYPER
+        if hyper and self.observation_encoder.goal_size > 0:
+            if self.observation_encoder.variable_length_goals:
+                raise ConfigError(
+                    f"goal signal observations {list(self.observation_encoder.variable_length_goals)} are "
+                    "variable-length, which a hypernetwork cannot be conditioned on (nor can ML-Agents'): set "
+                    "network_settings.goal_conditioning_type: none to feed the goals to the network as inputs"
+                )
+            self.conditional_encoder = ConditionalEncoder(
+                input_size, self.observation_encoder.goal_size, settings.hidden_units, settings.num_layers
+            )
+            self.output_size = self.conditional_encoder.output_size
+        else:
+            self.linear_encoder = LinearEncoder(input_size, settings.num_layers, settings.hidden_units)
+            self.output_size = self.linear_encoder.output_size
 
     def update_normalization(self, observations: Sequence[torch.Tensor]) -> None:
         """Folds a batch of every sensor's observations into the normalizers."""
@@ -167,9 +229,13 @@ class NetworkBody(nn.Module):
 
     def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor | None = None) -> torch.Tensor:
         """The encoding, ``(batch, output_size)``; ``actions`` ``(batch, action_size)`` when the body takes them."""
-        features = self.observation_encoder(observations)
+        features, goals = self.observation_encoder.encode(observations)
         if self.action_size > 0:
             if actions is None:
                 raise ValueError(f"this network body takes {self.action_size} continuous actions with its observations")
             features = torch.cat([features, actions], dim=1)
+        if self.conditional_encoder is not None:
+            assert goals is not None  # the conditional encoder exists only with goal signals
+            return self.conditional_encoder(features, goals)
+        assert self.linear_encoder is not None
         return self.linear_encoder(features)

@@ -9,11 +9,16 @@ probabilities that PPO's ratio is taken against and the entropies behind ``Polic
 are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). Inference
 runs without gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
 one CPU.
+
+With ``network_settings.memory`` the policy keeps each agent's memory (zeros when it first acts), keeps the memory
+each decision was made from as the extra :data:`~rayagents.learner.memory.MEMORY` (training starts each sequence
+from it), and forgets an agent's memory when the EnvActor says its episode ended (:meth:`InferencePolicy.forget`;
+all of them when the player restarts), as ML-Agents' policy does.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,10 +26,11 @@ import torch
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
+from rayagents.learner.memory import MEMORY
 from rayagents.learner.networks import PPO_ACTOR, Actor, ActorKind
 from rayagents.learner.weights import load_actor_weights
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
-from rayagents.protocol.types import BehaviorName, BehaviorSpec, DecisionSteps
+from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec, DecisionSteps
 
 INFERENCE_THREADS = 1
 """Torch intra-op threads while acting."""
@@ -72,6 +78,7 @@ class InferencePolicy:
         self.actor = Actor(behavior_spec.observation_specs, behavior_spec.action_spec, network_settings, kind).eval()
         self._version = -1
         self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
+        self._memories: dict[AgentId, np.ndarray] = {}
 
     @property
     def version(self) -> int:
@@ -84,6 +91,20 @@ class InferencePolicy:
             raise ValueError(f"a weights version is 0 or more, got {version}")
         load_actor_weights(self.actor, state)
         self._version = version
+
+    def forget(self, agent_ids: Sequence[AgentId] | None = None) -> None:
+        """Forgets the memories of agents whose episodes ended (every agent's with None: the player restarted), so
+        that their next decisions start from zeros. Nothing to forget without memory."""
+        if agent_ids is None:
+            self._memories.clear()
+            return
+        for agent_id in agent_ids:
+            self._memories.pop(agent_id, None)
+
+    def _memories_of(self, agent_ids: Sequence[AgentId]) -> np.ndarray:
+        """float32 ``(n, memory_size)``: each agent's memory, zeros for one not seen since its episode started."""
+        zeros = np.zeros(self.actor.memory_size, dtype=np.float32)
+        return np.stack([self._memories.get(agent_id, zeros) for agent_id in agent_ids])
 
     def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
         """The actions of every agent of ``decision_steps``, row for row, with what PPO needs to learn from them."""
@@ -100,16 +121,24 @@ class InferencePolicy:
         n_agents = len(decision_steps)
         observations = [observation_tensor(o) for o in decision_steps.obs]
         allowed = torch.as_tensor(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
+        extras: dict[str, np.ndarray] = {}
+        memories: torch.Tensor | None = None
+        if self.actor.memory_size:
+            agent_ids = decision_steps.agent_id.tolist()
+            extras[MEMORY] = self._memories_of(agent_ids)
+            memories = torch.from_numpy(extras[MEMORY])
         with _TorchThreads(INFERENCE_THREADS), torch.no_grad():
-            sample = self.actor.act(observations, allowed)
+            sample = self.actor.act(observations, allowed, memories=memories)
+        if sample.memories is not None:
+            for agent_id, memory in zip(agent_ids, sample.memories.numpy().astype(np.float32)):
+                self._memories[agent_id] = memory
+        extras[LOG_PROBS] = sample.log_prob.numpy().astype(np.float32)
+        extras[ENTROPY] = sample.entropy.numpy().astype(np.float32)
         return ActionTaken(
             env_actions=sample.env_actions(),
             continuous=sample.continuous.numpy().astype(np.float32),
             discrete=sample.discrete.numpy().astype(np.int32),
             policy_version=self._version,
-            extras={
-                LOG_PROBS: sample.log_prob.numpy().astype(np.float32),
-                ENTROPY: sample.entropy.numpy().astype(np.float32),
-            },
+            extras=extras,
         )
 

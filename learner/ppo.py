@@ -55,19 +55,23 @@ from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
+from rayagents.learner.memory import MEMORY, AgentMemories, SequenceLayout, pad_rows, sequence_layout
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
 from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue
+from rayagents.learner.sequence_values import values_by_sequence
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
     ADVANTAGES,
+    CRITIC_MEMORY,
     CURRENT_LOG_PROBS,
     CONTINUOUS_ACTIONS,
     DISCRETE_ACTIONS,
     DONES,
     LOG_PROBS,
+    LOSS_MASKS,
     REWARDS,
     UpdateBuffer,
     experience_columns,
@@ -92,8 +96,11 @@ PPO_MAX_POLICY_LAG_THREADED = 8
 
 
 def ppo_play_rules(settings: TrainerSettings) -> PlayRules:
-    """PPO's policy lag bound (see the module's docstring)."""
-    return PlayRules(max_policy_lag=PPO_MAX_POLICY_LAG_THREADED if settings.threaded else PPO_MAX_POLICY_LAG)
+    """PPO's policy lag bound (see the module's docstring); with memory it trains on whole sequences."""
+    return PlayRules(
+        max_policy_lag=PPO_MAX_POLICY_LAG_THREADED if settings.threaded else PPO_MAX_POLICY_LAG,
+        whole_sequences=settings.network_settings.memory is not None,
+    )
 
 
 def gae(rewards: np.ndarray, value_estimates: np.ndarray, value_next: float, gamma: float, lambd: float) -> np.ndarray:
@@ -193,6 +200,11 @@ class PPO:
         self.decay_epsilon = DecayedValue(hp.epsilon_schedule, hp.epsilon, EPSILON_FLOOR, settings.max_steps)
         self.decay_beta = DecayedValue(hp.beta_schedule, hp.beta, BETA_FLOOR, settings.max_steps)
         self.buffer = UpdateBuffer()
+        self._buffered_experiences = 0
+        memory = settings.network_settings.memory
+        self.sequence_length: int | None = None if memory is None else memory.sequence_length
+        """With memory: the steps of a training sequence; None without memory."""
+        self._critic_memories = AgentMemories(0 if memory is None else memory.memory_size)
         self.behavioral_cloning = behavioral_cloning(
             self.actor, settings, expert, self.hyperparameters.num_epoch, self._generator
         )
@@ -221,16 +233,18 @@ class PPO:
 
     @property
     def buffered_steps(self) -> int:
-        """Experiences in the update buffer."""
-        return self.buffer.num_experiences
+        """Experiences in the update buffer (with memory, not counting the sequences' padding)."""
+        return self._buffered_experiences
 
     def ready_for_update(self, step: int) -> bool:
         """Whether the buffer holds more than ``buffer_size`` experiences."""
-        return self.buffer.num_experiences > self.hyperparameters.buffer_size
+        return self._buffered_experiences > self.hyperparameters.buffer_size
 
     def restored(self, step: int) -> None:
         """Empties the update buffer: it was acted by weights that no longer exist."""
         self.buffer.clear()
+        self._buffered_experiences = 0
+        self._critic_memories.clear()
         self.reward_signals.restored()
 
     def pretrain(self) -> dict[str, float]:
@@ -258,13 +272,20 @@ class PPO:
         # The next observations, rewards and ends are kept only for the reward signals that learn from them.
         rows = experience_columns(trajectories, sensors, next_obs=self.reward_signals.learns, interrupted_ends=True)
         obs = [rows[obs_key(k)] for k in range(sensors)]
-        next_obs = [np.stack([t.next_obs[k] for t in trajectories]) for k in range(sensors)]
+        next_obs = [self._tensor(np.stack([t.next_obs[k] for t in trajectories])) for k in range(sensors)]
         obs_tensors = [self._tensor(o) for o in obs]
         self.actor.update_normalization(obs_tensors)
         if self.critic.network_body is not self.actor.network_body:
             self.critic.update_normalization(obs_tensors)
-        both = [torch.cat([o, self._tensor(n)]) for o, n in zip(obs_tensors, next_obs)]
-        values = {name: v.cpu().numpy().astype(np.float64) for name, v in self.critic(both).items()}
+        layout = None if self.sequence_length is None else sequence_layout(lengths, self.sequence_length)
+        critic_starts: np.ndarray | None = None
+        if layout is None:
+            both = [torch.cat([o, n]) for o, n in zip(obs_tensors, next_obs)]
+            values = {name: v.cpu().numpy().astype(np.float64) for name, v in self.critic(both).items()}
+        else:
+            values, critic_starts = values_by_sequence(
+                self.critic, obs_tensors, next_obs, trajectories, self._critic_memories, layout
+            )
 
         keep = np.concatenate([np.asarray(mask, dtype=bool) for mask in trainable])
         bootstraps = np.array([t.bootstraps() for t in trajectories], dtype=np.float64)
@@ -283,11 +304,11 @@ class PPO:
             advantage = batched_gae(
                 signal_rewards[name], estimates, after, lengths, signal.gamma, self.hyperparameters.lambd
             )
-            columns[returns_key(name)] = (advantage + estimates).astype(np.float32)[keep]
-            columns[value_estimates_key(name)] = estimates.astype(np.float32)[keep]
+            columns[returns_key(name)] = (advantage + estimates).astype(np.float32)
+            columns[value_estimates_key(name)] = estimates.astype(np.float32)
             advantages.append(advantage)
             stats[value_estimate_stat(name)] = float(estimates.mean())
-        columns[ADVANTAGES] = np.mean(np.stack(advantages), axis=0).astype(np.float32)[keep]
+        columns[ADVANTAGES] = np.mean(np.stack(advantages), axis=0).astype(np.float32)
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
         ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
@@ -296,30 +317,68 @@ class PPO:
 
         if not self.reward_signals.learns:  # only the signals that learn train on rewards and ends
             del rows[REWARDS], rows[DONES]
-        columns.update({name: column[keep] for name, column in rows.items()})
+        columns.update(rows)
         masks = [allowed_from_disabled(t.action_mask, len(t), self._action_mask_size) for t in trajectories]
-        columns[ACTION_MASKS] = np.concatenate(masks)[keep]
-        columns[LOG_PROBS] = np.concatenate([t.extra(LOG_PROBS_EXTRA) for t in trajectories])[keep].astype(np.float32)
-        kept = torch.as_tensor(keep, device=self.device)
-        kept_obs = [o[kept] for o in obs_tensors]  # already on the device: no second conversion
-        current, _ = self.actor.evaluate(
-            kept_obs,
-            self._tensor(columns[ACTION_MASKS]),
-            self._tensor(columns[CONTINUOUS_ACTIONS]),
-            torch.as_tensor(columns[DISCRETE_ACTIONS], device=self.device),
-        )
+        columns[ACTION_MASKS] = np.concatenate(masks)
+        columns[LOG_PROBS] = np.concatenate([t.extra(LOG_PROBS_EXTRA) for t in trajectories]).astype(np.float32)
+        if layout is None:
+            kept = torch.as_tensor(keep, device=self.device)
+            columns = {name: column[keep] for name, column in columns.items()}
+            current, _ = self.actor.evaluate(
+                [o[kept] for o in obs_tensors],  # already on the device: no second conversion
+                self._tensor(columns[ACTION_MASKS]),
+                self._tensor(columns[CONTINUOUS_ACTIONS]),
+                torch.as_tensor(columns[DISCRETE_ACTIONS], device=self.device),
+            )
+        else:
+            columns[MEMORY] = np.concatenate([t.extra(MEMORY) for t in trajectories]).astype(np.float32)
+            assert critic_starts is not None
+            columns = self._sequences(columns, layout, keep, critic_starts)
+            current, _ = self.actor.evaluate(
+                [self._tensor(columns[obs_key(k)]) for k in range(sensors)],
+                self._tensor(columns[ACTION_MASKS]),
+                self._tensor(columns[CONTINUOUS_ACTIONS]),
+                torch.as_tensor(columns[DISCRETE_ACTIONS], device=self.device),
+                self._tensor(columns[MEMORY][:: layout.sequence_length]),
+                layout.sequence_length,
+            )
         columns[CURRENT_LOG_PROBS] = current.cpu().numpy().astype(np.float32)
         self.buffer.append(columns)
+        self._buffered_experiences += int(keep.sum())
         return ingested
+
+    @staticmethod
+    def _sequences(
+        columns: dict[str, np.ndarray], layout: SequenceLayout, keep: np.ndarray, critic_starts: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The experiences' columns cut into padded sequences (:mod:`memory`), with the loss mask (0 on padding and
+        on experiences that may not be trained on), the critic's memory at each sequence's start, and only the
+        sequences that hold an experience to train on."""
+        padded = {name: pad_rows(column, layout) for name, column in columns.items()}
+        padded[ACTION_MASKS][layout.mask == 0] = 1.0  # padding: every action allowed, so log probabilities stay finite
+        mask = layout.mask.copy()
+        mask[layout.rows] *= keep
+        padded[LOSS_MASKS] = mask
+        padded[CRITIC_MEMORY] = np.repeat(critic_starts, layout.sequence_length, axis=0)
+        trained = np.repeat(mask.reshape(-1, layout.sequence_length).any(axis=1), layout.sequence_length)
+        return {name: column[trained] for name, column in padded.items()}
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:
-        """The PPO losses of ``minibatch`` (update-buffer columns, advantages already normalized)."""
+        """The PPO losses of ``minibatch`` (update-buffer columns, advantages already normalized; with memory, whole
+        sequences, whose padding the loss mask leaves out of every mean, as ML-Agents' ``masked_mean`` does)."""
         obs = [minibatch[obs_key(i)] for i in range(len(self.actor.observation_specs))]
+        length = self.sequence_length or 1
+        memories = minibatch[MEMORY][::length] if MEMORY in minibatch else None
+        critic_memories = minibatch[CRITIC_MEMORY][::length] if CRITIC_MEMORY in minibatch else None
         log_probs, entropy = self.actor.evaluate(
-            obs, minibatch[ACTION_MASKS], minibatch[CONTINUOUS_ACTIONS], minibatch[DISCRETE_ACTIONS]
+            obs, minibatch[ACTION_MASKS], minibatch[CONTINUOUS_ACTIONS], minibatch[DISCRETE_ACTIONS], memories, length
         )
-        values = self.critic(obs)
+        values = self.critic(obs, critic_memories, length)
+        mask = minibatch.get(LOSS_MASKS)
+
+        def mean(x: torch.Tensor) -> torch.Tensor:
+            return x.mean() if mask is None else (x * mask).sum() / mask.sum().clamp(min=1.0)
 
         # Clipped surrogate on the ratio of the joint action probabilities, new policy over the weights this update
         # started from, each experience weighted by how much likelier those weights made its action than the
@@ -331,7 +390,7 @@ class PPO:
         ratio = torch.exp(log_probs - start)
         surrogate = ratio * advantages
         clipped_surrogate = torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages
-        policy_loss = -(weight * torch.min(surrogate, clipped_surrogate)).mean()
+        policy_loss = -mean(weight * torch.min(surrogate, clipped_surrogate))
 
         # Value loss per reward signal, clipped around the ingestion-time estimate by epsilon; their mean.
         value_losses = []
@@ -341,18 +400,20 @@ class PPO:
             clipped_values = old_values + torch.clamp(values[name] - old_values, -epsilon, epsilon)
             unclipped_error = (returns - values[name]) ** 2
             clipped_error = (returns - clipped_values) ** 2
-            value_losses.append(torch.max(unclipped_error, clipped_error).mean())
+            value_losses.append(mean(torch.max(unclipped_error, clipped_error)))
         value_loss = torch.stack(value_losses).mean()
 
-        mean_entropy = entropy.mean()
+        mean_entropy = mean(entropy)
         loss = policy_loss + VALUE_LOSS_COEFFICIENT * value_loss - beta * mean_entropy
         return PPOLosses(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=mean_entropy)
 
     # ---- 3. the update --------------------------------------------------------------------------------------------
     def update(self, step: int) -> dict[str, float]:
-        """One PPO update over the whole buffer, which is then cleared; returns the stats under ML-Agents' names."""
-        num_experiences = self.buffer.num_experiences
-        if num_experiences == 0:
+        """One PPO update over the whole buffer, which is then cleared; returns the stats under ML-Agents' names.
+
+        Minibatches hold ``batch_size`` experiences; with memory, ``batch_size / sequence_length`` whole sequences,
+        shuffled as sequences."""
+        if self.buffer.num_experiences == 0:
             raise ValueError("the update buffer is empty: ingest trajectories before an update")
         learning_rate = self.decay_learning_rate.value(step)
         epsilon = self.decay_epsilon.value(step)
@@ -362,19 +423,27 @@ class PPO:
 
         data = self.buffer.tensors(self.device)
         advantages = data[ADVANTAGES]
-        data[ADVANTAGES] = (advantages - advantages.mean()) / (advantages.std(correction=0) + ADVANTAGE_EPSILON)
+        real = data[LOSS_MASKS] > 0 if LOSS_MASKS in data else torch.ones_like(advantages, dtype=torch.bool)
+        mean, std = advantages[real].mean(), advantages[real].std(correction=0)
+        data[ADVANTAGES] = (advantages - mean) / (std + ADVANTAGE_EPSILON)
 
-        batch_size = min(self.hyperparameters.batch_size, num_experiences)
-        num_batches = num_experiences // batch_size
+        length = self.sequence_length or 1
+        units = self.buffer.num_experiences // length  # sequences (experiences without memory)
+        per_batch = max(min(self.hyperparameters.batch_size, self.buffer.num_experiences) // length, 1)
+        num_batches = units // per_batch
+        steps_in_unit = torch.arange(length, device=self.device)
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
         signal_stats: dict[str, list[float]] = {}
         sensors = len(self.actor.observation_specs)
         for _ in range(self.hyperparameters.num_epoch):
-            order = torch.randperm(num_experiences, generator=self._generator).to(self.device)
+            order = torch.randperm(units, generator=self._generator).to(self.device)
+            if length > 1:
+                order = (order[:, None] * length + steps_in_unit[None]).reshape(-1)
             shuffled = {name: column[order] for name, column in data.items()}  # one gather per epoch
+            rows = per_batch * length
             for b in range(num_batches):
-                minibatch = {name: column[b * batch_size : (b + 1) * batch_size] for name, column in shuffled.items()}
+                minibatch = {name: column[b * rows : (b + 1) * rows] for name, column in shuffled.items()}
                 losses = self.losses(minibatch, epsilon, beta)
                 self.optimizer.zero_grad()
                 losses.loss.backward()
@@ -382,9 +451,14 @@ class PPO:
                 policy_losses.append(losses.policy_loss.detach().abs())
                 value_losses.append(losses.value_loss.detach())
                 if self.reward_signals.learns:
-                    for name, value in self.reward_signals.update(batch_from_columns(minibatch, sensors)).items():
+                    trained = minibatch
+                    if LOSS_MASKS in minibatch:
+                        keep = minibatch[LOSS_MASKS] > 0
+                        trained = {name: column[keep] for name, column in minibatch.items()}
+                    for name, value in self.reward_signals.update(batch_from_columns(trained, sensors)).items():
                         signal_stats.setdefault(name, []).append(value)
         self.buffer.clear()
+        self._buffered_experiences = 0
 
         stats = {
             "Losses/Policy Loss": float(torch.stack(policy_losses).mean()),

@@ -120,6 +120,11 @@ class ReplayBuffer:
         return self._size
 
     @property
+    def experiences(self) -> int:
+        """The experiences held (every row is one)."""
+        return self._size
+
+    @property
     def bytes_per_experience(self) -> int:
         """The bytes one experience takes."""
         return bytes_per_experience(self.columns)
@@ -138,6 +143,13 @@ class ReplayBuffer:
         positions = (self._next + torch.arange(count - start)) % self.capacity
         positions = positions.to(self.device)
         for name, value in rows.items():
+            if self.columns[name].dtype == torch.uint8 and torch.as_tensor(value[:0]).dtype != torch.uint8:
+                raise ValueError(
+                    f"replay buffer column {name!r} keeps images as uint8, but {torch.as_tensor(value[:0]).dtype} "
+                    "values arrived: a (C, H, W) sensor sent uncompressed floats (e.g. a grid sensor with "
+                    "CompressionType.None). SAC keeps such sensors as PNG-compressed bytes: set the sensor's "
+                    "compression to PNG in Unity"
+                )
             tensor = torch.as_tensor(value[start:]).to(self.device, self.columns[name].dtype)
             self._data[name][positions] = tensor.reshape(count - start, *self.columns[name].shape)
         self._next = (self._next + count - start) % self.capacity
@@ -149,6 +161,10 @@ class ReplayBuffer:
             raise ValueError("the replay buffer is empty: take in trajectories before sampling")
         indices = torch.randint(self._size, (batch_size,), generator=generator).to(self.device)
         return {name: column[indices] for name, column in self._data.items()}
+
+    def filled(self, name: str) -> torch.Tensor:
+        """Column ``name``'s filled rows as they lie in the ring (a view, no copy; not in age order)."""
+        return self._data[name][: self._size]
 
     def oldest_first(self) -> dict[str, torch.Tensor]:
         """A copy of the experiences held, oldest first, by column (for inspection; a copy of the whole buffer)."""

@@ -31,6 +31,15 @@ losses (ML-Agents' ``TorchSACOptimizer``):
    Curiosity and RND back up past an episode's end (their ``done`` is ignored, as in ML-Agents). GAIL's
    ``use_actions`` sees the buffer's ``done``, which is 0 at an interrupted end.
 
+With ``network_settings.memory`` (ML-Agents' recurrent SAC) the actor, both Qs, V and its target each have an LSTM
+of their own. The replay buffer holds whole padded sequences of ``sequence_length`` (:mod:`replay_sequences`); a
+minibatch is ``batch_size / sequence_length`` of them, every loss a mean over its real experiences (the loss mask),
+and the reward signals see only those. As in ML-Agents' ``TorchSACOptimizer.update``, a sequence starts the actor
+from the acting policy's memory at its first step (stored with it), the Qs from zeros, V from its own memory there
+when the trajectory came in (ML-Agents' ``CRITIC_MEMORY``: :meth:`SAC.ingest` runs V over each trajectory by
+sequence, each agent's memory carried on from its last trajectory, in the pass that estimates ``Policy/<Name>
+Value`` anyway), and the target, over the next observations, from V run one step on from that memory.
+
 One departure, on purpose: for hybrid actions ML-Agents *adds* the continuous entropy term to the value target
 (``v_backup += alpha * log_prob``) where the soft value is ``min Q - alpha * log_prob``; here it is subtracted for
 the continuous part as for the discrete one.
@@ -58,9 +67,11 @@ from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import NetworkBody, observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
+from rayagents.learner.memory import MEMORY, AgentMemories, LSTMMemory
 from rayagents.learner.networks import SAC_ACTOR, Actor, Critic
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.replay_buffer import ReplayBuffer, place_replay_buffer
+from rayagents.learner.replay_buffer import place_replay_buffer
+from rayagents.learner.replay_sequences import make_replay_buffer, padded_sequences, real_rows, recurrent_values
 from rayagents.learner.sac_networks import (
     LogEntropyCoefficients,
     TwinQ,
@@ -74,8 +85,10 @@ from rayagents.learner.schedules import LEARNING_RATE_FLOOR, DecayedValue
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
     CONTINUOUS_ACTIONS,
+    CRITIC_MEMORY,
     DISCRETE_ACTIONS,
     DONES,
+    LOSS_MASKS,
     REWARDS,
     experience_columns,
     next_obs_key,
@@ -102,8 +115,9 @@ def value_stat(stream: str) -> str:
 
 
 def sac_play_rules(settings: TrainerSettings) -> PlayRules:
-    """SAC trains on experiences of any policy lag (it learns off policy from its replay buffer)."""
-    return PlayRules(max_policy_lag=None)
+    """SAC trains on experiences of any policy lag (it learns off policy from its replay buffer); with memory, on
+    whole sequences."""
+    return PlayRules(max_policy_lag=None, whole_sequences=settings.network_settings.memory is not None)
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,9 @@ class SAC:
         streams = self.reward_signals.names
         self.actor = Actor(observation_specs, spec, network, SAC_ACTOR).to(self.device)
         self.q_network = TwinQ(observation_specs, spec, network, streams).to(self.device)
-        self.value_network = Critic(NetworkBody(observation_specs, network), streams).to(self.device)
+        body = NetworkBody(observation_specs, network)
+        value_memory = None if network.memory is None else LSTMMemory(body.output_size, network.memory)
+        self.value_network = Critic(body, streams, value_memory).to(self.device)
         self.target_network = copy.deepcopy(self.value_network).requires_grad_(False)
         self.log_ent_coef = LogEntropyCoefficients(len(spec.discrete_branches), hp.init_entcoef).to(self.device)
         self.continuous_target_entropy = -CONTINUOUS_TARGET_ENTROPY_SCALE * float(spec.continuous_size)
@@ -174,7 +190,11 @@ class SAC:
             hp.learning_rate_schedule, hp.learning_rate, LEARNING_RATE_FLOOR, settings.max_steps
         )
         columns = replay_columns(behavior_spec)
-        self.buffer = ReplayBuffer(hp.buffer_size, columns, place_replay_buffer(hp.buffer_size, columns, self.device))
+        place = place_replay_buffer(hp.buffer_size, columns, self.device)
+        self.buffer = make_replay_buffer(hp.buffer_size, columns, network.memory, place)
+        self.sequence_length: int | None = None if network.memory is None else network.memory.sequence_length
+        """With memory: the steps of a training sequence; None without memory."""
+        self._critic_memories = AgentMemories(self.value_network.memory_size)
         self.update_steps = 1
         """ML-Agents' count of gradient steps, from 1: a step is due while (step - init) / update_steps > ratio."""
         self.reward_signal_update_steps = 1
@@ -215,8 +235,8 @@ class SAC:
 
     @property
     def buffered_steps(self) -> int:
-        """Experiences in the replay buffer."""
-        return len(self.buffer)
+        """Experiences in the replay buffer (with memory, not counting the sequences' padding)."""
+        return self.buffer.experiences
 
     def restored(self, step: int) -> None:
         """Re-counts the gradient steps and the reward signals' updates for ``step`` (the replay buffer is kept: SAC
@@ -225,6 +245,7 @@ class SAC:
         self.update_steps = self._caught_up_count(step, hp.steps_per_update)
         self.reward_signal_update_steps = self._caught_up_count(step, self._signal_ratio)
         self._copy_normalization()
+        self._critic_memories.clear()
         self.reward_signals.restored()
 
     def pretrain(self) -> dict[str, float]:
@@ -270,8 +291,9 @@ class SAC:
     # ---- 1. trajectories into the replay buffer ------------------------------------------------------------------
     @torch.no_grad()
     def ingest(self, trajectories: Sequence[Trajectory], trainable: Sequence[np.ndarray]) -> Ingested:
-        """Adds the trainable experiences of ``trajectories`` to the replay buffer; rewards them with every signal
-        (for the statistics). Reports ``Policy/<Name> Value`` per reward signal and ``Policy/Entropy``."""
+        """Adds the trainable experiences of ``trajectories`` to the replay buffer (with memory, whole padded
+        sequences, the untrainable experiences among them masked); rewards them with every signal (for the
+        statistics). Reports ``Policy/<Name> Value`` per reward signal and ``Policy/Entropy``."""
         if not trajectories:
             return Ingested(stats={}, signal_rewards={})
         sensors = len(self.actor.observation_specs)
@@ -281,7 +303,14 @@ class SAC:
         obs_tensors = [observation_tensor(rows[obs_key(k)], self.device) for k in range(sensors)]
         self.actor.update_normalization(obs_tensors)
         self._copy_normalization()
-        stats = {value_stat(name): float(v.mean()) for name, v in self.value_network(obs_tensors).items()}
+        layout, critic_starts = None, None
+        if self.sequence_length is None:
+            values = self.value_network(obs_tensors)
+        else:  # by sequence, each agent's memory carried on: ML-Agents' CRITIC_MEMORY at each sequence's start
+            values, layout, critic_starts = recurrent_values(
+                self.value_network, obs_tensors, trajectories, self._critic_memories, self.sequence_length
+            )
+        stats = {value_stat(name): float(v.mean()) for name, v in values.items()}
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
         batch = batch_from_arrays(rows, obs_tensors, self.device, with_next=self.reward_signals.learns)
@@ -291,13 +320,27 @@ class SAC:
             return ingested
         masks = [allowed_from_disabled(t.action_mask, len(t), self._mask_size) for t in trajectories]
         rows[ACTION_MASKS] = np.concatenate(masks)
-        self.buffer.add({name: column[keep] for name, column in rows.items()})
+        if layout is None:
+            self.buffer.add({name: column[keep] for name, column in rows.items()})
+        else:
+            memories = np.concatenate([t.extra(MEMORY) for t in trajectories])
+            self.buffer.add(padded_sequences(rows, layout, keep, memories, critic_starts))
         return ingested
 
     # ---- 2. the losses of a minibatch ----------------------------------------------------------------------------
     def losses(self, batch: Mapping[str, torch.Tensor]) -> SACLosses:
-        """SAC's losses on a minibatch of replay columns (ML-Agents' ``TorchSACOptimizer.update``)."""
+        """SAC's losses on a minibatch of replay columns (ML-Agents' ``TorchSACOptimizer.update``); with memory,
+        whole sequences, each a mean over the real experiences (the loss mask), as ML-Agents' ``masked_mean``."""
         sensors = len(self.actor.observation_specs)
+        length = self.sequence_length or 1
+        memories = batch.get(MEMORY)  # with memory: the actor's, at each sequence's first step
+        critic_memories = batch.get(CRITIC_MEMORY)  # the value network's there
+        q_memories = None if critic_memories is None else torch.zeros_like(critic_memories)
+        loss_mask = batch.get(LOSS_MASKS)
+
+        def mean(x: torch.Tensor) -> torch.Tensor:
+            return x.mean() if loss_mask is None else (x * loss_mask).sum() / loss_mask.sum().clamp(min=1.0)
+
         obs = [batch[obs_key(k)] for k in range(sensors)]
         next_obs = [batch[next_obs_key(k)] for k in range(sensors)]
         allowed = batch[ACTION_MASKS]
@@ -308,15 +351,16 @@ class SAC:
         cont_coef = self.log_ent_coef.continuous.detach().exp()  # trained by the entropy loss only
         disc_coef = self.log_ent_coef.discrete.detach().exp()
 
-        sampled, cont_log_prob, branch_log_probs = self.actor.reparameterized(obs, allowed)
+        sampled, cont_log_prob, branch_log_probs = self.actor.reparameterized(obs, allowed, memories, length)
         branch_probs = [lp.exp() for lp in branch_log_probs]
-        values = self.value_network(obs)
-        with _frozen(self.q_network.q1_network):  # the policy loss reaches the actor through Q1, never Q1's weights
-            q1p = self.q_network.q1_network(obs, sampled)
+        values = self.value_network(obs, critic_memories, length)
+        q1_network, q2_network = self.q_network.q1_network, self.q_network.q2_network
+        with _frozen(q1_network):  # the policy loss reaches the actor through Q1, never Q1's weights
+            q1p = q1_network(obs, sampled, q_memories, length)
         with torch.no_grad():
-            q2p = self.q_network.q2_network(obs, sampled)
-        q1 = self.q_network.q1_network(obs, batch[CONTINUOUS_ACTIONS])
-        q2 = self.q_network.q2_network(obs, batch[CONTINUOUS_ACTIONS])
+            q2p = q2_network(obs, sampled, q_memories, length)
+        q1 = q1_network(obs, batch[CONTINUOUS_ACTIONS], q_memories, length)
+        q2 = q2_network(obs, batch[CONTINUOUS_ACTIONS], q_memories, length)
         if discrete:
             taken = batch[DISCRETE_ACTIONS].long()
             q1_taken = {name: taken_q(q, taken, branches) for name, q in q1.items()}
@@ -330,16 +374,19 @@ class SAC:
         rewards = batch[REWARDS]
         dones = batch[DONES]
         with torch.no_grad():
-            target_values = self.target_network(next_obs)
-            signal_rewards = self.reward_signals.rewards(batch_from_columns(batch, sensors))
+            next_memories = None  # with memory: the value network one step on from each sequence's first step
+            if critic_memories is not None:
+                _, next_memories = self.value_network.values([o[::length] for o in obs], critic_memories, 1)
+            target_values = self.target_network(next_obs, next_memories, length)
+            signal_rewards = self._signal_rewards(batch)
         q1_losses, q2_losses = [], []
         for i, name in enumerate(streams):
             with torch.no_grad():
                 gamma = self.reward_signals.settings(name).gamma
                 not_done = 1.0 - dones * self._use_dones[i]
                 backup = signal_rewards[name] + not_done * gamma * target_values[name]
-            q1_losses.append(0.5 * torch.mean((backup - q1_taken[name]) ** 2))
-            q2_losses.append(0.5 * torch.mean((backup - q2_taken[name]) ** 2))
+            q1_losses.append(0.5 * mean((backup - q1_taken[name]) ** 2))
+            q2_losses.append(0.5 * mean((backup - q2_taken[name]) ** 2))
 
         # Value loss: V(s) against the soft value of the policy's actions, min(Q1, Q2) - entropy term.
         with torch.no_grad():
@@ -359,7 +406,7 @@ class SAC:
                     soft_values[name] = torch.min(expected_q1, expected_q2) - entropy_term
                 else:
                     soft_values[name] = torch.min(q1p[name], q2p[name]).squeeze(1) - entropy_term
-        value_loss = torch.stack([0.5 * torch.mean((values[n] - soft_values[n]) ** 2) for n in streams]).mean()
+        value_loss = torch.stack([0.5 * mean((values[n] - soft_values[n]) ** 2) for n in streams]).mean()
 
         # Policy loss: entropy-weighted log probabilities minus Q1 of the policy's own actions.
         mean_q1 = torch.stack([q1p[name] for name in streams]).mean(dim=0)
@@ -374,7 +421,7 @@ class SAC:
             expected_mean_q1 = mean_q1.squeeze(1)
         if continuous:
             policy_loss_per_experience = policy_loss_per_experience + cont_coef * cont_log_prob - expected_mean_q1
-        policy_loss = policy_loss_per_experience.mean()
+        policy_loss = mean(policy_loss_per_experience)
 
         # Entropy loss: each log coefficient towards its target entropy.
         entropy_loss = torch.zeros((), device=rewards.device)
@@ -383,11 +430,11 @@ class SAC:
                 gaps = torch.stack(
                     [(lp * p).sum(dim=1) for lp, p in zip(branch_log_probs, branch_probs)], dim=1
                 ) + self.discrete_target_entropy
-            entropy_loss = entropy_loss - torch.mean(self.log_ent_coef.discrete * gaps)
+            entropy_loss = entropy_loss - mean((self.log_ent_coef.discrete * gaps).mean(dim=1))
         if continuous:
             with torch.no_grad():
                 gap = cont_log_prob + self.continuous_target_entropy
-            entropy_loss = entropy_loss - torch.mean(self.log_ent_coef.continuous * gap)
+            entropy_loss = entropy_loss - mean(self.log_ent_coef.continuous * gap)
 
         return SACLosses(
             policy_loss=policy_loss,
@@ -396,6 +443,15 @@ class SAC:
             q2_loss=torch.stack(q2_losses).mean(),
             entropy_loss=entropy_loss,
         )
+
+    def _signal_rewards(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each reward signal's reward of every row of ``batch``; with memory, of its real experiences only (0 on
+        padding)."""
+        rewards = self.reward_signals.rewards(batch_from_columns(real_rows(batch), len(self.actor.observation_specs)))
+        if LOSS_MASKS not in batch:
+            return rewards
+        real = batch[LOSS_MASKS] > 0
+        return {name: torch.zeros_like(batch[REWARDS]).masked_scatter(real, r) for name, r in rewards.items()}
 
     # ---- 3. the update --------------------------------------------------------------------------------------------
     def update(self, step: int) -> dict[str, float]:
@@ -443,7 +499,8 @@ class SAC:
             and made < GRADIENT_STEPS_PER_VERSION
             and self._due(step, self.reward_signal_update_steps, self._signal_ratio)
         ):
-            batch = batch_from_columns(self.buffer.sample(self.hyperparameters.batch_size, self._generator), sensors)
+            drawn = self.buffer.sample(self.hyperparameters.batch_size, self._generator)
+            batch = batch_from_columns(real_rows(drawn), sensors)
             for name, value in self.reward_signals.update(batch).items():
                 totals.setdefault(name, []).append(value)
             self.reward_signal_update_steps += 1

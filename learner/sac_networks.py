@@ -12,6 +12,7 @@ from torch import nn
 
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.encoders import NetworkBody, linear_layer
+from rayagents.learner.memory import LSTMMemory
 from rayagents.learner.replay_buffer import Column
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
@@ -27,7 +28,8 @@ from rayagents.protocol.types import ActionSpec, BehaviorSpec, ObservationSpec
 
 class QNetwork(nn.Module):
     """One Q function: observations and continuous actions in, per reward signal one value per discrete action
-    (``sum(branches)`` of them; one without discrete branches) out."""
+    (``sum(branches)`` of them; one without discrete branches) out. With ``network_settings.memory`` an LSTM of its
+    own follows the body (ML-Agents builds its Q networks with the policy's network settings, memory included)."""
 
     def __init__(
         self,
@@ -40,11 +42,24 @@ class QNetwork(nn.Module):
         outputs = max(sum(action_spec.discrete_branches), 1)
         self.network_body = NetworkBody(observation_specs, settings, action_size=action_spec.continuous_size)
         size = self.network_body.output_size
+        self.memory = None if settings.memory is None else LSTMMemory(size, settings.memory)
+        size = size if self.memory is None else self.memory.output_size
         self.heads = nn.ModuleDict({name: linear_layer(size, outputs) for name in stream_names})
 
-    def forward(self, observations: Sequence[torch.Tensor], actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``(batch, outputs)`` per reward signal."""
+    def forward(
+        self,
+        observations: Sequence[torch.Tensor],
+        actions: torch.Tensor,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> dict[str, torch.Tensor]:
+        """``(batch, outputs)`` per reward signal; with memory, the observations are sequences of
+        ``sequence_length`` each started from its row of ``memories`` ``(n_sequences, memory_size)``."""
         encoding = self.network_body(observations, actions)
+        if self.memory is not None:
+            if memories is None:
+                raise ValueError(f"this Q network has a memory of {self.memory.memory_size}: pass its memories")
+            encoding, _ = self.memory(encoding, memories, sequence_length)
         return {name: head(encoding) for name, head in self.heads.items()}
 
 

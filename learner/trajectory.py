@@ -44,6 +44,11 @@ weights the next update starts from)."""
 ADVANTAGES = "advantages"
 REWARDS = "rewards"
 """The environment reward after each experience."""
+LOSS_MASKS = "masks"
+"""Float, 1 for an experience to train on, 0 for a sequence's padding or an experience outside the lag bound (the
+update buffer of a network with memory, laid out in padded sequences)."""
+CRITIC_MEMORY = "critic_memory"
+"""The critic's memory at the start of the sequence of each row (a network with memory)."""
 DONES = "dones"
 """1.0 where the episode ended after the experience. (SAC's replay buffer: only where it truly ended, not where it
 was interrupted, since an interrupted episode is bootstrapped.)"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import Any, Sequence, SupportsFloat
+from typing import Any, Callable, Sequence, SupportsFloat
 
 import gymnasium
 import numpy as np
@@ -39,10 +39,23 @@ class RenderedPixels(gymnasium.Wrapper):
     ``(height, width, 3)``. Frames whose size is a multiple of the target are box-averaged (``Image.reduce``),
     others resized with a box filter (before the grayscale conversion). The cost is mostly the environment's own
     rendering (CartPole: about 4 ms a frame, pygame drawing and copying a 600x400 frame).
+
+    ``draw``, when given, draws the frame instead of the environment's renderer: it takes the unwrapped
+    environment and the target height and width and returns an RGB ``(height, width, 3)`` frame (a scene that
+    rasterizes its own state at the target size, hundreds of times faster than rendering and downscaling).
     """
 
-    def __init__(self, env: gymnasium.Env, height: int, width: int, *, grayscale_frames: int = 0) -> None:
-        if env.render_mode != "rgb_array":
+    def __init__(
+        self,
+        env: gymnasium.Env,
+        height: int,
+        width: int,
+        *,
+        grayscale_frames: int = 0,
+        draw: Callable[[Any, int, int], np.ndarray] | None = None,
+    ) -> None:
+        self._draw = draw
+        if draw is None and env.render_mode != "rgb_array":
             raise ValueError(
                 f"RenderedPixels needs an environment made with render_mode='rgb_array', got {env.render_mode!r}"
             )
@@ -74,11 +87,16 @@ class RenderedPixels(gymnasium.Wrapper):
 
     def _frame(self) -> np.ndarray:
         """The rendered frame, downscaled (and in grayscale when stacking)."""
+        width, height = self._size
+        if self._draw is not None:
+            drawn = np.asarray(self._draw(self.env.unwrapped, height, width), dtype=np.uint8)
+            if self._gray:
+                return np.asarray(Image.fromarray(drawn).convert("L"), dtype=np.uint8)
+            return drawn
         rendered = self.env.render()
         if rendered is None:
             raise RuntimeError("the environment rendered nothing: make it with render_mode='rgb_array'")
         image = Image.fromarray(np.asarray(rendered, dtype=np.uint8))
-        width, height = self._size
         if image.width % width == 0 and image.height % height == 0:
             image = image.reduce((image.width // width, image.height // height))
         else:

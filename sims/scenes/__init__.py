@@ -24,6 +24,7 @@ _SCENE_MODULES: Mapping[str, str] = MappingProxyType(
         "ConnectFour": "rayagents.sims.scenes.connect_four",
         "SimpleSpread": "rayagents.sims.scenes.simple_spread",
         "SimpleTag": "rayagents.sims.scenes.simple_tag",
+        "Gather": "rayagents.sims.scenes.gather",
     }
 )
 """Scene name → the module whose ``scene()`` function builds it, or ``module:function`` naming the function."""
@@ -43,6 +44,7 @@ _EXAMPLE_CONFIGS: Mapping[str, str] = MappingProxyType(
         "ConnectFour": "ppo/ConnectFour.yaml",
         "SimpleSpread": "poca/SimpleSpread.yaml",
         "SimpleTag": "ppo/SimpleTag.yaml",
+        "Gather": "ppo/Gather.yaml",
     }
 )
 """Scene name → its example trainer config under the package's ``configs/`` folder (``<trainer_type>/<Scene>.yaml``,

@@ -23,6 +23,7 @@ from rayagents.protocol.side_channels.environment_parameters import uniform_samp
 from rayagents.protocol.types import ActionTuple
 from rayagents.sims.adapters.spaces import image_to_chw
 from rayagents.sims.adapters.wrappers import RenderedPixels
+from rayagents.sims.scenes.cartpole import CartPoleDrawing
 from rayagents.sims.build import write_build
 
 HERE = Path(__file__).resolve().parent
@@ -113,9 +114,9 @@ def test_pendulum_continuous_actions_are_clipped_and_rescaled(tmp_path: Path) ->
 
 
 def test_cartpole_visual_png_frames(tmp_path: Path) -> None:
-    """CartPoleVisual: a 3x40x60 PNG of stacked grayscale frames, decoded to [0, 1] exactly as rendered."""
+    """CartPoleVisual: a 3x40x60 PNG of stacked grayscale frames, decoded to [0, 1] exactly as drawn."""
     mirror = RenderedPixels(
-        gymnasium.make("CartPole-v1", render_mode="rgb_array"), height=40, width=60, grayscale_frames=3
+        gymnasium.make("CartPole-v1"), height=40, width=60, grayscale_frames=3, draw=CartPoleDrawing(40, 60)
     )
     with launch(tmp_path, "CartPoleVisual", seed=2, num_areas=2) as env:
         env.reset()

@@ -16,9 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-from rayagents.configs.examples import all_example_configs
+from example_runs import train_example
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +24,6 @@ MAX_STEPS = 20_000
 PRETRAINED_THRESHOLD = 300.0
 THRESHOLD = 450.0
 RUN_TIMEOUT_S = 240
-SUMMARY = re.compile(r"^CartPole\. Step: (\d+)\. Time Elapsed: [\d.]+ s\. Mean Reward: (-?\d+(?:\.\d+)?)", re.MULTILINE)
 MEAN_REWARD = re.compile(r"mean episode reward (-?\d+(?:\.\d+)?)")
 
 
@@ -44,25 +41,18 @@ def test_gail_and_behavioral_cloning_learn_cartpole_from_a_recorded_demonstratio
     recorded = sim("record", "CartPole", "--heuristic", "--episodes", "10", "--out", str(demo))
     assert float(MEAN_REWARD.search(recorded).group(1)) == 500.0, recorded  # type: ignore[union-attr]
 
-    config = yaml.safe_load(all_example_configs()["imitation/CartPole.yaml"].read_text())
-    behavior = config["behaviors"]["CartPole"]
-    assert "extrinsic" not in behavior["reward_signals"]  # GAIL's reward is the only one
-    behavior["reward_signals"]["gail"]["demo_path"] = str(demo)
-    behavior["behavioral_cloning"]["demo_path"] = str(demo)
-    behavior["max_steps"] = MAX_STEPS
-    path = tmp_path / "imitation.yaml"
-    path.write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [sys.executable, "-m", "rayagents.cluster.cli", str(path), "--env", "sim:CartPole", "--num-envs", "1",
-         "--num-areas", "4", "--seed", "0", "--results-dir", str(tmp_path / "results"), "--run-id", "imitation"],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+    def point_at_the_demonstration(behavior: dict) -> None:
+        assert "extrinsic" not in behavior["reward_signals"]  # GAIL's reward is the only one
+        behavior["reward_signals"]["gail"]["demo_path"] = str(demo)
+        behavior["behavioral_cloning"]["demo_path"] = str(demo)
+
+    run = train_example(
+        tmp_path, "imitation/CartPole.yaml", "sim:CartPole", max_steps=MAX_STEPS, seed=0, num_areas=4,
+        timeout_s=RUN_TIMEOUT_S, edit=point_at_the_demonstration,
     )  # fmt: skip
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
-    summaries = [(int(step), float(reward)) for step, reward in SUMMARY.findall(output)]
-    assert summaries and summaries[-1][0] == MAX_STEPS, output
+    summaries = run.summaries
     assert summaries[0][1] >= PRETRAINED_THRESHOLD, summaries  # the pretraining already imitates
     assert summaries[-1][1] >= THRESHOLD, summaries
-    model = tmp_path / "results" / "imitation" / "CartPole.onnx"
+    model = run.results / "CartPole.onnx"
     scored = sim("record", "CartPole", "--model", str(model), "--episodes", "20", "--seed", "100")
     assert float(MEAN_REWARD.search(scored).group(1)) >= THRESHOLD, scored  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rayagents.configs.network import ConditioningType, MemorySettings, NetworkSettings
+from rayagents.configs.network import ConditioningType, EncoderType, MemorySettings, NetworkSettings
 from rayagents.learner.distributions import allowed_from_disabled, clip_continuous
 from rayagents.learner.networks import Actor, build_actor_critic
 from rayagents.learner.normalizer import RunningNormalizer
@@ -113,18 +113,25 @@ def test_critic_has_a_value_head_per_reward_signal_and_shares_the_body_on_reques
     assert shared_critic.network_body is shared_actor.network_body
 
 
-def test_unsupported_settings_are_refused_naming_the_setting() -> None:
-    visual = ObservationSpec((3, 84, 84), (DimensionProperty.NONE,) * 3, ObservationType.DEFAULT, "Camera")
-    with pytest.raises(NotImplementedError, match="vis_encode_type"):
-        Actor((visual,), ActionSpec(1, ()), NetworkSettings())
+@pytest.mark.parametrize("encoder", list(EncoderType))
+def test_every_network_setting_of_the_spec_builds_and_acts(encoder: EncoderType) -> None:
+    """Visual (each vis_encode_type), variable-length, goal-conditioned (hyper and none) observations with memory:
+    nothing of network_settings is refused."""
+    visual = ObservationSpec((3, 40, 60), (DimensionProperty.NONE,) * 3, ObservationType.DEFAULT, "Camera")
     entities = ObservationSpec(
         (5, 4), (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE), ObservationType.DEFAULT, "Buffer"
     )
-    with pytest.raises(NotImplementedError, match="variable-length"):
-        Actor((entities,), ActionSpec(1, ()), NetworkSettings())
-    with pytest.raises(NotImplementedError, match="network_settings.memory"):
-        Actor((vector("a", 3),), ActionSpec(1, ()), NetworkSettings(memory=MemorySettings()))
     goal = vector("goal", 2, ObservationType.GOAL_SIGNAL)
-    with pytest.raises(NotImplementedError, match="goal_conditioning_type"):
-        Actor((vector("a", 3), goal), ActionSpec(1, ()), NetworkSettings())
-    Actor((vector("a", 3), goal), ActionSpec(1, ()), NetworkSettings(goal_conditioning_type=ConditioningType.NONE))
+    specs = (visual, entities, vector("a", 3), goal)
+    for conditioning in ConditioningType:
+        settings = NetworkSettings(
+            hidden_units=16,
+            vis_encode_type=encoder,
+            goal_conditioning_type=conditioning,
+            memory=MemorySettings(sequence_length=2, memory_size=8),
+        )
+        actor = Actor(specs, ActionSpec(1, (2,)), settings)
+        obs = [torch.randint(0, 255, (3, 3, 40, 60), dtype=torch.uint8), torch.randn(3, 5, 4), torch.randn(3, 3), torch.randn(3, 2)]
+        sample = actor.act(obs, memories=torch.zeros(3, 8))
+        assert sample.memories is not None and sample.memories.shape == (3, 8)
+        assert torch.isfinite(sample.log_prob).all()

@@ -172,3 +172,11 @@ def test_a_buffer_that_fits_goes_to_host_memory_for_a_cpu_learner() -> None:
     assert place_replay_buffer(1000, COLUMNS, CPU) == CPU
     with pytest.raises(ReplayBufferTooLarge, match="buffer_size 1000000000000 "):
         place_replay_buffer(10**12, COLUMNS, CPU)  # this machine's real memory
+
+
+def test_float_values_for_an_image_column_are_refused_rather_than_truncated() -> None:
+    buffer = ReplayBuffer(4, {"obs_0": Column((1, 2, 2), torch.uint8)}, torch.device("cpu"))
+    buffer.add({"obs_0": np.full((1, 1, 2, 2), 200, dtype=np.uint8)})
+    with pytest.raises(ValueError, match="obs_0.*uncompressed floats.*PNG"):
+        buffer.add({"obs_0": np.full((1, 1, 2, 2), 0.5, dtype=np.float32)})
+    assert len(buffer) == 1
