@@ -245,8 +245,8 @@ class TrainingRun:
         interrupted = False
         error: BaseException | None = None
         finals: dict[str, Any] = {}
-        try:
-            with _StopRequest():
+        with _StopRequest():  # through Ray's shutdown: a second Ctrl+C while it stops changes nothing
+            try:
                 try:
                     self._learner, starting = self._create_learner(restart=False)
                     self._fleet = EnvFleet(
@@ -278,10 +278,10 @@ class TrainingRun:
                     error = failure
                 finally:
                     finals = self._finish(self._learner, self._fleet, start)
-        finally:
-            if self.tensorboard is not None:
-                self.tensorboard.close()
-            self._shutdown(connection)
+            finally:
+                if self.tensorboard is not None:
+                    self.tensorboard.close()
+                self._shutdown(connection)
         if error is not None:
             checkpointed = {name: records[-1].steps for name, records in self._checkpoint_lists().items() if records}
             raise TrainingFailed(
