@@ -198,6 +198,22 @@ class PlayerFailedError(RuntimeError):
     """The player failed and may not be restarted again (the restart budget is spent)."""
 
 
+def play_behavior(
+    env: UnityEnvironment, behavior: BehaviorName, policy: VersionedPolicy, builder: TrajectoryBuilder
+) -> list[Trajectory]:
+    """One exchange of one behavior, before ``env.step()``: the policy forgets the agents whose episodes ended (their
+    next decisions start a new episode), acts for the agents that request a decision, and the builder turns the
+    steps into experiences; returns the trajectories completed."""
+    decision_steps, terminal_steps = env.get_steps(behavior)
+    if len(terminal_steps):
+        policy.forget(terminal_steps.agent_id.tolist())
+    taken = policy.act(behavior, decision_steps) if len(decision_steps) else None
+    trajectories = builder.add(decision_steps, terminal_steps, taken)
+    if taken is not None:
+        env.set_actions(behavior, taken.env_actions)
+    return trajectories
+
+
 class _PlayedBehavior:
     """One behavior as the actor plays it: its policy and its trajectory builder."""
 
@@ -317,13 +333,7 @@ class EnvActor:
             while exchanges == 0 or time.monotonic() < started + self.settings.seconds_per_call:
                 for behavior, spec in env.behavior_specs.items():
                     played = self._played(behavior, spec)
-                    decision_steps, terminal_steps = env.get_steps(behavior)
-                    if len(terminal_steps):
-                        played.policy.forget(terminal_steps.agent_id.tolist())
-                    taken = played.policy.act(behavior, decision_steps) if len(decision_steps) else None
-                    self._pending.extend(played.builder.add(decision_steps, terminal_steps, taken))
-                    if taken is not None:
-                        env.set_actions(behavior, taken.env_actions)
+                    self._pending.extend(play_behavior(env, behavior, played.policy, played.builder))
                 env.step()
                 exchanges += 1
                 now = time.monotonic()
