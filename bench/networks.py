@@ -27,12 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import yaml
 
-from bench.runs import Summary, layout_arguments, learn
+from bench.runs import Summary, example, layout_arguments, learn, write_config
 from bench.table import Row, report
-from rayagents.configs.examples import all_example_configs
 
 COMMAND = "python -m bench.networks"
 SECTIONS = {"memory": "Memory on CartPole", "gather": "Entities on Gather"}
@@ -49,11 +46,6 @@ SCORED_EPISODES = 500
 RANDOM_EXCHANGES = 4000
 RANDOM_RETURN = re.compile(r"episodes, mean return (-?\d+(?:\.\d+)?)")
 MEAN_REWARD = re.compile(r"mean episode reward (-?\d+(?:\.\d+)?)")
-
-
-def example(path: str) -> dict[str, Any]:
-    """The example config at ``path`` under ``configs/`` as a dict."""
-    return yaml.safe_load(all_example_configs()[path].read_text())
 
 
 def without_memory(config: Mapping[str, Any], behavior: str) -> dict[str, Any]:
@@ -99,8 +91,7 @@ def train_seeds(
     results = []
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix="rayagents-bench-") as folder:
-            path = Path(folder) / f"{behavior}.yaml"
-            path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+            path = write_config(config, Path(folder), behavior)
             arguments = [str(path), *layout_arguments(env, 1, areas, seed, "bench", Path(folder))]
             def stop(summary: Summary) -> bool:
                 return summary.step >= steps or (stop_at_target and summary.reward >= target)

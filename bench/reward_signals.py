@@ -32,14 +32,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from bench.runs import RunOutput, layout_arguments, learn
+from bench.runs import RunOutput, example, layout_arguments, learn, write_config
 from bench.table import Row, report
 from bench.training import HALFCHEETAH_PPO_HYPERPARAMETERS, LearnerRates, halfcheetah_ppo_config, learner_rates
 from bench.training import benchmark_config, load_example, trainer_settings
 from rayagents.configs import run_options_from_dict
-from rayagents.configs.examples import all_example_configs
 from rayagents.learner.demonstrations import load_demonstrations
 from rayagents.learner.trainer import Trainer
 from rayagents.protocol.agents import agent_info_proto
@@ -68,17 +66,6 @@ SECTIONS = {
     "imitation": "Imitation on CartPole",
 }
 """The README heading each part rewrites."""
-
-
-def example(path: str) -> dict[str, Any]:
-    """The example config at ``path`` under ``configs/`` as a dict."""
-    return yaml.safe_load(all_example_configs()[path].read_text())
-
-
-def write_config(config: Mapping[str, Any], folder: Path, name: str) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
-    return path
 
 
 # ---- what a signal costs -----------------------------------------------------------------------------------------

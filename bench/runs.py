@@ -9,9 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rayagents.configs.examples import all_example_configs
 
 SUMMARY = re.compile(
     r"^(?P<behavior>\S+)\. Step: (?P<step>\d+)\. Time Elapsed: (?P<seconds>\d+(?:\.\d+)?) s\. Mean Reward: (?P<reward>-?\d+(?:\.\d+)?)"
@@ -94,3 +99,15 @@ def layout_arguments(env: str, envs: int, areas: int, seed: int, run_id: str, fo
         "--env", env, "--num-envs", str(envs), "--num-areas", str(areas), "--seed", str(seed),
         "--run-id", run_id, "--results-dir", str(folder),
     ]  # fmt: skip
+
+
+def example(path: str) -> dict[str, Any]:
+    """The example config at ``path`` under ``configs/`` (``ppo/Gather.yaml``) as a dict."""
+    return yaml.safe_load(all_example_configs()[path].read_text())
+
+
+def write_config(config: Mapping[str, Any], folder: Path, name: str) -> Path:
+    """Writes ``config`` to ``folder/<name>.yaml``; returns the path."""
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    return path

@@ -424,18 +424,25 @@ class LearnerRates:
     """``buffer_size × num_epoch`` per update over the updates' seconds."""
 
 
-def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, seconds: float) -> LearnerRates:
-    """The learner's ingestion and update rates on random trajectories of ``time_horizon``, arriving 16 at a time
-    (one full buffer to warm up, then until ``seconds`` of updates). Torch runs the LearnerActor's default
-    threads."""
+def learner_rates(
+    spec: BehaviorSpec,
+    settings: TrainerSettings,
+    device: str,
+    seconds: float,
+    pool: Sequence[Trajectory] | None = None,
+) -> LearnerRates:
+    """The learner's ingestion and update rates on trajectories drawn from ``pool`` (default: 64 random ones of
+    ``time_horizon``), arriving 16 at a time, each re-stamped as acted by the current weights (one full buffer to
+    warm up, then until ``seconds`` of updates). Torch runs the LearnerActor's default threads."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(ClusterSettings().learner_num_cpus)))
     try:
         torch.manual_seed(0)
         rng = np.random.default_rng(0)
-        trainer = Trainer("HalfCheetah", spec, settings, device, seed=0)
-        pool = [random_trajectory(spec, settings.time_horizon, rng) for _ in range(64)]
-        assert isinstance(settings.hyperparameters, PPOSettings), "the benchmark trains HalfCheetah with PPO"
+        if pool is None:
+            pool = [random_trajectory(spec, settings.time_horizon, rng) for _ in range(64)]
+        trainer = Trainer(pool[0].behavior or "HalfCheetah", spec, settings, device, seed=0)
+        assert isinstance(settings.hyperparameters, PPOSettings), "the learner benchmarks train PPO"
         epochs = settings.hyperparameters.num_epoch
         ingest_seconds = update_seconds = 0.0
         ingested = updated = 0
@@ -443,8 +450,10 @@ def learner_rates(spec: BehaviorSpec, settings: TrainerSettings, device: str, se
         def fill_and_update() -> tuple[float, int, float, int]:
             taken, start = 0, time.perf_counter()
             while not trainer.algorithm.ready_for_update(trainer.step):
-                now = np.full(settings.time_horizon, trainer.version, dtype=np.int32)  # acted by the current weights
-                arriving = [dataclasses.replace(pool[i], versions=now) for i in rng.integers(0, len(pool), size=16)]
+                arriving = [
+                    dataclasses.replace(pool[i], versions=np.full(len(pool[i]), trainer.version, np.int32))
+                    for i in rng.integers(0, len(pool), size=16)
+                ]  # acted by the current weights
                 trainer.ingest(arriving)
                 taken += sum(len(t) for t in arriving)
             _synchronize(device)

@@ -17,8 +17,7 @@ trajectories (recorded from the player as above), with ``configs/ppo/CartPoleVis
 in samples (observations of three frames) per second, on the CPU with the LearnerActor's torch threads and on CUDA
 where there is one. Measured as ``bench.training`` measures the learner: trajectories arriving 16 at a time through
 ``Trainer.ingest`` (one critic pass, GAE, one actor pass for the log-probabilities), and the PPO update on the full
-buffer (``buffer_size × num_epoch`` ÷ update seconds). A network that the learner cannot build yet (its
-``NotImplementedError``) is reported as not measured.
+buffer (``buffer_size × num_epoch`` ÷ update seconds).
 
 ``python -m bench.visual cartpole``: ``configs/ppo/CartPoleVisual.yaml`` (the ``simple`` encoder) trained on
 ``sim:CartPoleVisual`` at 1 EnvActor × 8 areas, each seed until its first summary with a mean reward of 400 or
@@ -30,9 +29,7 @@ buffer (``buffer_size × num_epoch`` ÷ update seconds). A network that the lear
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pickle
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,12 +39,11 @@ import torch
 
 from bench.networks import train_seeds
 from bench.table import Row, report
-from bench.training import LearnerRates, load_example, trainer_settings
+from bench.training import learner_rates, load_example, trainer_settings
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.trajectories import TrajectoryBuilder
 from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.run import ClusterSettings
-from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.policy import ENTROPY
 from rayagents.protocol.side_channels import StatsSideChannel
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken, Trajectory, TrajectoryBatch
@@ -77,8 +73,6 @@ DEFAULT_EXCHANGES = 500
 DEFAULT_EXCHANGES_PER_BATCH = 4
 """Exchanges between two trajectory batches: an EnvActor sends every 0.02 s (``seconds_per_batch``), about four
 exchanges of a visual training run on a CPU."""
-ARRIVING_TOGETHER = 16
-"""Trajectories handed to ``Trainer.ingest`` at once in the learner part (as in ``bench.training``)."""
 
 
 # ---- sizes (pure) --------------------------------------------------------------------------------------------------
@@ -284,67 +278,6 @@ def encoder_config(example: Mapping[str, Any], encoder: str) -> dict[str, Any]:
     return config
 
 
-def network_refusal(spec: BehaviorSpec, settings: TrainerSettings) -> str | None:
-    """Why the learner cannot build the actor of ``spec`` with ``settings`` yet (its NotImplementedError), or None."""
-    from rayagents.learner.networks import Actor
-
-    try:
-        Actor(spec.observation_specs, spec.action_spec, settings.network_settings)
-    except NotImplementedError as error:
-        return str(error)
-    return None
-
-
-def visual_learner_rates(
-    spec: BehaviorSpec, settings: TrainerSettings, pool: Sequence[Trajectory], device: str, seconds: float
-) -> LearnerRates:
-    """The learner's ingestion and update rates on ``pool`` (trajectories arriving 16 at a time, each re-stamped as
-    acted by the current weights; one full buffer to warm up, then until ``seconds`` of updates), with the
-    LearnerActor's torch threads."""
-    from rayagents.learner.trainer import Trainer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(ClusterSettings().learner_num_cpus)))
-    try:
-        torch.manual_seed(0)
-        rng = np.random.default_rng(0)
-        trainer = Trainer(BEHAVIOR, spec, settings, device, seed=0)
-        assert isinstance(settings.hyperparameters, PPOSettings), "the benchmark trains CartPoleVisual with PPO"
-        epochs = settings.hyperparameters.num_epoch
-
-        def fill_and_update() -> tuple[float, int, float, int]:
-            taken, start = 0, time.perf_counter()
-            while not trainer.algorithm.ready_for_update(trainer.step):
-                arriving = [pool[i] for i in rng.integers(0, len(pool), size=ARRIVING_TOGETHER)]
-                arriving = [
-                    dataclasses.replace(t, versions=np.full(len(t), trainer.version, np.int32)) for t in arriving
-                ]
-                trainer.ingest(arriving)
-                taken += sum(len(t) for t in arriving)
-            _synchronize(device)
-            middle = time.perf_counter()
-            buffered = trainer.buffered_steps
-            trainer.maybe_update()
-            _synchronize(device)
-            return middle - start, taken, time.perf_counter() - middle, buffered * epochs
-
-        fill_and_update()
-        ingest_seconds = update_seconds = 0.0
-        ingested = updated = 0
-        while updated == 0 or update_seconds < seconds:
-            took, steps, update_took, samples = fill_and_update()
-            ingest_seconds, ingested = ingest_seconds + took, ingested + steps
-            update_seconds, updated = update_seconds + update_took, updated + samples
-        return LearnerRates(ingest=ingested / ingest_seconds, update=updated / update_seconds)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _synchronize(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def learner_rows(seconds: float, areas: int, exchanges: int) -> list[Row]:
     """Ingestion and update rates per encoder, on the CPU and on CUDA where there is one."""
     example = load_example(SCENE)
@@ -366,13 +299,8 @@ def learner_rows(seconds: float, areas: int, exchanges: int) -> list[Row]:
             f"{settings.network_settings.num_layers} × {settings.network_settings.hidden_units} units, PPO buffer "
             f"{hp.buffer_size:,} × {hp.num_epoch} epochs, batch {hp.batch_size:,}"
         )
-        refusal = network_refusal(spec, settings)
-        if refusal is not None:
-            rows.append(Row(what, f"not measured: the learner cannot build it yet ({refusal})", "—", None,
-                            f"{COMMAND} learner"))  # fmt: skip
-            continue
         for name, device in devices.items():
-            rates = visual_learner_rates(spec, settings, pool, device, seconds)
+            rates = learner_rates(spec, settings, device, seconds, pool)
             rows.append(
                 Row(
                     f"{what}, {name}",

@@ -228,10 +228,12 @@ def encode_with_memory(
     observations: Sequence[torch.Tensor],
     memories: torch.Tensor | None,
     sequence_length: int,
+    actions: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``body``'s encoding of ``observations``, through ``memory``'s LSTM when there is one (then ``memories`` is
-    required); the LSTM's memories after each sequence (None without memory)."""
-    encoding = body(observations)
+    """``body``'s encoding of ``observations`` (and ``actions``, for a body that takes them), through ``memory``'s
+    LSTM when there is one (then ``memories`` is required); the LSTM's memories after each sequence (None without
+    memory)."""
+    encoding = body(observations, actions)
     if memory is None:
         return encoding, None
     if memories is None:

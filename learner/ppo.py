@@ -55,7 +55,7 @@ from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
-from rayagents.learner.memory import MEMORY, AgentMemories, SequenceLayout, pad_rows, sequence_layout
+from rayagents.learner.memory import MEMORY, SEQUENCE_COLUMNS, AgentMemories, padded_sequences, real_rows, sequence_layout
 from rayagents.learner.networks import build_actor_critic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
@@ -331,9 +331,11 @@ class PPO:
                 torch.as_tensor(columns[DISCRETE_ACTIONS], device=self.device),
             )
         else:
-            columns[MEMORY] = np.concatenate([t.extra(MEMORY) for t in trajectories]).astype(np.float32)
             assert critic_starts is not None
-            columns = self._sequences(columns, layout, keep, critic_starts)
+            memories = np.concatenate([t.extra(MEMORY) for t in trajectories])
+            columns = padded_sequences(columns, layout, keep, memories, critic_starts)
+            for name in SEQUENCE_COLUMNS:  # the update buffer keeps every column per row
+                columns[name] = np.repeat(columns[name], layout.sequence_length, axis=0)
             current, _ = self.actor.evaluate(
                 [self._tensor(columns[obs_key(k)]) for k in range(sensors)],
                 self._tensor(columns[ACTION_MASKS]),
@@ -346,22 +348,6 @@ class PPO:
         self.buffer.append(columns)
         self._buffered_experiences += int(keep.sum())
         return ingested
-
-    @staticmethod
-    def _sequences(
-        columns: dict[str, np.ndarray], layout: SequenceLayout, keep: np.ndarray, critic_starts: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """The experiences' columns cut into padded sequences (:mod:`memory`), with the loss mask (0 on padding and
-        on experiences that may not be trained on), the critic's memory at each sequence's start, and only the
-        sequences that hold an experience to train on."""
-        padded = {name: pad_rows(column, layout) for name, column in columns.items()}
-        padded[ACTION_MASKS][layout.mask == 0] = 1.0  # padding: every action allowed, so log probabilities stay finite
-        mask = layout.mask.copy()
-        mask[layout.rows] *= keep
-        padded[LOSS_MASKS] = mask
-        padded[CRITIC_MEMORY] = np.repeat(critic_starts, layout.sequence_length, axis=0)
-        trained = np.repeat(mask.reshape(-1, layout.sequence_length).any(axis=1), layout.sequence_length)
-        return {name: column[trained] for name, column in padded.items()}
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:
@@ -451,11 +437,8 @@ class PPO:
                 policy_losses.append(losses.policy_loss.detach().abs())
                 value_losses.append(losses.value_loss.detach())
                 if self.reward_signals.learns:
-                    trained = minibatch
-                    if LOSS_MASKS in minibatch:
-                        keep = minibatch[LOSS_MASKS] > 0
-                        trained = {name: column[keep] for name, column in minibatch.items()}
-                    for name, value in self.reward_signals.update(batch_from_columns(trained, sensors)).items():
+                    trained = batch_from_columns(real_rows(minibatch), sensors)
+                    for name, value in self.reward_signals.update(trained).items():
                         signal_stats.setdefault(name, []).append(value)
         self.buffer.clear()
         self._buffered_experiences = 0

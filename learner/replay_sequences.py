@@ -27,15 +27,12 @@ import torch
 
 from rayagents.configs.network import MemorySettings
 from rayagents.learner.encoders import observation_tensor
-from rayagents.learner.memory import MEMORY, AgentMemories, SequenceLayout, pad_rows, sequence_layout
+from rayagents.learner.memory import SEQUENCE_COLUMNS, AgentMemories, SequenceLayout, sequence_layout
 from rayagents.learner.networks import Critic
 from rayagents.learner.replay_buffer import Column, ReplayBuffer
 from rayagents.learner.sequence_values import values_by_sequence
-from rayagents.learner.trajectory import ACTION_MASKS, CRITIC_MEMORY, LOSS_MASKS
+from rayagents.learner.trajectory import LOSS_MASKS
 from rayagents.protocol.trajectories import Trajectory
-
-SEQUENCE_COLUMNS = (MEMORY, CRITIC_MEMORY)
-"""The columns kept once per sequence (the memories at its first step); every other column is kept per row."""
 
 
 def make_replay_buffer(
@@ -66,41 +63,6 @@ def recurrent_values(
     values, starts = values_by_sequence(value_network, observations, next_obs, trajectories, memories, layout)
     count = int(layout.rows.shape[0])
     return {name: v[:count] for name, v in values.items()}, layout, starts
-
-
-def padded_sequences(
-    columns: Mapping[str, np.ndarray],
-    layout: SequenceLayout,
-    keep: np.ndarray,
-    memories: np.ndarray,
-    critic_memories: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """The experiences' ``columns`` (one row per experience) cut into the padded sequences of ``layout``, with the
-    loss mask (``keep`` says which experiences may be trained on), the actor's and the value network's memory at
-    each sequence's first step (``memories``: the actor's per experience; ``critic_memories``: per sequence), and
-    only the sequences that hold an experience to train on. Padding allows every action, so that log
-    probabilities stay finite there."""
-    padded = {name: pad_rows(column, layout) for name, column in columns.items()}
-    if ACTION_MASKS in padded:
-        padded[ACTION_MASKS][layout.mask == 0] = 1.0
-    mask = layout.mask.copy()
-    mask[layout.rows] *= keep
-    padded[LOSS_MASKS] = mask
-    trained = mask.reshape(-1, layout.sequence_length).any(axis=1)
-    rows = np.repeat(trained, layout.sequence_length)
-    sequences = {name: column[rows] for name, column in padded.items()}
-    sequences[MEMORY] = np.asarray(memories, dtype=np.float32)[layout.starts][trained]
-    sequences[CRITIC_MEMORY] = np.asarray(critic_memories, dtype=np.float32)[trained]
-    return sequences
-
-
-def real_rows(batch: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    """The row columns of a drawn minibatch at its real experiences only (the loss mask's 1s): what a reward signal
-    rewards or learns from. A minibatch without a loss mask (no memory) is all real: it is returned as it is."""
-    if LOSS_MASKS not in batch:
-        return batch
-    real = batch[LOSS_MASKS] > 0
-    return {name: column[real] for name, column in batch.items() if name not in SEQUENCE_COLUMNS}
 
 
 class SequenceReplayBuffer:

@@ -71,7 +71,8 @@ from rayagents.learner.memory import MEMORY, AgentMemories, LSTMMemory
 from rayagents.learner.networks import SAC_ACTOR, Actor, Critic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.replay_buffer import place_replay_buffer
-from rayagents.learner.replay_sequences import make_replay_buffer, padded_sequences, real_rows, recurrent_values
+from rayagents.learner.memory import padded_sequences, real_rows
+from rayagents.learner.replay_sequences import make_replay_buffer, recurrent_values
 from rayagents.learner.sac_networks import (
     LogEntropyCoefficients,
     TwinQ,

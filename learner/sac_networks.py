@@ -13,6 +13,7 @@ from torch import nn
 from rayagents.configs.network import NetworkSettings
 from rayagents.learner.encoders import NetworkBody, linear_layer
 from rayagents.learner.memory import LSTMMemory
+from rayagents.learner.networks import encode_with_memory
 from rayagents.learner.replay_buffer import Column
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
@@ -55,11 +56,9 @@ class QNetwork(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """``(batch, outputs)`` per reward signal; with memory, the observations are sequences of
         ``sequence_length`` each started from its row of ``memories`` ``(n_sequences, memory_size)``."""
-        encoding = self.network_body(observations, actions)
-        if self.memory is not None:
-            if memories is None:
-                raise ValueError(f"this Q network has a memory of {self.memory.memory_size}: pass its memories")
-            encoding, _ = self.memory(encoding, memories, sequence_length)
+        encoding, _ = encode_with_memory(
+            self.network_body, self.memory, observations, memories, sequence_length, actions
+        )
         return {name: head(encoding) for name, head in self.heads.items()}
 
 

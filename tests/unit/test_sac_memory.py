@@ -432,6 +432,5 @@ def test_sac_with_memory_learns_to_recall_a_cue_it_saw_once() -> None:
     )
     trainer = Trainer(BEHAVIOR, spec_of(ActionSpec(0, (2,)), size=2), settings, seed=0)
     scores = recall_rounds(trainer, 12, np.random.default_rng(0))
-    print("recall scores per round:", [round(s, 2) for s in scores])
     assert np.mean(scores[:2]) < 2.6
     assert np.mean(scores[-5:]) > 3.3, scores  # beyond the best a memoryless policy can do (2.5)
