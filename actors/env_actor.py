@@ -91,6 +91,8 @@ class BehaviorPlay:
 
     time_horizon: int
     """The most experiences in one trajectory (the trainer's ``time_horizon``)."""
+    groupmates: bool = False
+    """Record what each agent's groupmates did with its trajectories (the algorithm's ``PlayRules.groupmates``)."""
 
 
 @dataclass(frozen=True)
@@ -415,7 +417,8 @@ class EnvActor:
             name = behavior.split("?")[0]
             play = self.settings.behaviors.get(name, self.settings.default_behavior)
             policy = self._policy_factory(behavior, spec)
-            played = _PlayedBehavior(policy, TrajectoryBuilder(behavior, self.settings.index, play.time_horizon))
+            builder = TrajectoryBuilder(behavior, self.settings.index, play.time_horizon, groupmates=play.groupmates)
+            played = _PlayedBehavior(policy, builder)
             self._behaviors[behavior] = played
             notice: WeightsNotice = ray.get(self._learner.register.remote(behavior, spec))
             self._load(played, notice)

@@ -20,8 +20,9 @@ from rayagents.configs.examples import all_example_configs
 
 SUMMARY = re.compile(
     r"^(?P<behavior>\S+)\. Step: (?P<step>\d+)\. Time Elapsed: (?P<seconds>\d+(?:\.\d+)?) s\. Mean Reward: (?P<reward>-?\d+(?:\.\d+)?)"
+    r"(?:\. Mean Group Reward: (?P<group>-?\d+(?:\.\d+)?))?"
 )
-"""A summary line with a mean reward."""
+"""A summary line with a mean reward (and, for agents in groups, a mean group reward)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Summary:
     """Since the run started (Ray's start included)."""
     reward: float
     """The mean episode reward of the summary period."""
+    group_reward: float | None = None
+    """The mean group reward of the summary period (``Environment/Group Cumulative Reward``); None without groups."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,10 @@ def learn(
                 tail = (tail + [line])[-30:]
                 match = SUMMARY.match(line.strip())
                 if match is not None and match["behavior"] == behavior:
-                    summaries.append(Summary(int(match["step"]), float(match["seconds"]), float(match["reward"])))
+                    group = None if match["group"] is None else float(match["group"])
+                    summaries.append(
+                        Summary(int(match["step"]), float(match["seconds"]), float(match["reward"]), group)
+                    )
                     print(f"    {label}: {line.strip()}", file=sys.stderr, flush=True)
                     if not stopping and stop(summaries[-1]):
                         process.send_signal(signal.SIGINT)

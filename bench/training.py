@@ -55,7 +55,7 @@ from bench.sims import play_random
 from bench.table import Row, report
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.configs.examples import example_config
-from rayagents.configs.hyperparameters import PPOSettings
+from rayagents.configs.hyperparameters import OnPolicyHyperparamSettings
 from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
 from rayagents.configs.trainer import TrainerSettings
@@ -442,7 +442,7 @@ def learner_rates(
         if pool is None:
             pool = [random_trajectory(spec, settings.time_horizon, rng) for _ in range(64)]
         trainer = Trainer(pool[0].behavior or "HalfCheetah", spec, settings, device, seed=0)
-        assert isinstance(settings.hyperparameters, PPOSettings), "the learner benchmarks train PPO"
+        assert isinstance(settings.hyperparameters, OnPolicyHyperparamSettings), "the learner benchmarks train PPO, POCA"
         epochs = settings.hyperparameters.num_epoch
         ingest_seconds = update_seconds = 0.0
         ingested = updated = 0

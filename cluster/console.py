@@ -23,19 +23,24 @@ def summary_line(
     mean_reward: float | None,
     std_reward: float | None,
     training: bool,
+    group_reward: float | None = None,
 ) -> str:
     """A summary line as mlagents-learn prints it, e.g.
     "3DBall. Step: 12000. Time Elapsed: 31.250 s. Mean Reward: 1.234. Std of Reward: 0.567. Training.".
 
     ``mean_reward`` None means no episode ended in the period ("No episode was completed since last summary").
-    A missing ``std_reward`` with a mean is written as 0.
+    A missing ``std_reward`` with a mean is written as 0. With a ``group_reward`` (the mean of ``Environment/Group
+    Cumulative Reward``), "Mean Group Reward: ..." takes the standard deviation's place, as mlagents-learn prints it.
     """
     parts = [behavior_name, f"Step: {step}", f"Time Elapsed: {elapsed_s:0.3f} s"]
     if mean_reward is None:
         parts.append("No episode was completed since last summary")
     else:
         parts.append(f"Mean Reward: {mean_reward:0.3f}")
-        parts.append(f"Std of Reward: {0.0 if std_reward is None else std_reward:0.3f}")
+        if group_reward is not None:
+            parts.append(f"Mean Group Reward: {group_reward:0.3f}")
+        else:
+            parts.append(f"Std of Reward: {0.0 if std_reward is None else std_reward:0.3f}")
     parts.append("Training." if training else "Not Training.")
     return ". ".join(parts)
 

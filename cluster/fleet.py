@@ -33,6 +33,7 @@ from rayagents.actors.env_actor import (
 )
 from rayagents.cluster.placement import env_actor_options, kill_actor
 from rayagents.configs import RunOptions, TrainerSettings
+from rayagents.learner.registry import play_rules
 from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class EnvActorLost(RuntimeError):
 
 def behavior_play(settings: TrainerSettings) -> BehaviorPlay:
     """How an EnvActor plays a behavior with these trainer settings."""
-    return BehaviorPlay(time_horizon=settings.time_horizon)
+    return BehaviorPlay(time_horizon=settings.time_horizon, groupmates=play_rules(settings).groupmates)
 
 
 def env_actor_settings(options: RunOptions, index: int, seed: int, log_folder: str | None) -> EnvActorSettings:

@@ -22,7 +22,7 @@ from rayagents.cluster.timers import GaugeRecorder
 from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import RunOptions, TrainerSettings, to_dict
 from rayagents.learner.learner_messages import LearnerProgress
-from rayagents.learner.trainer import CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
+from rayagents.learner.trainer import CUMULATIVE_REWARD, GROUP_CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
 
 CLUSTER_ENV_ACTORS_UP = "Cluster/Env Actors Up"
 """TensorBoard tag: EnvActors whose player runs."""
@@ -200,6 +200,7 @@ class ProgressReporter:
                 float(np.mean(returns)) if returns else None,
                 float(np.std(returns)) if returns else None,
                 summary.training,
+                summary.scalars.get(GROUP_CUMULATIVE_REWARD),
             )
         )
         self._last_summary[name] = summary

@@ -24,7 +24,8 @@ def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     found: list[str] = []
     if settings.trainer_type not in trainer_types():
         found.append(f"trainer_type {settings.trainer_type}")
-    network = settings.network_settings
+    if settings.trainer_type == "poca" and settings.network_settings.memory is not None:
+        found.append("network_settings.memory with trainer_type poca")
     if settings.self_play is not None:
         found.append("self_play")
     return tuple(found)
@@ -79,7 +80,7 @@ def unsupported_warning(name: str | None, settings: TrainerSettings) -> str | No
     return (
         f"{where} uses {', '.join(missing)}, which the configuration accepts but this version of "
         "rayagents cannot train yet: training it will be refused (it trains trainer_type "
-        f"{' or '.join(trainer_types())} with feed-forward networks for now)"
+        f"{', '.join(trainer_types())})"
     )
 
 

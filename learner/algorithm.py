@@ -36,6 +36,9 @@ class PlayRules:
     (0: only the current version); None: any age (an off-policy algorithm with a replay buffer)."""
     whole_sequences: bool = False
     """The algorithm trains on whole sequences of steps (a recurrent network): trajectories are kept whole."""
+    groupmates: bool = False
+    """The algorithm trains on what each agent's groupmates did (a centralized critic, POCA): the EnvActors record
+    it in :attr:`Trajectory.groupmates`."""
 
     def trainable(self, lags: np.ndarray) -> np.ndarray:
         """bool, per experience: whether an experience with this lag (trainer version − acting version) may be

@@ -134,13 +134,14 @@ class ResidualSelfAttention(nn.Module):
     entities that are not padding."""
 
     def __init__(
-        self, max_entities: int, embedding_size: int = ATTENTION_EMBEDDING_SIZE, num_heads: int = NUM_HEADS
+        self, max_entities: int | None, embedding_size: int = ATTENTION_EMBEDDING_SIZE, num_heads: int = NUM_HEADS
     ) -> None:
         super().__init__()
         if embedding_size % num_heads != 0:
             raise ValueError(f"the embedding size {embedding_size} must be a multiple of the {num_heads} heads")
         self.max_entities = max_entities
-        """The entities of all variable-length sensors together."""
+        """The entities of all variable-length sensors together; None: as many as each call brings (a network that
+        is never exported, such as POCA's critic over a varying number of agents)."""
         self.num_heads = num_heads
         self.output_size = embedding_size
         self.fc_q = tfixup_linear(embedding_size, embedding_size, embedding_size)
@@ -153,10 +154,11 @@ class ResidualSelfAttention(nn.Module):
     def forward(self, embeddings: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(batch, max_entities, embedding_size)`` embeddings and their ``(batch, max_entities)`` padding mask in,
         ``(batch, embedding_size)`` out."""
+        entities = self.max_entities if self.max_entities is not None else int(embeddings.shape[1])
         inputs = self.embedding_norm(embeddings)
         query, key, value = self.fc_q(inputs), self.fc_k(inputs), self.fc_v(inputs)
-        attended = multi_head_attention(query, key, value, mask, self.num_heads, self.max_entities, self.output_size)
+        attended = multi_head_attention(query, key, value, mask, self.num_heads, entities, self.output_size)
         outputs = self.residual_norm(self.fc_out(attended) + inputs)
         keep = 1 - mask
-        total = torch.sum(outputs * keep.reshape(-1, self.max_entities, 1), dim=1)
+        total = torch.sum(outputs * keep.reshape(-1, entities, 1), dim=1)
         return total / (torch.sum(keep, dim=1, keepdim=True) + POOLING_EPSILON)

@@ -39,14 +39,15 @@ last :data:`PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to :data
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from rayagents.configs.hyperparameters import PPOSettings
+from rayagents.configs.hyperparameters import POCASettings, PPOSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.algorithm import Ingested, PlayRules
 from rayagents.learner.behavioral_cloning import behavioral_cloning
@@ -55,8 +56,16 @@ from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
-from rayagents.learner.memory import MEMORY, SEQUENCE_COLUMNS, AgentMemories, padded_sequences, real_rows, sequence_layout
-from rayagents.learner.networks import build_actor_critic
+from rayagents.learner.memory import (
+    MEMORY,
+    SEQUENCE_COLUMNS,
+    AgentMemories,
+    SequenceLayout,
+    padded_sequences,
+    real_rows,
+    sequence_layout,
+)
+from rayagents.learner.networks import Actor, build_actor_critic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
 from rayagents.learner.reward_signals import RewardSignals
@@ -155,6 +164,16 @@ class PPOLosses:
     """The clipped value loss, averaged over reward signals."""
     entropy: torch.Tensor
     """The mean entropy of the action distribution."""
+    baseline_loss: torch.Tensor | None = None
+    """POCA's clipped loss of the per-agent counterfactual baselines; None for PPO."""
+
+
+def masked_mean(mask: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The mean over a minibatch's experiences, or with a loss mask over those it marks (ML-Agents'
+    ``masked_mean``: a sequence's padding and experiences outside the lag bound count for nothing)."""
+    if mask is None:
+        return torch.mean
+    return lambda x: (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 class PPO:
@@ -167,6 +186,11 @@ class PPO:
         seed: seeds the minibatch shuffling; None draws from torch's global generator.
     """
 
+    settings_type: type = PPOSettings
+    """The hyperparameters class this trainer takes."""
+    optimizer_entry = "Optimizer:value_optimizer"
+    """The checkpoint entry of the optimizer (ML-Agents' name for this trainer's)."""
+
     def __init__(
         self,
         behavior_spec: BehaviorSpec,
@@ -174,21 +198,24 @@ class PPO:
         device: torch.device | str = "cpu",
         seed: int | None = None,
     ) -> None:
-        if not isinstance(settings.hyperparameters, PPOSettings):
+        if not isinstance(settings.hyperparameters, self.settings_type):
             raise TypeError(
-                f"PPO needs PPOSettings hyperparameters, got {type(settings.hyperparameters).__name__} "
-                f"(trainer_type {settings.trainer_type!r})"
+                f"{type(self).__name__} needs {self.settings_type.__name__} hyperparameters, got "
+                f"{type(settings.hyperparameters).__name__} (trainer_type {settings.trainer_type!r})"
             )
-        self.hyperparameters: PPOSettings = settings.hyperparameters
+        self.hyperparameters: PPOSettings | POCASettings = settings.hyperparameters
         self.device = torch.device(device)
         self._generator: torch.Generator | None = None if seed is None else torch.Generator().manual_seed(seed)
         expert = expert_source(behavior_spec, self.device)
         self.reward_signals = RewardSignals(
-            behavior_spec, settings.reward_signals, self.device, "PPO", expert, self._generator
+            behavior_spec,
+            settings.reward_signals,
+            self.device,
+            type(self).__name__,
+            expert,
+            self._generator,
         )
-        self.actor, self.critic = build_actor_critic(
-            behavior_spec, settings.network_settings, self.reward_signals.names, self.hyperparameters.shared_critic
-        )
+        self.actor, self.critic = self._networks(behavior_spec, settings)
         self.actor.to(self.device)
         self.critic.to(self.device)
         parameters = list({id(p): p for p in [*self.actor.parameters(), *self.critic.parameters()]}.values())
@@ -210,12 +237,19 @@ class PPO:
         )
         self._action_mask_size = sum(behavior_spec.action_spec.discrete_branches)
 
+    def _networks(self, behavior_spec: BehaviorSpec, settings: TrainerSettings) -> tuple[Actor, nn.Module]:
+        """The actor and the critic (with ``shared_critic``, the critic uses the actor's body)."""
+        assert isinstance(self.hyperparameters, PPOSettings)
+        return build_actor_critic(
+            behavior_spec, settings.network_settings, self.reward_signals.names, self.hyperparameters.shared_critic
+        )
+
     # ---- what the trainer keeps, publishes and exports ---------------------------------------------------------
     def modules(self) -> dict[str, Saveable]:
         """The checkpoint entries, under ML-Agents' names."""
         modules: dict[str, Saveable] = {
             POLICY: self.actor,
-            "Optimizer:value_optimizer": self.optimizer,
+            self.optimizer_entry: self.optimizer,
             "Optimizer:critic": self.critic,
             **self.reward_signals.modules(),
         }
@@ -312,9 +346,24 @@ class PPO:
         if all(ENTROPY in t.extras for t in trajectories):
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
         ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
-        if not keep.any():
-            return ingested
+        if keep.any():
+            self._append_trainable(trajectories, rows, columns, obs_tensors, keep, layout, critic_starts)
+        return ingested
 
+    def _append_trainable(
+        self,
+        trajectories: Sequence[Trajectory],
+        rows: dict[str, np.ndarray],
+        columns: dict[str, np.ndarray],
+        obs_tensors: Sequence[torch.Tensor],
+        keep: np.ndarray,
+        layout: SequenceLayout | None,
+        critic_starts: np.ndarray | None,
+    ) -> None:
+        """Appends the experiences ``keep`` allows to the update buffer: the experience ``rows``, the computed
+        ``columns`` (returns, estimates, advantages), the action masks, the log probabilities that acted and those of
+        the learner's current weights (with memory, in padded sequences)."""
+        sensors = len(self.actor.observation_specs)
         if not self.reward_signals.learns:  # only the signals that learn train on rewards and ends
             del rows[REWARDS], rows[DONES]
         columns.update(rows)
@@ -347,7 +396,6 @@ class PPO:
         columns[CURRENT_LOG_PROBS] = current.cpu().numpy().astype(np.float32)
         self.buffer.append(columns)
         self._buffered_experiences += int(keep.sum())
-        return ingested
 
     # ---- 2. the loss of a minibatch -----------------------------------------------------------------------------
     def losses(self, minibatch: Mapping[str, torch.Tensor], epsilon: float, beta: float) -> PPOLosses:
@@ -361,11 +409,21 @@ class PPO:
             obs, minibatch[ACTION_MASKS], minibatch[CONTINUOUS_ACTIONS], minibatch[DISCRETE_ACTIONS], memories, length
         )
         values = self.critic(obs, critic_memories, length)
-        mask = minibatch.get(LOSS_MASKS)
+        mean = masked_mean(minibatch.get(LOSS_MASKS))
+        policy_loss = self.policy_loss(minibatch, log_probs, epsilon, mean)
+        value_loss = self.value_loss(values, minibatch, value_estimates_key, epsilon, mean)
+        mean_entropy = mean(entropy)
+        loss = policy_loss + VALUE_LOSS_COEFFICIENT * value_loss - beta * mean_entropy
+        return PPOLosses(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=mean_entropy)
 
-        def mean(x: torch.Tensor) -> torch.Tensor:
-            return x.mean() if mask is None else (x * mask).sum() / mask.sum().clamp(min=1.0)
-
+    @staticmethod
+    def policy_loss(
+        minibatch: Mapping[str, torch.Tensor],
+        log_probs: torch.Tensor,
+        epsilon: float,
+        mean: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """The negated clipped surrogate of the minibatch's actions with the new ``log_probs``."""
         # Clipped surrogate on the ratio of the joint action probabilities, new policy over the weights this update
         # started from, each experience weighted by how much likelier those weights made its action than the
         # weights that acted (truncated at 1). Acted by the current weights, the weight is 1 and the ratio is
@@ -376,22 +434,27 @@ class PPO:
         ratio = torch.exp(log_probs - start)
         surrogate = ratio * advantages
         clipped_surrogate = torch.clamp(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages
-        policy_loss = -mean(weight * torch.min(surrogate, clipped_surrogate))
+        return -mean(weight * torch.min(surrogate, clipped_surrogate))
 
-        # Value loss per reward signal, clipped around the ingestion-time estimate by epsilon; their mean.
+    def value_loss(
+        self,
+        values: Mapping[str, torch.Tensor],
+        minibatch: Mapping[str, torch.Tensor],
+        estimates_key: Callable[[str], str],
+        epsilon: float,
+        mean: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """The value loss per reward signal of ``values`` against the returns, clipped by ``epsilon`` around the
+        ingestion-time estimates in column ``estimates_key(signal)``; their mean."""
         value_losses = []
         for name in self.reward_signals.names:
-            old_values = minibatch[value_estimates_key(name)]
+            old_values = minibatch[estimates_key(name)]
             returns = minibatch[returns_key(name)]
             clipped_values = old_values + torch.clamp(values[name] - old_values, -epsilon, epsilon)
             unclipped_error = (returns - values[name]) ** 2
             clipped_error = (returns - clipped_values) ** 2
             value_losses.append(mean(torch.max(unclipped_error, clipped_error)))
-        value_loss = torch.stack(value_losses).mean()
-
-        mean_entropy = mean(entropy)
-        loss = policy_loss + VALUE_LOSS_COEFFICIENT * value_loss - beta * mean_entropy
-        return PPOLosses(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=mean_entropy)
+        return torch.stack(value_losses).mean()
 
     # ---- 3. the update --------------------------------------------------------------------------------------------
     def update(self, step: int) -> dict[str, float]:
@@ -420,6 +483,7 @@ class PPO:
         steps_in_unit = torch.arange(length, device=self.device)
         policy_losses: list[torch.Tensor] = []
         value_losses: list[torch.Tensor] = []
+        baseline_losses: list[torch.Tensor] = []
         signal_stats: dict[str, list[float]] = {}
         sensors = len(self.actor.observation_specs)
         for _ in range(self.hyperparameters.num_epoch):
@@ -436,6 +500,8 @@ class PPO:
                 self.optimizer.step()
                 policy_losses.append(losses.policy_loss.detach().abs())
                 value_losses.append(losses.value_loss.detach())
+                if losses.baseline_loss is not None:
+                    baseline_losses.append(losses.baseline_loss.detach())
                 if self.reward_signals.learns:
                     trained = batch_from_columns(real_rows(minibatch), sensors)
                     for name, value in self.reward_signals.update(trained).items():
@@ -450,6 +516,8 @@ class PPO:
             "Policy/Epsilon": epsilon,
             "Policy/Beta": beta,
         }
+        if baseline_losses:
+            stats["Losses/Baseline Loss"] = float(torch.stack(baseline_losses).mean())
         stats.update({name: float(np.mean(values)) for name, values in signal_stats.items()})
         if self.behavioral_cloning is not None:
             stats.update(self.behavioral_cloning.update(step))

@@ -18,6 +18,7 @@ import torch
 from rayagents.configs import ConfigWarning, RunOptions, TrainerSettings, behavior_settings
 from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
 from rayagents.learner.networks import SAC_ACTOR
+from rayagents.learner.poca import POCA, poca_play_rules
 from rayagents.learner.policy import InferencePolicy
 from rayagents.learner.ppo import PPO, ppo_play_rules
 from rayagents.learner.sac import SAC, sac_play_rules
@@ -44,7 +45,7 @@ class TrainerEntry:
 
 
 def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> InferencePolicy:
-    """A stochastic actor that keeps log probabilities and entropies (PPO's acting policy)."""
+    """A stochastic actor that keeps log probabilities and entropies (PPO's and POCA's acting policy)."""
     return InferencePolicy(behavior, spec, settings.network_settings)
 
 
@@ -57,6 +58,7 @@ TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
     {
         "ppo": TrainerEntry("ppo", make_algorithm=PPO, make_policy=_actor_policy, play_rules=ppo_play_rules),
         "sac": TrainerEntry("sac", make_algorithm=SAC, make_policy=_squashed_policy, play_rules=sac_play_rules),
+        "poca": TrainerEntry("poca", make_algorithm=POCA, make_policy=_actor_policy, play_rules=poca_play_rules),
     }
 )
 """Every trainer this version trains, by ``trainer_type``."""

@@ -73,13 +73,18 @@ def batch_from_arrays(
     return batch_from_columns(tensors, sensors)
 
 
-def flatten_actions(batch: RewardBatch, spec: ActionSpec) -> torch.Tensor:
-    """The actions as one float vector per experience: the continuous ones, then a one-hot per discrete branch
-    (ML-Agents' ``ActionFlattener``); ``(n, continuous_size + sum(branches))``."""
-    parts = [batch.continuous_actions.float()] if spec.continuous_size > 0 else []
+def flat_actions(continuous: torch.Tensor, discrete: torch.Tensor, spec: ActionSpec) -> torch.Tensor:
+    """Actions as one float vector each, ``(..., continuous_size + sum(branches))``: the continuous actions, then a
+    one-hot per discrete branch (ML-Agents' ``ActionFlattener``, ``AgentAction.to_flat``). Leading axes are kept."""
+    parts = [continuous.float()] if spec.continuous_size > 0 else []
     for b, size in enumerate(spec.discrete_branches):
-        parts.append(functional.one_hot(batch.discrete_actions[:, b].long(), size).float())
-    return torch.cat(parts, dim=1)
+        parts.append(functional.one_hot(discrete[..., b].long(), size).float())
+    return torch.cat(parts, dim=-1)
+
+
+def flatten_actions(batch: RewardBatch, spec: ActionSpec) -> torch.Tensor:
+    """The batch's actions as one float vector per experience (:func:`flat_actions`)."""
+    return flat_actions(batch.continuous_actions, batch.discrete_actions, spec)
 
 
 def flattened_action_size(spec: ActionSpec) -> int:

@@ -35,6 +35,8 @@ from rayagents.protocol.trajectories import EpisodeStats, Trajectory
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 
 CUMULATIVE_REWARD = "Environment/Cumulative Reward"
+GROUP_CUMULATIVE_REWARD = "Environment/Group Cumulative Reward"
+"""The group rewards of an agent's episode that ended with its whole group's (ML-Agents' POCA reports it)."""
 EPISODE_LENGTH = "Environment/Episode Length"
 DROPPED_STEPS = "Policy/Dropped Steps"
 """rayagents' own statistic: steps received in the summary period but not trained on (acted by weights older than
@@ -204,7 +206,7 @@ class Trainer:
 
     # ---- 2. episodes -----------------------------------------------------------------------------------------------
     def record_episodes(self, episodes: EpisodeStats) -> None:
-        """Records the returns and lengths of episodes that ended (``Environment/*`` statistics)."""
+        """Records the returns, lengths and group returns of episodes that ended (``Environment/*`` statistics)."""
         if len(episodes) == 0:
             return
         if episodes.behavior and behavior_name_of(episodes.behavior) != self.behavior_name:
@@ -212,6 +214,7 @@ class Trainer:
                 f"episodes of behavior {episodes.behavior!r} were sent to the trainer of {self.behavior!r}"
             )
         self._stats.extend(CUMULATIVE_REWARD, episodes.returns.tolist())
+        self._stats.extend(GROUP_CUMULATIVE_REWARD, episodes.group_returns.tolist())
         self._stats.extend(EPISODE_LENGTH, episodes.lengths.tolist())
         self._returns_since_update.extend(float(r) for r in episodes.returns)
         self._returns_in_period.extend(float(r) for r in episodes.returns)

@@ -43,7 +43,8 @@ CURRENT_LOG_PROBS = "current_log_probs"
 weights the next update starts from)."""
 ADVANTAGES = "advantages"
 REWARDS = "rewards"
-"""The environment reward after each experience."""
+"""The environment reward after each experience: the agent's own reward plus its group's reward (ML-Agents' extrinsic
+reward adds the group reward for every trainer)."""
 LOSS_MASKS = "masks"
 """Float, 1 for an experience to train on, 0 for a sequence's padding or an experience outside the lag bound (the
 update buffer of a network with memory, laid out in padded sequences)."""
@@ -78,9 +79,15 @@ def experience_columns(
             columns[next_obs_key(k)] = next_observations(trajectories, k)
     columns[CONTINUOUS_ACTIONS] = np.concatenate([t.continuous_actions for t in trajectories]).astype(np.float32)
     columns[DISCRETE_ACTIONS] = np.concatenate([t.discrete_actions for t in trajectories]).astype(np.int64)
-    columns[REWARDS] = np.concatenate([t.rewards for t in trajectories]).astype(np.float32)
+    columns[REWARDS] = np.concatenate([environment_rewards(t) for t in trajectories])
     columns[DONES] = episode_ends(trajectories, interrupted=interrupted_ends)
     return columns
+
+
+def environment_rewards(trajectory: Trajectory) -> np.ndarray:
+    """float32 ``(T,)``: the agent's reward after each experience plus its group's reward (when in a group)."""
+    rewards = trajectory.rewards.astype(np.float32)
+    return rewards if trajectory.group_rewards is None else rewards + trajectory.group_rewards
 
 
 def episode_ends(trajectories: Sequence[Trajectory], *, interrupted: bool) -> np.ndarray:
@@ -92,6 +99,16 @@ def episode_ends(trajectories: Sequence[Trajectory], *, interrupted: bool) -> np
         end[-1] = float(t.done and (interrupted or not t.interrupted))
         ends.append(end)
     return np.concatenate(ends)
+
+
+def concatenate_padded(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``parts`` concatenated along axis 0; parts whose axis 1 differs (a slot axis, such as POCA's groupmates, which
+    each append pads to its own most) are padded with zeros at its end to the widest first."""
+    widths = {part.shape[1] for part in parts if part.ndim > 1}
+    if len(widths) > 1:
+        width = max(widths)
+        parts = [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
+    return np.concatenate(parts, axis=0)
 
 
 class UpdateBuffer:
@@ -118,14 +135,12 @@ class UpdateBuffer:
         self._num_experiences += next(iter(lengths.values()), 0)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every column concatenated into one array."""
-        return {name: np.concatenate(parts, axis=0) for name, parts in self._columns.items()}
+        """Every column concatenated into one array (see :func:`concatenate_padded`)."""
+        return {name: concatenate_padded(parts) for name, parts in self._columns.items()}
 
     def tensors(self, device: torch.device) -> dict[str, torch.Tensor]:
         """Every column concatenated into one tensor on ``device``."""
-        return {
-            name: torch.as_tensor(np.concatenate(parts, axis=0)).to(device) for name, parts in self._columns.items()
-        }
+        return {name: torch.as_tensor(column).to(device) for name, column in self.arrays().items()}
 
     def clear(self) -> None:
         """Drops every experience."""

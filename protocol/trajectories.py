@@ -65,6 +65,65 @@ class ActionTaken:
 
 
 @dataclass(frozen=True)
+class GroupmateSteps:
+    """What an agent's groupmates did at each of its experiences (ML-Agents' group status), for an algorithm with a
+    centralized critic (POCA). T = the trajectory's experiences; M = groupmate slots, the most groupmates present at
+    any of its steps or after its last (slots beyond a step's groupmates are padding, ``present`` False).
+
+    A groupmate is present at a step when it acted at the same exchange as the agent and had not left the episode
+    before it; its observation is the one it acted on, its action the one it took, its reward the one it received
+    after (ML-Agents' ``AgentStatus``). Slots are in no particular order: a centralized critic must not depend on it.
+    """
+
+    obs: tuple[np.ndarray, ...]
+    """One array per sensor, ``(T, M, *shape)``: each groupmate's observation at the step (zeros for padding)."""
+    continuous_actions: np.ndarray
+    """float32 ``(T, M, continuous_size)``: each groupmate's raw action at the step."""
+    discrete_actions: np.ndarray
+    """int32 ``(T, M, n_branches)``."""
+    present: np.ndarray
+    """bool ``(T, M)``: the slot holds a groupmate at the step."""
+    dones: np.ndarray
+    """bool ``(T, M)``: the groupmate's episode ended with the step."""
+    rewards: np.ndarray
+    """float32 ``(T,)``: the sum of the present groupmates' rewards after the step (ML-Agents adds it to the agent's
+    extrinsic reward under POCA)."""
+    next_obs: tuple[np.ndarray, ...]
+    """One array per sensor, ``(M, *shape)``: each groupmate's latest observation after the trajectory's last step
+    (its terminal one if it left with the agent), to bootstrap the group's value from."""
+    next_present: np.ndarray
+    """bool ``(M,)``: the slot of ``next_obs`` holds a groupmate."""
+
+    def __post_init__(self) -> None:
+        steps, slots = np.shape(self.present)
+        shapes = {
+            "continuous_actions": np.shape(self.continuous_actions)[:2],
+            "discrete_actions": np.shape(self.discrete_actions)[:2],
+            "dones": np.shape(self.dones),
+            **{f"obs[{i}]": np.shape(o)[:2] for i, o in enumerate(self.obs)},
+        }
+        for name, shape in shapes.items():
+            if tuple(shape) != (steps, slots):
+                raise ValueError(f"groupmate {name} has leading shape {tuple(shape)}, expected {(steps, slots)}")
+        if np.shape(self.rewards) != (steps,):
+            raise ValueError(f"groupmate rewards have shape {np.shape(self.rewards)}, expected ({steps},)")
+        if len(self.next_obs) != len(self.obs) or any(_rows(o) != slots for o in self.next_obs):
+            raise ValueError(f"groupmate next observations must be {len(self.obs)} arrays of {slots} rows")
+        if np.shape(self.next_present) != (slots,):
+            raise ValueError(f"groupmate next_present has shape {np.shape(self.next_present)}, expected ({slots},)")
+
+    @property
+    def slots(self) -> int:
+        """M, the groupmate slots."""
+        return int(np.shape(self.present)[1])
+
+    def all_done_at_end(self) -> bool:
+        """Every groupmate present at the last step left the episode with it (vacuously true with none): with the
+        agent's own end, the whole group's episode ended (ML-Agents' ``all_group_dones_reached``)."""
+        return bool(np.all(self.dones[-1][self.present[-1]])) if len(self.present) else True
+
+
+@dataclass(frozen=True)
 class Trajectory:
     """Consecutive experiences of one agent, as the acting policy saw them; T = the number of experiences.
 
@@ -102,6 +161,9 @@ class Trajectory:
     """The fully qualified behavior name (``"Name?team=0"``) whose policy acted."""
     agent_id: str = ""
     """The agent's global id, ``"agent_{env_actor}-{unity_agent_id}"`` (ML-Agents' ``agent_{worker}-{id}``)."""
+    groupmates: GroupmateSteps | None = None
+    """What the agent's groupmates did at each step; only for an algorithm that asks for it (POCA) and an agent in a
+    group, else None."""
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -124,6 +186,8 @@ class Trajectory:
                 raise ValueError(f"trajectory {name} has {_rows(column)} rows but there are {length} rewards")
         if len(self.next_obs) != len(self.obs):
             raise ValueError(f"trajectory has {len(self.obs)} sensors but {len(self.next_obs)} next observations")
+        if self.groupmates is not None and len(self.groupmates.present) != length:
+            raise ValueError(f"trajectory groupmates have {len(self.groupmates.present)} steps but there are {length}")
 
     def bootstraps(self) -> bool:
         """Whether the value after the last experience is estimated (False only when done and not interrupted)."""
@@ -151,6 +215,11 @@ class EpisodeStats:
     lengths: np.ndarray
     """int64 ``(E,)``: each episode's length as ML-Agents reports ``Environment/Episode Length``: the decisions
     before the terminal step, i.e. one less than the episode's experiences."""
+
+    group_returns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    """float32 ``(G,)``: for each agent whose episode ended with its whole group's, the group rewards it received over
+    the episode (``Environment/Group Cumulative Reward``; ML-Agents reports it from POCA's trainer). Agents that left
+    their group's episode early report none."""
 
     def __post_init__(self) -> None:
         if self.returns.shape != self.lengths.shape:

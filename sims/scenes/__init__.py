@@ -25,6 +25,7 @@ _SCENE_MODULES: Mapping[str, str] = MappingProxyType(
         "SimpleSpread": "rayagents.sims.scenes.simple_spread",
         "SimpleTag": "rayagents.sims.scenes.simple_tag",
         "Gather": "rayagents.sims.scenes.gather",
+        "DungeonEscape": "rayagents.sims.scenes.dungeon_escape",
     }
 )
 """Scene name → the module whose ``scene()`` function builds it, or ``module:function`` naming the function."""
@@ -45,6 +46,7 @@ _EXAMPLE_CONFIGS: Mapping[str, str] = MappingProxyType(
         "SimpleSpread": "poca/SimpleSpread.yaml",
         "SimpleTag": "ppo/SimpleTag.yaml",
         "Gather": "ppo/Gather.yaml",
+        "DungeonEscape": "poca/DungeonEscape.yaml",
     }
 )
 """Scene name → its example trainer config under the package's ``configs/`` folder (``<trainer_type>/<Scene>.yaml``,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from processes import pid_alive
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.protocol.exceptions import (
     UnityActionException,
@@ -40,15 +41,6 @@ def install_player(folder: Path) -> Path:
     exe.write_text(f"#!{sys.executable}\n{source}")
     exe.chmod(0o755)
     return exe
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def scripted(tmp_path: Path, mode: str, **kwargs: object) -> UnityEnvironment:

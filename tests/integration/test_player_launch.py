@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from processes import pid_alive
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.player import PlayerProcess
 from rayagents.protocol.exceptions import UnityEnvironmentException, UnityTimeOutException
@@ -32,16 +33,6 @@ def install_player(folder: Path) -> Path:
     exe.write_text(f"#!{sys.executable}\n{source}")
     exe.chmod(0o755)
     return exe
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def wait_gone(pid: int, within: float) -> bool:

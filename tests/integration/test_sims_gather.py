@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from processes import pid_alive
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.protocol.side_channels import StatsSideChannel
 from rayagents.protocol.types import ActionTuple, DimensionProperty
@@ -15,15 +16,6 @@ from rayagents.sims.scenes.gather import ENTITY_SIZE, MAX_PELLETS, MAX_STEPS, gr
 
 BEHAVIOR = "Gather?team=0"
 AREAS = 4
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def present_rows(buffer: np.ndarray) -> int:

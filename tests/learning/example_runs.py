@@ -27,6 +27,8 @@ class ExampleRun:
 
     summaries: list[tuple[int, float]]
     """(step, mean reward) of each summary of the behavior, in order."""
+    group_rewards: list[tuple[int, float]]
+    """(step, mean group reward) of each summary that has one (agents in groups), in order."""
     results: Path
     """The run's results folder (``<results-dir>/<run-id>``)."""
 
@@ -65,7 +67,9 @@ def train_example(
     )
     summaries = [(int(step), float(reward)) for step, reward in summary.findall(output)]
     assert summaries and summaries[-1][0] == max_steps, output
-    return ExampleRun(summaries, folder / run_id)
+    group = re.compile(rf"^{re.escape(behavior)}\. Step: (\d+)\. .*Mean Group Reward: (-?\d+(?:\.\d+)?)", re.MULTILINE)
+    group_rewards = [(int(step), float(reward)) for step, reward in group.findall(output)]
+    return ExampleRun(summaries, group_rewards, folder / run_id)
 
 
 def with_second_seed(check: Callable[[int], str | None], seeds: tuple[int, int] = (0, 1)) -> None:

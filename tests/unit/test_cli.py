@@ -253,7 +253,7 @@ def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pyt
     config = write(
         tmp_path,
         "behaviors:\n"
-        "  Walker:\n    trainer_type: poca\n    max_steps: 5e5\n"
+        "  Walker:\n    trainer_type: poca\n    max_steps: 5e5\n    self_play: {}\n"
         "    reward_signals:\n      extrinsic: {}\n      curiosity: {}\n      rnd: {}\n"
         "  Team:\n    trainer_type: poca\n    network_settings:\n      memory: {memory_size: 64, sequence_length: 16}\n"
         "  Eyes:\n    network_settings:\n      vis_encode_type: nature_cnn\n"
@@ -265,11 +265,13 @@ def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pyt
     assert main([config, "--dry-run"]) == EXIT_OK
     captured = capsys.readouterr()
     out = captured.out
-    assert "# behavior Walker: trainer poca, max_steps 500000; not yet supported: trainer_type poca\n" in out
+    assert "# behavior Walker: trainer poca, max_steps 500000; not yet supported: self_play\n" in out
     assert "reward_signals." not in out  # curiosity and RND are trained
-    assert "# behavior Team: trainer poca, max_steps 500000; not yet supported: trainer_type poca\n" in out
-    assert "not yet supported: network_settings" not in out  # memory and every visual encoder are trained
-    assert "# behavior Eyes: trainer ppo, max_steps 500000\n" in out
+    assert (
+        "# behavior Team: trainer poca, max_steps 500000; not yet supported: network_settings.memory with "
+        "trainer_type poca\n"
+    ) in out
+    assert "# behavior Eyes: trainer ppo, max_steps 500000\n" in out  # every visual encoder is trained
     assert "# behavior Soft: trainer sac, max_steps 2000\n" in out  # SAC is trained
     assert "# behavior Plain: trainer ppo, max_steps 1000\n" in out
     for name in ("Walker", "Team"):
@@ -336,12 +338,12 @@ def test_missing_unity_build_is_a_warning_only(tmp_path: Path, capsys: pytest.Ca
 def test_a_run_with_settings_not_yet_supported_is_refused_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "poca.yaml"
-    config.write_text("behaviors:\n  CartPole:\n    trainer_type: poca\n")
+    config = tmp_path / "selfplay.yaml"
+    config.write_text("behaviors:\n  CartPole:\n    self_play: {}\n")
     results = tmp_path / "results"
     assert main([str(config), "--env", "sim:CartPole", "--results-dir", str(results)]) == EXIT_USAGE
     captured = capsys.readouterr()
-    assert "trainer_type poca" in captured.err + captured.out
+    assert "self_play" in captured.err + captured.out
     assert "cannot train yet" in captured.err + captured.out
     assert not results.exists()
 
@@ -369,11 +371,11 @@ def test_run_options_are_frozen_results() -> None:
 
 
 def test_default_settings_not_yet_supported_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write(tmp_path, "default_settings:\n  trainer_type: poca\n")
+    config = write(tmp_path, "default_settings:\n  trainer_type: poca\n  self_play: {}\n")
     assert main([config, "--dry-run"]) == EXIT_OK
     captured = capsys.readouterr()
-    assert "warning: default_settings uses trainer_type poca" in captured.err
-    assert "it trains trainer_type ppo or sac " in captured.err
+    assert "warning: default_settings uses self_play" in captured.err
+    assert "it trains trainer_type ppo, sac, poca)" in captured.err
     assert "# no behaviors configured (the trainer configuration): every behavior is trained with default_settings" in (
         captured.out
     )

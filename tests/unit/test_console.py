@@ -46,6 +46,11 @@ def test_summary_line_with_episodes() -> None:
     assert line == "3DBall. Step: 12000. Time Elapsed: 31.250 s. Mean Reward: 1.235. Std of Reward: 0.500. Training."
 
 
+def test_summary_line_of_a_group_shows_the_mean_group_reward_instead_of_the_std() -> None:
+    line = summary_line("PushBlock", 50000, 171.3612, 0.0, 0.2, True, group_reward=0.875)
+    assert line == "PushBlock. Step: 50000. Time Elapsed: 171.361 s. Mean Reward: 0.000. Mean Group Reward: 0.875. Training."
+
+
 def test_summary_line_without_episodes() -> None:
     line = summary_line("3DBall", 40000, 431.5064, None, None, False)
     assert line == (
