@@ -24,8 +24,6 @@ def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
     found: list[str] = []
     if settings.trainer_type not in trainer_types():
         found.append(f"trainer_type {settings.trainer_type}")
-    if settings.trainer_type == "poca" and settings.network_settings.memory is not None:
-        found.append("network_settings.memory with trainer_type poca")
     if settings.self_play is not None:
         found.append("self_play")
     return tuple(found)

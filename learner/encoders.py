@@ -166,14 +166,15 @@ class ObservationEncoder(nn.Module):
 
 
 class LinearEncoder(nn.Module):
-    """``num_layers`` fully connected layers of ``hidden_units``, each followed by Swish (SiLU)."""
+    """``num_layers`` fully connected layers of ``hidden_units``, each followed by Swish (SiLU); every layer's initial
+    weights are scaled by ``kernel_gain`` (ML-Agents' ``LinearEncoder``)."""
 
-    def __init__(self, input_size: int, num_layers: int, hidden_units: int) -> None:
+    def __init__(self, input_size: int, num_layers: int, hidden_units: int, kernel_gain: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         size = input_size
         for _ in range(num_layers):
-            layers.append(linear_layer(size, hidden_units))
+            layers.append(linear_layer(size, hidden_units, kernel_gain))
             layers.append(nn.SiLU())
             size = hidden_units
         self.layers = nn.Sequential(*layers)

@@ -167,13 +167,13 @@ def padded_sequences(
     layout: SequenceLayout,
     keep: np.ndarray,
     memories: np.ndarray,
-    critic_memories: np.ndarray,
+    critic_memories: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """The experiences' ``columns`` (one row per experience) cut into the padded sequences of ``layout``, with the
-    loss mask (``keep`` says which experiences may be trained on), the actor's and the value network's memory at
-    each sequence's first step (``memories``: the actor's per experience; ``critic_memories``: per sequence), and
-    only the sequences that hold an experience to train on. Padding allows every action, so that log
-    probabilities stay finite there."""
+    loss mask (``keep`` says which experiences may be trained on), the actor's and the critics' memories at each
+    sequence's first step (``memories``: the actor's per experience, as :data:`MEMORY`; ``critic_memories``: per
+    sequence, by column: :data:`CRITIC_MEMORY`, and POCA's baseline memory), and only the sequences that hold an
+    experience to train on. Padding allows every action, so that log probabilities stay finite there."""
     padded = {name: pad_rows(column, layout) for name, column in columns.items()}
     if ACTION_MASKS in padded:
         padded[ACTION_MASKS][layout.mask == 0] = 1.0
@@ -184,7 +184,8 @@ def padded_sequences(
     rows = np.repeat(trained, layout.sequence_length)
     sequences = {name: column[rows] for name, column in padded.items()}
     sequences[MEMORY] = np.asarray(memories, dtype=np.float32)[layout.starts][trained]
-    sequences[CRITIC_MEMORY] = np.asarray(critic_memories, dtype=np.float32)[trained]
+    for name, starts in critic_memories.items():
+        sequences[name] = np.asarray(starts, dtype=np.float32)[trained]
     return sequences
 
 

@@ -11,9 +11,14 @@ As ML-Agents builds it (``POCAValueNetwork`` over a ``MultiAgentNetworkBody``):
 - a :class:`~rayagents.learner.attention.ResidualSelfAttention` (4 heads, embedding = ``hidden_units``) over those
   entities, with absent agents masked out of the keys and of the average, so the result depends neither on the
   number of padding slots nor on the agents' order; then ``num_layers`` fully connected layers of
-  ``hidden_units``;
+  ``hidden_units``, initialized small (weights times ``sqrt(0.125 / hidden_units)``, as ML-Agents does);
+- with ``network_settings.memory``, an LSTM of ``memory_size / 2`` after them; the value and the baselines run it
+  from memories of their own (the learner carries each agent's from one trajectory to the next);
 - the count of agents present, scaled to [-1, 1] by the most agents seen so far (kept in the checkpoint), is
   appended to the encoding, and one linear value head per reward signal reads it.
+
+The encodings before the LSTM (:meth:`GroupCritic.value_encoding`, :meth:`GroupCritic.baseline_encoding`) and the
+heads after it (:meth:`GroupCritic.heads`) are apart so that the learner can run the LSTM trajectory by trajectory.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from torch import nn
 from rayagents.configs import ConfigError, NetworkSettings
 from rayagents.learner.attention import NUM_HEADS, EntityEmbedding, ResidualSelfAttention
 from rayagents.learner.encoders import LinearEncoder, ObservationEncoder
+from rayagents.learner.memory import LSTMMemory
 from rayagents.learner.networks import ValueHeads
 from rayagents.protocol.types import ActionSpec, ObservationSpec
 
@@ -62,8 +68,13 @@ class GroupCritic(nn.Module):
         self.obs_embedding = EntityEmbedding(size, 0, 0, embedding)
         self.obs_action_embedding = EntityEmbedding(size + action_size, 0, 0, embedding)
         self.attention = ResidualSelfAttention(None, embedding)
-        self.linear_encoder = LinearEncoder(embedding, settings.num_layers, settings.hidden_units)
-        self.value_heads = ValueHeads(self.linear_encoder.output_size + 1, stream_names)
+        gain = (0.125 / settings.hidden_units) ** 0.5  # ML-Agents' T-Fixup scale for the layers after attention
+        self.linear_encoder = LinearEncoder(embedding, settings.num_layers, settings.hidden_units, gain)
+        self.memory: LSTMMemory | None = None
+        if settings.memory is not None:
+            self.memory = LSTMMemory(self.linear_encoder.output_size, settings.memory)
+        encoding = self.linear_encoder.output_size if self.memory is None else self.memory.output_size
+        self.value_heads = ValueHeads(encoding + 1, stream_names)
         self.register_buffer("max_agents", torch.ones(()))
         """The most agents present at one step seen so far (ML-Agents' ``_current_max_agents``)."""
 
@@ -82,14 +93,24 @@ class GroupCritic(nn.Module):
         flat = [o.reshape(batch * slots, *o.shape[2:]) for o in observations]
         return self.observation_encoder(flat).reshape(batch, slots, -1)
 
+    @property
+    def memory_size(self) -> int:
+        """The size of the value's (and each baseline's) memory; 0 without memory."""
+        return 0 if self.memory is None else self.memory.memory_size
+
     def values(
-        self, observations: Sequence[torch.Tensor], groupmates: Sequence[torch.Tensor], present: torch.Tensor
+        self,
+        observations: Sequence[torch.Tensor],
+        groupmates: Sequence[torch.Tensor],
+        present: torch.Tensor,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
     ) -> dict[str, torch.Tensor]:
         """V of each step, ``(batch,)`` per reward signal, from the agent's observations ``(batch, *shape)`` and its
-        groupmates' ``(batch, M, *shape)`` per sensor; ``present`` ``(batch, M)`` marks the groupmates there."""
-        own = self.observation_encoder(observations).unsqueeze(1)
-        entities = own if present.shape[1] == 0 else torch.cat([own, self._encode_slots(groupmates)], dim=1)
-        return self._heads(self.obs_embedding(None, entities), present)
+        groupmates' ``(batch, M, *shape)`` per sensor; ``present`` ``(batch, M)`` marks the groupmates there. With
+        memory, the rows are whole sequences of ``sequence_length``, each starting from its row of ``memories``."""
+        encoding, count = self.value_encoding(observations, groupmates, present)
+        return self.heads(self._remember(encoding, memories, sequence_length), count)
 
     def baselines(
         self,
@@ -97,21 +118,53 @@ class GroupCritic(nn.Module):
         groupmates: Sequence[torch.Tensor],
         groupmate_actions: torch.Tensor,
         present: torch.Tensor,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
     ) -> dict[str, torch.Tensor]:
         """Each agent's counterfactual baseline, ``(batch,)`` per reward signal: its own observations, and its
-        groupmates' observations with their flat actions ``(batch, M, action_size)``."""
+        groupmates' observations with their flat actions ``(batch, M, action_size)``; memories as :meth:`values`."""
+        encoding, count = self.baseline_encoding(observations, groupmates, groupmate_actions, present)
+        return self.heads(self._remember(encoding, memories, sequence_length), count)
+
+    def value_encoding(
+        self, observations: Sequence[torch.Tensor], groupmates: Sequence[torch.Tensor], present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value's encoding before the memory, and the scaled count of agents present (for :meth:`heads`)."""
+        own = self.observation_encoder(observations).unsqueeze(1)
+        entities = own if present.shape[1] == 0 else torch.cat([own, self._encode_slots(groupmates)], dim=1)
+        return self._attend(self.obs_embedding(None, entities), present)
+
+    def baseline_encoding(
+        self,
+        observations: Sequence[torch.Tensor],
+        groupmates: Sequence[torch.Tensor],
+        groupmate_actions: torch.Tensor,
+        present: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The baseline's encoding before the memory, and the scaled count of agents present."""
         own = self.obs_embedding(None, self.observation_encoder(observations).unsqueeze(1))
         if present.shape[1] == 0:
-            return self._heads(own, present)
+            return self._attend(own, present)
         mates = torch.cat([self._encode_slots(groupmates), groupmate_actions.float()], dim=2)
-        return self._heads(torch.cat([own, self.obs_action_embedding(None, mates)], dim=1), present)
+        return self._attend(torch.cat([own, self.obs_action_embedding(None, mates)], dim=1), present)
 
-    def _heads(self, embeddings: torch.Tensor, present: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Attention over the agent (always there, first) and its groupmates, then the value heads."""
+    def heads(self, encoding: torch.Tensor, count: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The value heads over an encoding (after the memory, when there is one) and the scaled count."""
+        return self.value_heads(torch.cat([encoding, count], dim=1))
+
+    def _remember(self, encoding: torch.Tensor, memories: torch.Tensor | None, sequence_length: int) -> torch.Tensor:
+        if self.memory is None:
+            return encoding
+        if memories is None:
+            raise ValueError(f"this critic has a memory of {self.memory.memory_size}: pass each sequence's memories")
+        return self.memory(encoding, memories, sequence_length)[0]
+
+    def _attend(self, embeddings: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention over the agent (always there, first) and its groupmates, the fully connected layers; and the
+        count of agents present scaled to [-1, 1] by the most seen so far."""
         padding = torch.cat([embeddings.new_zeros((embeddings.shape[0], 1)), 1.0 - present.float()], dim=1)
         pooled = self.attention(embeddings, padding)
         count = torch.sum(1.0 - padding, dim=1, keepdim=True)
         with torch.no_grad():
             self.max_agents.copy_(torch.maximum(self.max_agents, count.max()))
-        scaled_count = count * 2.0 / self.max_agents - 1.0
-        return self.value_heads(torch.cat([self.linear_encoder(pooled), scaled_count], dim=1))
+        return self.linear_encoder(pooled), count * 2.0 / self.max_agents - 1.0

@@ -58,7 +58,6 @@ from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.memory import (
     MEMORY,
-    SEQUENCE_COLUMNS,
     AgentMemories,
     SequenceLayout,
     padded_sequences,
@@ -347,7 +346,8 @@ class PPO:
             stats["Policy/Entropy"] = float(np.concatenate([t.extras[ENTROPY] for t in trajectories]).mean())
         ingested = Ingested(stats=stats, signal_rewards=signal_rewards)
         if keep.any():
-            self._append_trainable(trajectories, rows, columns, obs_tensors, keep, layout, critic_starts)
+            starts = None if critic_starts is None else {CRITIC_MEMORY: critic_starts}
+            self._append_trainable(trajectories, rows, columns, obs_tensors, keep, layout, starts)
         return ingested
 
     def _append_trainable(
@@ -358,11 +358,12 @@ class PPO:
         obs_tensors: Sequence[torch.Tensor],
         keep: np.ndarray,
         layout: SequenceLayout | None,
-        critic_starts: np.ndarray | None,
+        critic_memories: Mapping[str, np.ndarray] | None,
     ) -> None:
         """Appends the experiences ``keep`` allows to the update buffer: the experience ``rows``, the computed
         ``columns`` (returns, estimates, advantages), the action masks, the log probabilities that acted and those of
-        the learner's current weights (with memory, in padded sequences)."""
+        the learner's current weights (with memory, in padded sequences of ``layout``, with the critics' memories at
+        each sequence's start, by column)."""
         sensors = len(self.actor.observation_specs)
         if not self.reward_signals.learns:  # only the signals that learn train on rewards and ends
             del rows[REWARDS], rows[DONES]
@@ -380,10 +381,10 @@ class PPO:
                 torch.as_tensor(columns[DISCRETE_ACTIONS], device=self.device),
             )
         else:
-            assert critic_starts is not None
+            assert critic_memories is not None
             memories = np.concatenate([t.extra(MEMORY) for t in trajectories])
-            columns = padded_sequences(columns, layout, keep, memories, critic_starts)
-            for name in SEQUENCE_COLUMNS:  # the update buffer keeps every column per row
+            columns = padded_sequences(columns, layout, keep, memories, critic_memories)
+            for name in (MEMORY, *critic_memories):  # the update buffer keeps every column per row
                 columns[name] = np.repeat(columns[name], layout.sequence_length, axis=0)
             current, _ = self.actor.evaluate(
                 [self._tensor(columns[obs_key(k)]) for k in range(sensors)],

@@ -325,7 +325,7 @@ class SAC:
             self.buffer.add({name: column[keep] for name, column in rows.items()})
         else:
             memories = np.concatenate([t.extra(MEMORY) for t in trajectories])
-            self.buffer.add(padded_sequences(rows, layout, keep, memories, critic_starts))
+            self.buffer.add(padded_sequences(rows, layout, keep, memories, {CRITIC_MEMORY: critic_starts}))
         return ingested
 
     # ---- 2. the losses of a minibatch ----------------------------------------------------------------------------

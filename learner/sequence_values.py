@@ -9,7 +9,8 @@ starts that sequence from, and the memory after the last experience estimates th
 All trajectories of a batch run side by side: the network body encodes every observation in one pass, the LSTM
 then runs once per sequence index (the k-th sequence of every trajectory together, shorter last sequences packed),
 and the value heads read every output in one pass. Two trajectories of one agent in the same batch run one after
-the other, the second from the first one's memory.
+the other, the second from the first one's memory. :func:`run_by_sequence` is the same run for any encoding (POCA's
+critic encodes a group, not one agent).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from rayagents.learner.memory import AgentMemories, SequenceLayout
+from rayagents.learner.memory import AgentMemories, LSTMMemory, SequenceLayout
 from rayagents.learner.networks import Critic
 from rayagents.protocol.trajectories import Trajectory
 
@@ -51,13 +52,32 @@ def values_by_sequence(
     memory = critic.memory
     if memory is None:
         raise ValueError("values_by_sequence runs a critic with memory")
+    encoding = critic.network_body([torch.cat([o, n]) for o, n in zip(observations, next_observations)])
+    outputs, starts = run_by_sequence(encoding, memory, trajectories, memories, layout)
+    values = {name: v.cpu().numpy().astype(np.float64) for name, v in critic.value_heads(outputs).items()}
+    return values, starts
+
+
+@torch.no_grad()
+def run_by_sequence(
+    encoding: torch.Tensor,
+    memory: LSTMMemory,
+    trajectories: Sequence[Trajectory],
+    memories: AgentMemories,
+    layout: SequenceLayout,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """``memory``'s LSTM over the ``encoding`` of every experience of ``trajectories`` (one trajectory after the
+    other), sequence by sequence from each agent's carried memory, which is read and carried forward. When
+    ``encoding`` has one more row per trajectory after the experiences (its next observation's), that row is run one
+    step on from the trajectory's last memory (the bootstrap). Returns the LSTM's outputs, a row per row of
+    ``encoding``, and the memory at the start of each sequence of ``layout``, float32 ``(sequences, memory_size)``."""
     length = layout.sequence_length
     lengths = np.array([len(t) for t in trajectories], dtype=np.int64)
-    count, device = int(lengths.sum()), observations[0].device
+    count, device = int(lengths.sum()), encoding.device
+    bootstraps = encoding.shape[0] == count + len(trajectories)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     per_trajectory = -(-lengths // length)
     first_sequence = np.concatenate([[0], np.cumsum(per_trajectory)[:-1]]).astype(np.int64)
-    encoding = critic.network_body([torch.cat([o, n]) for o, n in zip(observations, next_observations)])
     outputs = encoding.new_zeros((encoding.shape[0], memory.output_size))
     starts = np.zeros((layout.sequences, memory.memory_size), dtype=np.float32)
     steps = torch.arange(length)
@@ -74,10 +94,10 @@ def values_by_sequence(
             real = steps[None] < chunk[:, None]
             outputs[rows[real].to(device)] = run[real.to(device)]
             state[active] = after
-        bootstrap, _ = memory(encoding[count + members], state, 1)
-        outputs[count + members] = bootstrap
+        if bootstraps:
+            bootstrap, _ = memory(encoding[count + members], state, 1)
+            outputs[count + members] = bootstrap
         carried = state.cpu().numpy()
         for position, index in enumerate(members):
             memories.carry(trajectories[index].agent_id, carried[position], trajectories[index].done)
-    values = {name: v.cpu().numpy().astype(np.float64) for name, v in critic.value_heads(outputs).items()}
-    return values, starts
+    return outputs, starts

@@ -3,6 +3,7 @@ the rewards it trains on, its update and statistics, its checkpoint entries and 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from rayagents.configs.hyperparameters import POCASettings
 from rayagents.configs.network import MemorySettings, NetworkSettings
 from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.memory import MEMORY
 from rayagents.learner.poca import (
+    BASELINE_MEMORY,
     GROUPMATE_PRESENT,
     POCA,
     baseline_estimates_key,
@@ -26,7 +29,7 @@ from rayagents.learner.poca import (
 from rayagents.learner.poca_networks import GroupCritic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.registry import TRAINERS
-from rayagents.learner.trajectory import returns_key, value_estimates_key
+from rayagents.learner.trajectory import CRITIC_MEMORY, returns_key, value_estimates_key
 from rayagents.protocol.trajectories import LOG_PROBS, GroupmateSteps, Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 
@@ -141,10 +144,11 @@ def test_group_batch_pads_slots_and_says_where_the_whole_group_ended() -> None:
     early = groupmates(3, 2, rng)  # the agent leaves while its two groupmates play on
     together = groupmates(2, 1, rng)
     together = GroupmateSteps(**{**together.__dict__, "dones": np.array([[False], [True]])})
+    together_agent = trajectory(2, rng, together, done=True)
     batch = group_batch(
         [
             trajectory(3, rng, early, done=True),
-            trajectory(2, rng, together, done=True),
+            together_agent,
             trajectory(2, rng, together, done=True, interrupted=True),
             trajectory(4, rng, None, done=True),
         ],
@@ -156,6 +160,9 @@ def test_group_batch_pads_slots_and_says_where_the_whole_group_ended() -> None:
     assert np.allclose(batch.actions[0, :, 0], early.continuous_actions[0, :, 0])
     assert np.allclose(batch.actions[0, :, 1:].sum(axis=1), 1.0)  # one-hot branch
     assert batch.next_obs[0].shape == (4, 2, OBS) and batch.next_present.tolist()[1] == [1.0, 0.0]
+    # the agent that left early: the value after it is its groupmates', the first of them standing first
+    assert np.array_equal(batch.next_self[0][0], early.next_obs[0][0]) and batch.next_present.tolist()[0] == [0.0, 1.0]
+    assert np.array_equal(batch.next_self[0][1], together_agent.next_obs[0])  # the others bootstrap from themselves
     # bootstrapped from the group it left / the whole group ended / cut off / alone and done
     assert batch.group_ended.tolist() == [False, True, False, True]
 
@@ -170,13 +177,13 @@ def test_ingest_rewards_the_group_and_bootstraps_an_early_exit_from_the_group_va
     assert np.allclose(ingested.signal_rewards["extrinsic"], expected, atol=1e-6)
     data = poca.buffer.arrays()
     values = data[value_estimates_key("extrinsic")]
-    next_value = poca.critic.values(
-        [torch.as_tensor(left_early.next_obs[0][None])],
+    left_behind = poca.critic.values(  # V of the two groupmates it left: one stands first, the other beside it
+        [torch.as_tensor(mates.next_obs[0][:1])],
         [torch.as_tensor(mates.next_obs[0][None])],
-        torch.ones(1, 2),
+        torch.tensor([[0.0, 1.0]]),
     )["extrinsic"].item()
     # lambda = 1: the last return is the last reward plus gamma times the group's value after the agent left
-    assert data[returns_key("extrinsic")][2] == pytest.approx(expected[2] + 0.9 * next_value, abs=1e-5)
+    assert data[returns_key("extrinsic")][2] == pytest.approx(expected[2] + 0.9 * left_behind, abs=1e-5)
     assert np.allclose(data["advantages"], data[returns_key("extrinsic")] - data[baseline_estimates_key("extrinsic")])
     assert data[groupmate_obs_key(0)].shape == (3, 2, OBS) and data[GROUPMATE_PRESENT].shape == (3, 2)
     assert set(ingested.stats) >= {"Policy/Extrinsic Value Estimate", "Policy/Extrinsic Baseline Estimate"}
@@ -224,6 +231,35 @@ def test_registry_and_play_rules() -> None:
     assert rules.groupmates and not rules.whole_sequences and rules.max_policy_lag is not None
 
 
-def test_memory_is_refused_with_a_message_naming_the_setting() -> None:
-    with pytest.raises(ConfigError, match="network_settings.memory with trainer_type poca"):
-        POCA(SPEC, settings(memory=MemorySettings(memory_size=16, sequence_length=4)))
+def test_with_memory_the_critic_carries_value_and_baseline_memories_and_trains_on_sequences() -> None:
+    rng = np.random.default_rng(3)
+    memory = MemorySettings(memory_size=8, sequence_length=4)
+    poca = POCA(SPEC, settings(memory=memory), seed=0)
+    assert poca_play_rules(settings(memory=memory)).whole_sequences
+    assert poca.critic.memory is not None and poca.critic.memory_size == 8
+
+    def recurrent(steps: int, agent: str, done: bool = False) -> Trajectory:
+        t = trajectory(steps, rng, groupmates(steps, 2, rng), done=done)
+        extras = {**t.extras, MEMORY: rng.normal(size=(steps, 8)).astype(np.float32)}
+        return dataclasses.replace(t, extras=extras, agent_id=agent)
+
+    first = [recurrent(6, "agent_0-0"), recurrent(5, "agent_0-1", done=True)]
+    poca.ingest(first, [np.ones(len(t), dtype=bool) for t in first])
+    # the value and baseline memories of the agent that plays on are carried, the finished agent's forgotten
+    assert len(poca._critic_memories) == 1 and len(poca._baseline_memories) == 1
+    carried = poca._baseline_memories.start("agent_0-0").copy()
+    assert np.abs(carried).sum() > 0
+    data = poca.buffer.arrays()
+    assert data[BASELINE_MEMORY].shape == data[CRITIC_MEMORY].shape == (16, 8)  # 2 + 2 sequences of 4 rows
+    assert data["masks"].sum() == 11
+    assert np.allclose(data[CRITIC_MEMORY][:4], 0.0)  # every sequence of a first trajectory starts from zeros...
+    assert not np.allclose(data[CRITIC_MEMORY][4:8], 0.0)  # ...but its second sequence from what the first left
+    second = [recurrent(6, "agent_0-0"), recurrent(6, "agent_0-2"), recurrent(6, "agent_0-3"), recurrent(6, "a")]
+    poca.ingest(second, [np.ones(6, dtype=bool)] * 4)
+    data = poca.buffer.arrays()
+    assert np.allclose(data[BASELINE_MEMORY][16], carried)  # the next trajectory starts where the last one ended
+    assert poca.ready_for_update(0)
+    stats = poca.update(0)
+    assert np.isfinite(stats["Losses/Baseline Loss"]) and np.isfinite(stats["Losses/Value Loss"])
+    poca.restored(0)
+    assert len(poca._baseline_memories) == 0 and len(poca._critic_memories) == 0
