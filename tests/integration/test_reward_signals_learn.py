@@ -20,7 +20,9 @@ from rayagents.cluster.tensorboard import read_scalars
 pytestmark = pytest.mark.slow
 
 MAX_STEPS = 3000
-RESUMED_MAX_STEPS = 4000
+RESUMED_MAX_STEPS = 5000
+"""Two summary periods after the resume: one period of 1,000 steps fills the 512-experience buffer at most once or
+twice, and a CI run once wrote no GAIL loss in it (the check is that every signal trains on after the resume)."""
 DEMO = "demos/Expert.demo"
 """Relative to the folder ``rayagents-learn`` starts in: the driver makes it absolute for the learner."""
 SIGNAL_STATISTICS = (
@@ -102,7 +104,7 @@ def test_every_signal_and_cloning_train_report_and_resume(work: Path) -> None:
     steps = [int(m.group(2)) for m in SUMMARY_LINE.finditer(output) if m.group(1) == CARTPOLE]
     assert steps[0] > MAX_STEPS and steps[-1] == RESUMED_MAX_STEPS, output
     resumed = read_scalars(run / CARTPOLE)
-    assert max(step for step, _ in resumed["Losses/GAIL Loss"]) == RESUMED_MAX_STEPS
+    assert max(step for step, _ in resumed["Losses/GAIL Loss"]) > MAX_STEPS  # GAIL trains on after the resume
 
 
 def test_a_missing_demonstration_is_named_on_the_dry_run_and_stops_the_run(work: Path) -> None:
