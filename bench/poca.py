@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.networks import AREAS, DEFAULT_SEEDS, RUN_TIMEOUT_S, SCORED_EPISODES
 from bench.runs import Summary, example, layout_arguments, learn, write_config
 from bench.table import Row, report
 from bench.training import learner_rates
@@ -55,16 +56,12 @@ SECTIONS = {
     "learner": "POCA through the learner",
 }
 """The README section each part writes."""
-RUN_TIMEOUT_S = 3600.0
-AREAS = 8
-DEFAULT_SEEDS = (0, 1, 2)
 SPREAD_STEPS = 300_000
 """Agent steps per SimpleSpread run (100,000 environment steps of three agents, 4,000 episodes)."""
 ESCAPE_STEPS = 150_000
 """Agent steps per DungeonEscape run."""
 MEMORY_SIZE = 64
 SEQUENCE_LENGTH = 16
-SCORED_EPISODES = 500
 LEARNER_SECONDS = 10.0
 
 
