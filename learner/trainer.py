@@ -150,16 +150,16 @@ class Trainer:
     # ---- 1. trajectories -------------------------------------------------------------------------------------------
     def ingest(self, trajectories: Sequence[Trajectory]) -> None:
         """Counts the trajectories' steps and hands them to the algorithm, which trains on the experiences acted
-        within the lag bound. After ``max_steps`` every experience is dropped and the step stays."""
+        within the lag bound. Once the step passed ``max_steps`` every further trajectory is dropped, even within
+        the same call, and the step stays."""
         for trajectory in trajectories:
             if trajectory.behavior and behavior_name_of(trajectory.behavior) != self.behavior_name:
                 raise ValueError(
                     f"a trajectory of behavior {trajectory.behavior!r} was sent to the trainer of {self.behavior!r}"
                 )
+        if self.training:
+            trajectories = self._within_max_steps(trajectories)
         if not trajectories:
-            return
-        if self.training and not self.should_still_train:
-            self._drop(sum(len(t) for t in trajectories))
             return
         self.global_step.increment(sum(len(t) for t in trajectories))
         if not self.training:  # only the player's own reward is known without the signals' networks
@@ -177,6 +177,18 @@ class Trainer:
             self._stats.add(name, value)
         for name, rewards in ingested.signal_rewards.items():
             self._collect_signal_rewards(trajectories, name, rewards)
+
+    def _within_max_steps(self, trajectories: Sequence[Trajectory]) -> Sequence[Trajectory]:
+        """The trajectories taken in one by one while the step has not passed ``max_steps``, as ML-Agents counts
+        them: the one that passes it is the last, the rest are dropped. The step thus ends at most one trajectory
+        past ``max_steps``, however much arrived at once."""
+        step = self.step
+        for taken, trajectory in enumerate(trajectories):
+            if step > self.settings.max_steps:
+                self._drop(sum(len(t) for t in trajectories[taken:]))
+                return trajectories[:taken]
+            step += len(trajectory)
+        return trajectories
 
     def _drop(self, steps: int) -> None:
         self._dropped_steps += steps

@@ -164,6 +164,15 @@ def test_after_max_steps_experiences_are_dropped_and_the_step_stays() -> None:
     assert ppo.step == 25 and ppo.dropped_steps == 5 and not ppo.maybe_update()
 
 
+def test_a_call_that_passes_max_steps_takes_in_trajectories_only_until_the_step_passes_it() -> None:
+    # Much can arrive at once while an update runs: the step passes max_steps by one trajectory at most, so no
+    # summary is written a period (or more) past max_steps.
+    ppo = Trainer(BEHAVIOR, SPEC, dataclasses.replace(settings(buffer_size=1000), max_steps=20), seed=0)
+    ppo.ingest([trajectory(15, seed=0), trajectory(10, seed=1), trajectory(30, seed=2), trajectory(5, seed=3)])
+    assert ppo.step == 25 and ppo.dropped_steps == 35 and ppo.buffered_steps == 25
+    assert ppo.summary_step == 50 and not ppo.should_summarize
+
+
 def test_a_trajectory_of_another_behavior_is_refused() -> None:
     ppo = trainer()
     other = dataclasses.replace(trajectory(3), behavior="Crawler?team=0")
