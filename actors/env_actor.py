@@ -21,6 +21,10 @@ When the learner is lost (its node went away, its process was killed) the call s
 (:attr:`CollectReport.learner_lost`) instead of failing: what was not acknowledged is dropped, and the player
 keeps running until the driver hands over the restarted learner with :meth:`EnvActor.set_learner`. Every
 experience dropped this way, or with a failed player, is counted in :attr:`CollectReport.lost_steps`.
+
+The environment parameters are sent in the curriculum lessons the actor was created with; when a lesson changes the
+driver calls :meth:`EnvActor.set_lessons`, which queues the new values for the player (and resets it when the lesson
+asks for ``require_reset``); a restarted player starts in the current lessons.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ from ray.exceptions import ObjectLostError, RayActorError
 
 from rayagents.actors.builds import is_build_archive, local_build
 from rayagents.actors.environment import UnityEnvironment
-from rayagents.actors.parameters import engine_configuration_channel, environment_parameters_channel
+from rayagents.actors.parameters import (
+    engine_configuration_channel,
+    environment_parameters_channel,
+    lesson_values,
+    queue_values,
+)
 from rayagents.actors.restarts import RestartBudget
 from rayagents.actors.trajectories import Policy, TrajectoryBuilder
 from rayagents.configs import EngineSettings, EnvironmentParameterSettings
@@ -48,7 +57,7 @@ from rayagents.protocol.exceptions import (
     UnityObservationException,
     first_line,
 )
-from rayagents.protocol.side_channels import StatsSideChannel
+from rayagents.protocol.side_channels import EnvironmentParametersChannel, StatsSideChannel
 from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
 from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec
 from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotice
@@ -122,7 +131,10 @@ class EnvActorSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     """Sent to the player on the engine configuration side channel."""
     environment_parameters: Mapping[str, EnvironmentParameterSettings] = field(default_factory=dict)
-    """Sent to the player on the environment parameters side channel (the first lesson's value of each)."""
+    """Sent to the player on the environment parameters side channel: each parameter's value in its lesson."""
+    lessons: Mapping[str, int] = field(default_factory=dict)
+    """The curriculum lesson each parameter starts in (the run's current one; the first for a parameter missing
+    here). :meth:`EnvActor.set_lessons` moves them on."""
     max_lifetime_restarts: int = 10
     """The most player restarts over the actor's life; -1 for no bound."""
     restarts_rate_limit_n: int = 1
@@ -250,6 +262,9 @@ class EnvActor:
         self._training_done = False
         self._lost_steps = 0
         self._learner_lost = False
+        self._lessons: dict[str, int] = dict(settings.lessons)
+        self._parameters: EnvironmentParametersChannel | None = None
+        self._reset_failure: UnityException | None = None
 
     # ---- the player ----------------------------------------------------------------------------------------------
     def start(self) -> PlayerInfo:
@@ -272,6 +287,7 @@ class EnvActor:
             env_path = s.env_path
             if env_path is not None and is_build_archive(env_path):
                 env_path = local_build(env_path, Path(s.build_cache) if s.build_cache else None)
+            self._parameters = environment_parameters_channel(s.environment_parameters, self._lessons, s.seed)
             self._env = UnityEnvironment(
                 env_path,
                 worker_id=s.index,
@@ -282,7 +298,7 @@ class EnvActor:
                 additional_args=s.env_args,
                 side_channels=[
                     engine_configuration_channel(s.engine),
-                    environment_parameters_channel(s.environment_parameters, s.seed),
+                    self._parameters,
                     self._stats,
                 ],
                 log_folder=s.log_folder,
@@ -331,6 +347,9 @@ class EnvActor:
         failed: str | None = None
         started = last_sent = last_received = time.monotonic()
         try:
+            if self._reset_failure is not None:  # the player failed in a lesson's reset: restarted as any failure
+                reset_failure, self._reset_failure = self._reset_failure, None
+                raise reset_failure
             env = self._player()
             while exchanges == 0 or time.monotonic() < started + self.settings.seconds_per_call:
                 for behavior, spec in env.behavior_specs.items():
@@ -458,6 +477,36 @@ class EnvActor:
                 played = self._behaviors.get(notice.behavior)
                 if played is not None:
                     self._load(played, notice)
+
+    # ---- curriculum lessons --------------------------------------------------------------------------------------
+    def set_lessons(self, lessons: Mapping[str, int], reset: bool) -> None:
+        """Plays on in new curriculum lessons (each parameter's lesson number; the driver calls this between two
+        :meth:`collect` calls): every parameter's value in its lesson is queued on the environment parameters side
+        channel and reaches the player with the next message, as ML-Agents' ``set_env_parameters`` sends it (the
+        player applies it from each agent's next episode on). A player started later (after a failure) starts in
+        these lessons.
+
+        With ``reset`` (a completed lesson's ``require_reset``) the player is reset at once, as ML-Agents'
+        ``_reset_env`` resets its environments: the new values go with the RESET, every agent starts a new episode,
+        and what the actor held of the episodes in progress is dropped, as ML-Agents' ``AgentProcessor.end_episode``
+        drops it: unfinished trajectories (the parts cut at ``time_horizon`` before were sent and stay), awaited
+        decisions, the policies' memories, the returns of those episodes (they never count as ended episodes).
+        Trajectories completed before the reset are kept and sent. A player that fails in the reset is restarted
+        by the next :meth:`collect` call, within the restart budget, in the new lessons."""
+        self._lessons.update(lessons)
+        if self._env is None or self._parameters is None:
+            return  # the next player starts in the new lessons
+        s = self.settings
+        queue_values(self._parameters, lesson_values(s.environment_parameters, self._lessons, s.seed))
+        if not reset:
+            return
+        for played in self._behaviors.values():
+            played.builder.drop_partial()
+            played.policy.forget()
+        try:
+            self._env.reset()
+        except UnityException as error:  # raised again by the next collect call, which handles it as a failure
+            self._reset_failure = error
 
     def flush(self) -> None:
         """Waits for the answers to every batch sent (the learner has them all)."""

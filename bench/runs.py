@@ -44,6 +44,8 @@ class RunOutput:
 
     summaries: tuple[Summary, ...]
     wall_s: float
+    lines: tuple[str, ...] = ()
+    """Every line the run printed, in order."""
 
     def reward_at(self, step: int) -> Summary | None:
         """The first summary at or after ``step``."""
@@ -66,6 +68,7 @@ def learn(
     that prints no summary is a RuntimeError showing its last lines."""
     command = [sys.executable, "-m", "rayagents.cluster.cli", *arguments]
     summaries: list[Summary] = []
+    lines: list[str] = []
     tail: list[str] = []
     started = time.monotonic()
     stopping = False
@@ -77,6 +80,7 @@ def learn(
         try:
             for line in process.stdout:
                 tail = (tail + [line])[-30:]
+                lines.append(line.rstrip("\n"))
                 match = SUMMARY.match(line.strip())
                 if match is not None and match["behavior"] == behavior:
                     group = None if match["group"] is None else float(match["group"])
@@ -96,7 +100,7 @@ def learn(
     if not summaries:
         sys.stderr.write("".join(tail))
         raise RuntimeError(f"the run {label} printed no summary with a reward (its last lines are above)")
-    return RunOutput(tuple(summaries), time.monotonic() - started)
+    return RunOutput(tuple(summaries), time.monotonic() - started, tuple(lines))
 
 
 def layout_arguments(env: str, envs: int, areas: int, seed: int, run_id: str, folder: Path) -> list[str]:

@@ -18,7 +18,7 @@ from rayagents.cluster.arguments import PROG, CommandLine, build_parser, parse_c
 from rayagents.cluster.console import ConsoleView
 from rayagents.cluster.training import TrainingFailed, TrainingRun
 from rayagents.cluster.demo_paths import missing_demo_warnings
-from rayagents.cluster.support import behavior_summary, check_environment, environment_summary, unsupported_messages
+from rayagents.cluster.support import behavior_summary, check_environment, environment_summary
 from rayagents.configs import (
     ConfigError,
     ConfigWarning,
@@ -97,7 +97,6 @@ def _validate(options: RunOptions, command_line: CommandLine) -> list[str]:
     environment = check_environment(options.env_settings.env_path)
     if environment is not None:
         found.append(environment)
-    found.extend(unsupported_messages(options))
     found.extend(missing_demo_warnings(options))
     if command_line.trainer_config_path is None:
         found.append("no trainer configuration was given: every behavior is trained with the default settings")

@@ -24,13 +24,15 @@ def summary_line(
     std_reward: float | None,
     training: bool,
     group_reward: float | None = None,
+    elo: float | None = None,
 ) -> str:
     """A summary line as mlagents-learn prints it, e.g.
     "3DBall. Step: 12000. Time Elapsed: 31.250 s. Mean Reward: 1.234. Std of Reward: 0.567. Training.".
 
-    ``mean_reward`` None means no episode ended in the period ("No episode was completed since last summary").
-    A missing ``std_reward`` with a mean is written as 0. With a ``group_reward`` (the mean of ``Environment/Group
-    Cumulative Reward``), "Mean Group Reward: ..." takes the standard deviation's place, as mlagents-learn prints it.
+    ``mean_reward`` None means no episode was completed since the last summary. A missing ``std_reward`` with a mean is written as 0.
+    With a ``group_reward`` (the mean of ``Environment/Group Cumulative Reward``), "Mean Group Reward: ..." takes
+    the standard deviation's place, as mlagents-learn prints it. With self-play, the period's mean ``elo`` (of
+    ``Self-play/ELO``) ends the line ("... Training. ELO: 1212.345.") when an episode was completed.
     """
     parts = [behavior_name, f"Step: {step}", f"Time Elapsed: {elapsed_s:0.3f} s"]
     if mean_reward is None:
@@ -41,8 +43,10 @@ def summary_line(
             parts.append(f"Mean Group Reward: {group_reward:0.3f}")
         else:
             parts.append(f"Std of Reward: {0.0 if std_reward is None else std_reward:0.3f}")
-    parts.append("Training." if training else "Not Training.")
-    return ". ".join(parts)
+    parts.append("Training" if training else "Not Training")
+    if elo is not None and mean_reward is not None:
+        parts.append(f"ELO: {elo:0.3f}")
+    return ". ".join(parts) + "."
 
 
 @dataclasses.dataclass(frozen=True)

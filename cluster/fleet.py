@@ -10,12 +10,14 @@ loop. The fleet is elastic:
   index, at most ``--max-lifetime-restarts`` times per index; the experiences it held are counted as lost.
 - When the learner is lost, each EnvActor says so in its report and waits; :meth:`EnvFleet.set_learner` hands
   them the restarted one.
+- When a curriculum lesson changes, :meth:`EnvFleet.set_lessons` tells every EnvActor (between two of its collect
+  calls); an EnvActor created later (a replacement, one joining late) starts in the current lessons.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +50,11 @@ def behavior_play(settings: TrainerSettings) -> BehaviorPlay:
     return BehaviorPlay(time_horizon=settings.time_horizon, groupmates=play_rules(settings).groupmates)
 
 
-def env_actor_settings(options: RunOptions, index: int, seed: int, log_folder: str | None) -> EnvActorSettings:
-    """The settings of EnvActor ``index``: its player, its seed (each actor's areas get their own seeds)."""
+def env_actor_settings(
+    options: RunOptions, index: int, seed: int, log_folder: str | None, lessons: Mapping[str, int] | None = None
+) -> EnvActorSettings:
+    """The settings of EnvActor ``index``: its player, its seed (each actor's areas get their own seeds), the
+    curriculum ``lessons`` its player starts in (the run's current ones; None: every parameter's first)."""
     env = options.env_settings
     default = options.default_settings if options.default_settings is not None else TrainerSettings()
     return EnvActorSettings(
@@ -65,6 +70,7 @@ def env_actor_settings(options: RunOptions, index: int, seed: int, log_folder: s
         log_folder=log_folder,
         engine=options.engine_settings,
         environment_parameters=dict(options.environment_parameters or {}),
+        lessons=dict(lessons or {}),
         max_lifetime_restarts=env.max_lifetime_restarts,
         restarts_rate_limit_n=env.restarts_rate_limit_n,
         restarts_rate_limit_period_s=float(env.restarts_rate_limit_period_s),
@@ -134,6 +140,7 @@ class EnvFleet:
         log_folder: where the players write ``Player-<n>.log``; None: each actor's own temporary folder.
         policy_factory: builds a behavior's policy in an EnvActor.
         log: prints a line on the driver's console.
+        lessons: the curriculum lesson each environment parameter starts in (a resumed run's); None: the first.
     """
 
     def __init__(
@@ -143,6 +150,7 @@ class EnvFleet:
         log_folder: str | None,
         policy_factory: PolicyFactory,
         log: Callable[[str], None],
+        lessons: Mapping[str, int] | None = None,
     ) -> None:
         self.options = options
         self.seed = seed
@@ -157,6 +165,7 @@ class EnvFleet:
         self._lost_steps_of_learner = 0
         self._started = False
         self._paused = False
+        self._lessons: dict[str, int] = dict(lessons or {})
 
     # ---- starting ------------------------------------------------------------------------------------------------
     def launch(self, learner: Any) -> None:
@@ -180,7 +189,7 @@ class EnvFleet:
     def _new_actor(self, index: int) -> Any:
         editor = self.options.env_settings.env_path is None
         remote = ray.remote(EnvActor).options(**env_actor_options(self.options.cluster_settings, editor))
-        settings = env_actor_settings(self.options, index, self.seed, self.log_folder)
+        settings = env_actor_settings(self.options, index, self.seed, self.log_folder, self._lessons)
         return remote.remote(settings, self._learner, self.policy_factory)
 
     @staticmethod
@@ -300,6 +309,15 @@ class EnvFleet:
             member.handle.set_learner.remote(learner)  # runs after the actor's current call, before its next
             member.waiting_for_learner = False
             member.done = False
+
+    # ---- curriculum lessons --------------------------------------------------------------------------------------
+    def set_lessons(self, lessons: Mapping[str, int], reset: bool) -> None:
+        """Every EnvActor plays on in ``lessons`` (each parameter's lesson number), with ``reset`` resetting its
+        player (see :meth:`EnvActor.set_lessons`); the call runs after an actor's current collect call, before its
+        next. EnvActors created from now on start in these lessons."""
+        self._lessons.update(lessons)
+        for member in self._members:
+            member.handle.set_lessons.remote(dict(self._lessons), reset)
 
     # ---- figures and the end -------------------------------------------------------------------------------------
     def status(self) -> FleetStatus:

@@ -9,7 +9,7 @@ and the live table is redrawn.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,9 +19,10 @@ from rayagents.cluster.console import BehaviorProgress, ClusterProgress, Console
 from rayagents.cluster.fleet import FleetStatus
 from rayagents.cluster.tensorboard import TensorBoardWriter, gauges_from_summary
 from rayagents.cluster.timers import GaugeRecorder
-from rayagents.cluster.training_status import TrainingStatus
+from rayagents.cluster.training_status import ELO_KEY, TrainingStatus
 from rayagents.configs import RunOptions, TrainerSettings, to_dict
 from rayagents.learner.learner_messages import LearnerProgress
+from rayagents.learner.self_play import ELO_STAT
 from rayagents.learner.trainer import CUMULATIVE_REWARD, GROUP_CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
 
 CLUSTER_ENV_ACTORS_UP = "Cluster/Env Actors Up"
@@ -101,6 +102,8 @@ class ProgressReporter:
         gauges: the gauges of ``timers.json``.
         save_status: writes ``status`` out.
         upload_events: uploads new events (a URI run).
+        environment_scalars: more statistics written with every summary of every behavior (the curriculum's
+            ``Environment/Lesson Number/<parameter>``), asked for at each summary.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class ProgressReporter:
         gauges: GaugeRecorder,
         save_status: Callable[[], None],
         upload_events: Callable[[], None],
+        environment_scalars: Callable[[], Mapping[str, float]] = dict,
     ) -> None:
         self.options = options
         self.view = view
@@ -120,6 +124,7 @@ class ProgressReporter:
         self.gauges = gauges
         self._save_status = save_status
         self._upload_events = upload_events
+        self._environment_scalars = environment_scalars
         self._last_summary: dict[str, TrainerSummary] = {}
         self._last_steps: dict[str, int] = {}
         self._rates = StepRates()
@@ -188,6 +193,7 @@ class ProgressReporter:
             self._written_hyperparameters.add(name)
         scalars = {**summary.scalars, **(cluster.scalars() if cluster is not None else {})}
         scalars[CLUSTER_THROTTLED] = self._throttled_share
+        scalars.update(self._environment_scalars())
         self.tensorboard.write(name, summary.step, scalars, {CUMULATIVE_REWARD: summary.cumulative_rewards})
         for gauge, value in gauges_from_summary(name, summary.scalars).items():
             self.gauges.record(gauge, value)
@@ -201,8 +207,12 @@ class ProgressReporter:
                 float(np.std(returns)) if returns else None,
                 summary.training,
                 summary.scalars.get(GROUP_CUMULATIVE_REWARD),
+                summary.scalars.get(ELO_STAT),
             )
         )
+        if ELO_STAT in summary.scalars:
+            self.status.set_value(name, ELO_KEY, float(summary.scalars[ELO_STAT]))
+            self._save_status()
         self._last_summary[name] = summary
 
 

@@ -1,6 +1,5 @@
-"""What this version of rayagents can train: settings the schema accepts but training refuses, for now.
-
-The dry run lists them as warnings; the run refuses a behavior that uses any of them."""
+"""What the dry run says of a run before it starts: the environment it trains in (and whether it can be found), and
+one line per configured behavior. Every setting the configuration accepts is trained."""
 
 from __future__ import annotations
 
@@ -9,8 +8,7 @@ import os
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT
 from rayagents.actors.builds import is_build_archive
 from rayagents.actors.player import SIM_PREFIX, resolve_executable
-from rayagents.configs import ConfigError, RunOptions, TrainerSettings
-from rayagents.learner.registry import trainer_types
+from rayagents.configs import ConfigError, TrainerSettings
 from rayagents.protocol.exceptions import UnityEnvironmentException
 from rayagents.sims.scenes import scene_names
 
@@ -19,67 +17,9 @@ _SCENE_FAMILIES: tuple[str, ...] = ("gym:", "pettingzoo:")
 """Prefixes of the simulation host's open-ended scene names (any Gymnasium or PettingZoo environment)."""
 
 
-def unsupported_features(settings: TrainerSettings) -> tuple[str, ...]:
-    """The settings of a behavior that this version cannot train yet, each in the YAML's words."""
-    found: list[str] = []
-    if settings.trainer_type not in trainer_types():
-        found.append(f"trainer_type {settings.trainer_type}")
-    if settings.self_play is not None:
-        found.append("self_play")
-    return tuple(found)
-
-
-def unsupported_messages(options: RunOptions) -> list[str]:
-    """A message for each configured behavior (and default_settings) and each environment parameter that uses
-    settings the configuration accepts but this version cannot train yet."""
-    problems: list[str] = []
-    configured: list[tuple[str | None, TrainerSettings]] = list(options.behaviors.items())
-    if options.default_settings is not None:
-        configured.append((None, options.default_settings))
-    for name, settings in configured:
-        message = unsupported_warning(name, settings)
-        if message is not None:
-            problems.append(message)
-    for key, parameter in (options.environment_parameters or {}).items():
-        if len(parameter.curriculum) > 1:
-            problems.append(
-                f"environment_parameters.{key} is a curriculum of {len(parameter.curriculum)} lessons, which the "
-                "configuration accepts but this version of rayagents cannot train yet: training it will be refused "
-                "(a single value or sampler per parameter is supported)"
-            )
-    return problems
-
-
-def run_refusal(options: RunOptions) -> str | None:
-    """Why this version refuses to train ``options``, or None."""
-    problems = unsupported_messages(options)
-    if not problems:
-        return None
-    return "; ".join(problems).replace("training it will be refused", "training is refused")
-
-
 def behavior_summary(name: str, settings: TrainerSettings) -> str:
-    """One line about a configured behavior: its trainer, max_steps, and what is not yet supported."""
-    line = f"behavior {name}: trainer {settings.trainer_type}, max_steps {settings.max_steps}"
-    missing = unsupported_features(settings)
-    if missing:
-        line += f"; not yet supported: {', '.join(missing)}"
-    return line
-
-
-def unsupported_warning(name: str | None, settings: TrainerSettings) -> str | None:
-    """The warning for behavior `name` (None: default_settings) using settings this version cannot train yet.
-
-    None when it can be trained."""
-    missing = unsupported_features(settings)
-    if not missing:
-        return None
-    where = "default_settings" if name is None else f"behavior {name!r}"
-    return (
-        f"{where} uses {', '.join(missing)}, which the configuration accepts but this version of "
-        "rayagents cannot train yet: training it will be refused (it trains trainer_type "
-        f"{', '.join(trainer_types())})"
-    )
+    """One line about a configured behavior: its trainer and max_steps."""
+    return f"behavior {name}: trainer {settings.trainer_type}, max_steps {settings.max_steps}"
 
 
 def environment_summary(env_path: str | None) -> str:

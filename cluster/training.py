@@ -4,9 +4,11 @@ In the order mlagents-learn sets a run up: the results folder is checked and mad
 ``training_status.json`` read back on resume, ``configuration.yaml`` written; then Ray: one LearnerActor and
 ``--num-envs`` EnvActors (the :class:`EnvFleet`: each launches its player; training starts when ``min_envs`` are
 up). The loop keeps one :meth:`EnvActor.collect` call in flight per EnvActor (they stream trajectories to the
-learner themselves) and every second asks the learner for its progress: summaries go to TensorBoard and the
-console, checkpoint lists to ``training_status.json``. A lost EnvActor is replaced; a lost learner is restarted
-from the latest checkpoint (``--learner-max-restarts`` times). The run ends when every trainer reaches
+learner themselves) and every second (a quarter second while a curriculum lesson can change) asks the learner for
+its progress: summaries go to TensorBoard and the console, checkpoint lists to ``training_status.json``, each
+behavior's step and new episode returns to the :class:`Curriculum`, whose lesson changes go to the console,
+``training_status.json`` and every EnvActor. A lost EnvActor is replaced; a lost learner is restarted from the
+latest checkpoint (``--learner-max-restarts`` times). The run ends when every trainer reaches
 ``max_steps``, on Ctrl+C, or when a player fails past its restart budget; in each case the learner writes a
 final checkpoint and ``<behavior>.onnx``, the players are stopped and ``timers.json`` and ``training_status.json``
 are written.
@@ -32,6 +34,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from rayagents.actors.environment import DEFAULT_EDITOR_PORT as EDITOR_PORT
 from rayagents.actors.env_actor import PlayerFailedError
 from rayagents.cluster.console import ConsoleView
+from rayagents.cluster.curriculum import BehaviorFigures, Curriculum, lesson_line
 from rayagents.cluster.fleet import EnvActorLost, EnvFleet
 from rayagents.cluster.placement import RayConnection, connect, kill_actor, learner_options
 from rayagents.cluster.run_directory import (
@@ -42,7 +45,6 @@ from rayagents.cluster.run_directory import (
 )
 from rayagents.cluster.demo_paths import resolve_demo_paths
 from rayagents.cluster.progress import ClusterFigures, ProgressReporter
-from rayagents.cluster.support import run_refusal
 from rayagents.cluster.tensorboard import TensorBoardWriter
 from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import TrainingStatus
@@ -62,6 +64,9 @@ TIMERS = "timers.json"
 """The file in ``run_logs/`` with the gauges of the run."""
 PROGRESS_INTERVAL_S = 1.0
 """How often the driver asks the learner for its progress."""
+CURRICULUM_PROGRESS_INTERVAL_S = 0.25
+"""How often it asks while a curriculum lesson can still change: a lesson changes at most this late (ML-Agents checks
+after every environment step)."""
 SAVE_TIMEOUT_S = 10.0
 """How long the driver waits for the learner's final checkpoint in a local results folder."""
 SAVE_TIMEOUT_URI_S = 60.0
@@ -156,9 +161,6 @@ class TrainingRun:
     """
 
     def __init__(self, options: RunOptions, view: ConsoleView, command_line: Sequence[str] = ()) -> None:
-        refusal = run_refusal(options)
-        if refusal is not None:
-            raise ConfigError(refusal)
         self.seed = resolve_seed(options.env_settings.seed)
         checkpoint = options.checkpoint_settings
         absolute = dataclasses.replace(checkpoint, results_dir=absolute_location(checkpoint.results_dir))
@@ -172,6 +174,7 @@ class TrainingRun:
         self._status_location = join(self.locations.run_logs, TRAINING_STATUS)
         self.training = not checkpoint.inference
         self.status = TrainingStatus()
+        self.curriculum = Curriculum(self.options.environment_parameters or {})
         self.gauges = GaugeRecorder()
         self.tensorboard: TensorBoardWriter | None = None
         self._reporter: ProgressReporter | None = None
@@ -237,8 +240,16 @@ class TrainingRun:
         """Trains until every behavior reaches max_steps (or Ctrl+C); the final models are written either way."""
         self._prepare_results()
         assert self.tensorboard is not None
+        self.curriculum = self._start_curriculum()
         self._reporter = ProgressReporter(
-            self.options, self.view, self.tensorboard, self.status, self.gauges, self._save_status, self._upload_events
+            self.options,
+            self.view,
+            self.tensorboard,
+            self.status,
+            self.gauges,
+            self._save_status,
+            self._upload_events,
+            self.curriculum.lesson_scalars,
         )
         connection = connect(self.options)
         start = time.time()
@@ -250,7 +261,12 @@ class TrainingRun:
                 try:
                     self._learner, starting = self._create_learner(restart=False)
                     self._fleet = EnvFleet(
-                        self.options, self.seed, str(self.run_logs), PolicyFactory(self.options), self.view.log
+                        self.options,
+                        self.seed,
+                        str(self.run_logs),
+                        PolicyFactory(self.options),
+                        self.view.log,
+                        self.curriculum.lessons,
                     )
                     self._fleet.launch(self._learner)  # the players start while the learner does
                     try:
@@ -299,6 +315,46 @@ class TrainingRun:
             learner_restarts=self._learner_restarts,
             lost_steps=fleet.lost_steps if fleet is not None else 0,
         )
+
+    # ---- curriculum lessons --------------------------------------------------------------------------------------
+    def _start_curriculum(self) -> Curriculum:
+        """Each environment parameter's lesson to start in: on ``--resume`` the one saved in training_status.json
+        (ML-Agents restores it), else the first; says each parameter's lesson and value, as ML-Agents does."""
+        parameters = self.options.environment_parameters or {}
+        lessons: dict[str, int] = {}
+        for key, setting in parameters.items():
+            saved = self.status.lesson(key) if self.options.checkpoint_settings.resume else None
+            lesson = 0 if saved is None else saved
+            last = len(setting.curriculum) - 1
+            if not 0 <= lesson <= last:
+                self.view.log(
+                    f"warning: {TRAINING_STATUS} says environment parameter {key!r} is in lesson {lesson}, but its "
+                    f"curriculum has lessons 0 to {last}: it resumes in lesson {min(max(lesson, 0), last)}"
+                )
+                lesson = min(max(lesson, 0), last)
+            lessons[key] = lesson
+            self.status.set_lesson(key, lesson)
+        curriculum = Curriculum(parameters, lessons)
+        for line in curriculum.lines():
+            self.view.log(line)
+        return curriculum
+
+    def _advance_curriculum(self, progress: LearnerProgress, fleet: EnvFleet) -> None:
+        """Feeds a progress poll to the curriculum; on a lesson change says so, saves the lesson in
+        training_status.json and sends every EnvActor the new values (resetting the players when the completed
+        lesson's criteria ask for it)."""
+        figures = {
+            state.behavior_name: BehaviorFigures(state.step, state.max_steps, state.returns)
+            for state in progress.behaviors
+        }
+        changes = self.curriculum.update(figures)
+        if not changes:
+            return
+        for change in changes:
+            self.view.log(lesson_line(change.parameter, change.name, change.value))
+            self.status.set_lesson(change.parameter, change.lesson)
+        self._save_status()
+        fleet.set_lessons(self.curriculum.lessons, reset=any(change.require_reset for change in changes))
 
     # ---- the learner ---------------------------------------------------------------------------------------------
     def _start_learner(self, restart: bool) -> Any:
@@ -390,7 +446,9 @@ class TrainingRun:
             now = time.monotonic()
             if not (polled.training_done or polled.learner_lost or now >= next_progress):
                 continue
-            next_progress = now + PROGRESS_INTERVAL_S
+            next_progress = now + (
+                PROGRESS_INTERVAL_S if self.curriculum.in_last_lessons else CURRICULUM_PROGRESS_INTERVAL_S
+            )
             try:
                 progress: LearnerProgress = ray.get(self._learner.progress.remote())
             except RayActorError as lost:
@@ -399,6 +457,7 @@ class TrainingRun:
             if polled.learner_lost:  # the learner answers: an EnvActor lost only its weights; it carries on
                 fleet.set_learner(self._learner, 0)
             self._show(progress, time.time() - start, fleet)
+            self._advance_curriculum(progress, fleet)
             if progress.training_done:
                 return
 

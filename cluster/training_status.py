@@ -41,6 +41,9 @@ CHECKPOINTS_KEY = "checkpoints"
 FINAL_CHECKPOINT_KEY = "final_checkpoint"
 """A behavior's final model (the ``<behavior>.onnx`` at the top of the run's folder)."""
 
+ELO_KEY = "elo"
+"""A self-play behavior's ELO (the mean of its last summary period), as ML-Agents writes it."""
+
 LESSON_KEY = "lesson_num"
 """An environment parameter's current curriculum lesson."""
 

@@ -17,9 +17,10 @@ TRAINER_FOLDERS = ("ppo", "sac", "poca")
 """The folders of example configs, one per ``trainer_type`` (ML-Agents' ``config/ppo``, ``config/sac``, ...)."""
 IMITATION_FOLDER = "imitation"
 """The folder of the examples that learn from demonstrations (ML-Agents' ``config/imitation``)."""
-EXAMPLE_VARIANTS = ("ppo/MountainCarRND.yaml", "imitation/CartPole.yaml")
+EXAMPLE_VARIANTS = ("ppo/MountainCarRND.yaml", "ppo/MountainCarCurriculum.yaml", "imitation/CartPole.yaml")
 """The examples beyond one per scene, by path under ``configs/``: MountainCar explored with RND instead of
-curiosity, and CartPole imitated from a recorded demonstration with GAIL and behavioral cloning."""
+curiosity, MountainCar taught with a curriculum that moves the flag up the hill, and CartPole imitated from a
+recorded demonstration with GAIL and behavioral cloning."""
 
 
 def example_configs() -> dict[str, Traversable]:

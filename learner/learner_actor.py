@@ -56,6 +56,7 @@ from rayagents.learner.learner_messages import (
 )
 from rayagents.learner.publisher import WeightsPublisher
 from rayagents.learner.results_storage import ResultsStorage, StorageError, is_uri, join, redact
+from rayagents.learner.self_play import SelfPlay
 from rayagents.learner.trainer import Trainer, TrainerSummary
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
 from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
@@ -99,6 +100,7 @@ class LearnerActor:
         self._device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._trainers: dict[str, Trainer] = {}
         self._publisher = WeightsPublisher()
+        self._self_play = SelfPlay(self._publisher, settings.seed)
         self._summaries: list[TrainerSummary] = []
         self._messages: list[str] = []
         self._training_done = False
@@ -131,7 +133,9 @@ class LearnerActor:
         if trainer is None:
             trainer = self._make_trainer(behavior, behavior_spec)
             self._trainers[name] = trainer
-        return self._publisher.add(behavior, trainer.version, trainer.weights_snapshot)
+        self._publisher.add(behavior, trainer.version, trainer.weights_snapshot)
+        self._self_play.register(behavior, trainer)
+        return self._publisher.notice(behavior)
 
     def _make_trainer(self, behavior: BehaviorName, behavior_spec: BehaviorSpec) -> Trainer:
         name = behavior_name_of(behavior)
@@ -142,6 +146,7 @@ class LearnerActor:
         trainer = Trainer(
             behavior, behavior_spec, settings, self._device, seed=self.settings.seed, training=self.settings.training
         )
+        self._self_play.attach(trainer)
         source = restore_source(self.settings, name)
         if source is None:
             trainer.pretrain()
@@ -227,7 +232,8 @@ class LearnerActor:
             for trajectory in batch.trajectories:
                 arrived.setdefault(self._trainer_of(trajectory.behavior).behavior_name, []).append(trajectory)
         for name, trajectories in arrived.items():
-            self._trainers[name].ingest(trajectories)
+            trainer = self._trainers[name]
+            trainer.ingest(self._self_play.take(trainer, trajectories))
         for batch in batches:
             for episodes in batch.episodes:
                 self._trainer_of(episodes.behavior).record_episodes(episodes)
@@ -266,6 +272,7 @@ class LearnerActor:
         """Updates (and publishes) when an update is due; makes the summaries and checkpoints that are due."""
         if trainer.maybe_update():
             self._publisher.publish(trainer.behavior_name, trainer.version, trainer.weights_snapshot)
+        self._self_play.advance(trainer)
         while trainer.should_summarize:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
@@ -323,6 +330,7 @@ class LearnerActor:
                     version=t.version,
                     dropped_steps=t.dropped_steps,
                     training=t.training and t.should_still_train,
+                    returns=t.take_returns(),
                 )
                 for name, t in self._trainers.items()
             ),

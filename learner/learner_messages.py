@@ -70,6 +70,9 @@ class BehaviorState:
     """Steps it received but did not train on, since the learner started."""
     training: bool
     """Whether it still trains."""
+    returns: tuple[float, ...] = ()
+    """The returns (environment reward) of its episodes that ended since the previous progress call, in order:
+    what the driver's curriculum measures rewards on."""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,8 @@ class Trainer:
         self.rules = entry.play_rules(settings)
         self.global_step = GlobalSteps()
         self.checkpoints: list[CheckpointRecord] = []
+        self.extra_modules: dict[str, Saveable] = {}
+        """What the checkpoint holds besides the algorithm's (a self-play league), added before a restore."""
         self._version = 0
         self._dropped_steps = 0
         self._dropped_in_period = 0
@@ -110,6 +112,7 @@ class Trainer:
         self._signal_rewards: dict[str, dict[str, float]] = {kind.value: {} for kind in settings.reward_signals}
         self._returns_since_update: list[float] = []
         self._returns_in_period: list[float] = []
+        self._returns_since_taken: list[float] = []
         self._next_summary_step = next_interval_step(self.step, settings.summary_freq)
         self._next_checkpoint_step = next_interval_step(self.step, settings.checkpoint_interval)
 
@@ -140,8 +143,9 @@ class Trainer:
         return self.step <= self.settings.max_steps
 
     def modules(self) -> dict[str, Saveable]:
-        """What a checkpoint holds: the step and the algorithm's modules, under ML-Agents' names."""
-        return {GLOBAL_STEP: self.global_step, **self.algorithm.modules()}
+        """What a checkpoint holds: the step and the algorithm's modules, under ML-Agents' names, then
+        :attr:`extra_modules`."""
+        return {GLOBAL_STEP: self.global_step, **self.algorithm.modules(), **self.extra_modules}
 
     def weights_snapshot(self) -> PolicyWeights:
         """The current version of the acting policy's weights as numpy arrays."""
@@ -230,9 +234,20 @@ class Trainer:
         self._stats.extend(EPISODE_LENGTH, episodes.lengths.tolist())
         self._returns_since_update.extend(float(r) for r in episodes.returns)
         self._returns_in_period.extend(float(r) for r in episodes.returns)
+        self._returns_since_taken.extend(float(r) for r in episodes.returns)
+
+    def take_returns(self) -> tuple[float, ...]:
+        """The returns of the episodes recorded since the last call, in order (the driver's curriculum reward
+        buffer); then forgotten here."""
+        returns, self._returns_since_taken = tuple(self._returns_since_taken), []
+        return returns
 
     def record_player_stat(self, name: str, value: float) -> None:
         """Adds a value the player sent on the stats side channel (averaged over the summary period)."""
+        self._stats.add(name, value)
+
+    def record_stat(self, name: str, value: float) -> None:
+        """Adds one value of a statistic kept beside the trainer (``Self-play/ELO``), averaged over the period."""
         self._stats.add(name, value)
 
     # ---- 3. updates ------------------------------------------------------------------------------------------------
@@ -305,10 +320,13 @@ class Trainer:
 
     def restore(self, store: CheckpointStore, *, reset_global_step: bool) -> list[str]:
         """Loads the latest readable checkpoint of ``store`` (``--resume``; ``reset_global_step`` for
-        ``--initialize-from``). The weights change, so the version goes up by one; an on-policy buffer is emptied. Returns the
-        load warnings. A replay buffer saved beside the checkpoint is loaded on ``--resume`` only."""
+        ``--initialize-from``, which leaves :attr:`extra_modules` as they are). The weights change, so the version goes up
+        by one; an on-policy buffer is emptied. Returns the load warnings. A replay buffer saved beside the checkpoint is loaded on ``--resume`` only."""
         buffers = {} if reset_global_step else self.algorithm.saved_buffers()
-        warnings = store.restore(self.modules(), reset_global_step=reset_global_step, buffers=buffers)
+        modules = self.modules()
+        if reset_global_step:  # another run's league (snapshots, counters at its steps) does not carry over
+            modules = {name: module for name, module in modules.items() if name not in self.extra_modules}
+        warnings = store.restore(modules, reset_global_step=reset_global_step, buffers=buffers)
         self.algorithm.restored(self.step)
         self._version += 1
         self._next_summary_step = next_interval_step(self.step, self.settings.summary_freq)

@@ -7,9 +7,9 @@ that names nothing is ignored, as a Unity scene ignores keys it never reads.
 What a key can name:
 
 - a number (or bool) attribute of ``env.unwrapped`` (CartPole ``length``, ``masspole``, ``masscart``,
-  ``gravity``, ``force_mag``; Pendulum ``g``, ``m``, ``l``; MountainCar ``force``, ``gravity``; LunarLander
-  ``gravity``, ``wind_power``, ``turbulence_power``, ``enable_wind`` (non-zero = true); MuJoCo reward weights
-  such as ``_ctrl_cost_weight``). A bool becomes ``value != 0``; an int stays an int when the value is whole.
+  ``gravity``, ``force_mag``; Pendulum ``g``, ``m``, ``l``; MountainCar ``force``, ``gravity``, ``goal_position``;
+  LunarLander ``gravity``, ``wind_power``, ``turbulence_power``, ``enable_wind`` (non-zero = true); MuJoCo
+  reward weights such as ``_ctrl_cost_weight``). A bool becomes ``value != 0``; an int stays an int when the value is whole.
   Quantities the environment derives from them are brought up to date (CartPole's ``total_mass`` and
   ``polemass_length``; the Box2D world's gravity of LunarLander).
 - for a MuJoCo environment, also (``MUJOCO_PARAMETERS``): ``gravity`` (m/s², downwards), ``timestep``

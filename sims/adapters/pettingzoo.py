@@ -117,6 +117,9 @@ class PettingZooGame:
     """The agents' groups and group reward; None: no groups."""
     stat_prefix: str | None = None
     """The prefix of the scene's statistics (``<prefix>/Episode Length``); None: the scene's name."""
+    grids: bool = False
+    """A board observation (a rank-3 box that is not an image) is sent as a grid sensor ``(C, H, W)`` rather than
+    flattened, for the convolutional encoders (``vis_encode_type: match3``)."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ def plan_game(game: PettingZooGame) -> GamePlan:
         group_names: list[str] = []
         for agent in env.possible_agents:
             role = game.roles(agent)
-            observations = observation_codec(env.observation_space(agent), agent)
+            observations = observation_codec(env.observation_space(agent), agent, game.grids)
             actions = action_codec(env.action_space(agent), agent)
             behavior = BehaviorDef(role.behavior, observations.sensors, actions.spec, team=role.team)
             first = behaviors.setdefault(behavior.qualified_name, (agent, behavior))

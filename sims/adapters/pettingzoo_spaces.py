@@ -50,12 +50,13 @@ class ObservationCodec:
         return np.asarray(raw[MASK_KEY]).reshape(-1) != 0
 
 
-def observation_codec(space: spaces.Space, agent: str) -> ObservationCodec:
-    """The codec of ``agent``'s observation ``space``; ValueError naming the agent for a space it can't send."""
+def observation_codec(space: spaces.Space, agent: str, grids: bool = False) -> ObservationCodec:
+    """The codec of ``agent``'s observation ``space`` (with ``grids``, a board as a grid sensor); ValueError naming
+    the agent for a space it can't send."""
     where = f"agent '{agent}'"
     if isinstance(space, spaces.Dict) and OBSERVATION_KEY in space.spaces and MASK_KEY in space.spaces:
-        return ObservationCodec(observation_adapter(space.spaces[OBSERVATION_KEY], where), has_mask=True)
-    return ObservationCodec(observation_adapter(space, where), has_mask=False)
+        return ObservationCodec(observation_adapter(space.spaces[OBSERVATION_KEY], where, grids), has_mask=True)
+    return ObservationCodec(observation_adapter(space, where, grids), has_mask=False)
 
 
 def action_codec(space: spaces.Space, agent: str) -> ActionAdapter:

@@ -37,6 +37,8 @@ VECTOR_SENSOR = "VectorSensor"
 """The name of a single unnamed float sensor (Unity's default vector sensor name)."""
 CAMERA_SENSOR = "CameraSensor"
 """The name of a single unnamed image sensor (Unity's default camera sensor name)."""
+GRID_SENSOR = "GridSensor"
+"""The name of a single unnamed board sent as a grid (Unity's default grid sensor name)."""
 
 Reader = Callable[[Any], np.ndarray]
 """Raw observation (the whole of it) → one sensor's ``float32`` observation."""
@@ -69,13 +71,20 @@ class ObservationAdapter:
         return tuple(part.read(raw) for part in self.parts)
 
 
-def observation_adapter(space: spaces.Space, where: str) -> ObservationAdapter:
-    """The adapter of the observation ``space``; ValueError naming ``where`` (the env) for a space it can't send."""
+def observation_adapter(space: spaces.Space, where: str, grids: bool = False) -> ObservationAdapter:
+    """The adapter of the observation ``space``; ValueError naming ``where`` (the env) for a space it can't send.
+
+    With ``grids``, a rank-3 Box that is not an image (a board: rows, columns, one channel per kind of piece) is
+    sent as a grid sensor, floats of shape ``(C, H, W)``, as Unity's grid and Match-3 sensors send a board;
+    otherwise it is flattened into a vector."""
     named = []
-    for part in _parts(space, (), where):
+    for part in _parts(space, (), where, grids):
         sensor = part.sensor
         if not sensor.name:
-            default = CAMERA_SENSOR if sensor.kind == SensorKind.PNG else VECTOR_SENSOR
+            if sensor.kind == SensorKind.PNG:
+                default = CAMERA_SENSOR
+            else:
+                default = GRID_SENSOR if len(sensor.shape) == 3 else VECTOR_SENSOR
             sensor = SensorSpec(default, sensor.shape, kind=sensor.kind)
         named.append(ObservationPart(sensor, part.read))
     names = [part.sensor.name for part in named]
@@ -101,28 +110,38 @@ def image_to_chw(raw: Any) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(np.asarray(raw, np.float32) * (1.0 / 255.0), -1, 0))
 
 
+def board_to_chw(raw: Any) -> np.ndarray:
+    """A board ``(H, W, C)`` as ``float32`` ``(C, H, W)``, values as they are."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(raw, np.float32), -1, 0))
+
+
 def _under(key: Any, read: Reader) -> Reader:
     """``read`` applied to ``raw[key]``."""
     return lambda raw: read(raw[key])
 
 
-def _parts(space: spaces.Space, path: tuple[str, ...], where: str) -> list[ObservationPart]:
-    """The sensors of ``space`` (found at ``path`` inside the observation), named by path ("" at the root)."""
+def _parts(space: spaces.Space, path: tuple[str, ...], where: str, grids: bool = False) -> list[ObservationPart]:
+    """The sensors of ``space`` (found at ``path`` inside the observation), named by path ("" at the root); rank-3
+    boxes as grids with ``grids``."""
     name = "/".join(path)
     if isinstance(space, spaces.Dict):
         found: list[ObservationPart] = []
         for key, sub in space.spaces.items():
-            found += [ObservationPart(p.sensor, _under(key, p.read)) for p in _parts(sub, path + (str(key),), where)]
+            inner = _parts(sub, path + (str(key),), where, grids)
+            found += [ObservationPart(p.sensor, _under(key, p.read)) for p in inner]
         return found
     if isinstance(space, spaces.Tuple):
         found = []
         for index, sub in enumerate(space.spaces):
-            inner = _parts(sub, path + (str(index),), where)
+            inner = _parts(sub, path + (str(index),), where, grids)
             found += [ObservationPart(p.sensor, _under(index, p.read)) for p in inner]
         return found
     if is_image(space):
         height, width, channels = space.shape
         return [ObservationPart(SensorSpec(name, (channels, height, width), kind=SensorKind.PNG), image_to_chw)]
+    if grids and isinstance(space, spaces.Box) and len(space.shape) == 3:
+        height, width, channels = space.shape
+        return [ObservationPart(SensorSpec(name, (channels, height, width)), board_to_chw)]
     if isinstance(space, (spaces.Box, spaces.MultiBinary)):
         size = int(np.prod(space.shape)) if space.shape else 1
         return [ObservationPart(SensorSpec(name, (size,)), lambda raw: np.asarray(raw, np.float32).reshape(size))]

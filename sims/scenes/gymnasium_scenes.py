@@ -6,7 +6,9 @@ Each scene's behavior is named like the scene; episodes record ``<Scene>/Episode
 - ``Pendulum``: Pendulum-v1, swing up and hold (3 floats; 1 continuous torque in [-2, 2]); 200 steps.
 - ``LunarLander``: LunarLander-v3, land between the flags (8 floats; 1 branch of 4 engines); ≤ 1000 steps.
 - ``MountainCar``: MountainCar-v0, the sparse-reward one: -1 per step until the car reaches the flag
-  (2 floats; 1 branch of 3); 200 steps.
+  (2 floats; 1 branch of 3); 200 steps. Environment parameters: ``goal_position`` (where the flag stands, 0.5; a
+  curriculum can start it at -0.4, just right of the start positions, where random play reaches it in about one
+  episode in two), ``force`` (0.001) and ``gravity`` (0.0025).
 - ``HalfCheetah``, ``Hopper``, ``Walker2d``, ``Ant``: the MuJoCo ``-v5`` locomotion tasks (17, 11, 17, 105 floats;
   6, 3, 6, 8 continuous joint torques); 1000 steps. Environment parameters: see ``adapters/parameters.py``
   (``gravity``, ``timestep``, ``mass_scale``, ``friction_scale``, ...).

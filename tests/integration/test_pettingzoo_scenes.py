@@ -87,7 +87,7 @@ def test_connect_four_turns_masks_and_a_whole_game(tmp_path: Path) -> None:
         env.reset()
         assert set(env.behavior_specs) == {TEAM0}  # the second team's spec comes with its first decision
         spec = env.behavior_specs[TEAM0]
-        assert spec.observation_specs[0].shape == (84,)
+        assert spec.observation_specs[0].shape == (2, 6, 7)  # the board as a grid sensor
         assert spec.action_spec.discrete_branches == (7,)
         rng = np.random.default_rng(4)
         movers: list[str] = []

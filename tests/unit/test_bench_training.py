@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from rayagents.cluster.console import summary_line
-from rayagents.cluster.support import run_refusal
 from rayagents.configs.loader import run_options_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +78,6 @@ def test_the_halfcheetah_example_made_ppo_is_trainable_and_keeps_the_rest() -> N
     config = training.benchmark_config(training.halfcheetah_ppo_config(example), summary_freq=1000, max_steps=123)
     assert example["behaviors"]["HalfCheetah"]["trainer_type"] == "sac"  # the example is left as it was
     options = run_options_from_dict(config)
-    assert run_refusal(options) is None
     settings = options.behaviors["HalfCheetah"]
     assert settings.trainer_type == "ppo"
     assert settings.hyperparameters.buffer_size == training.HALFCHEETAH_PPO_HYPERPARAMETERS["buffer_size"]

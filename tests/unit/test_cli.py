@@ -249,7 +249,7 @@ def test_dry_run_prints_configuration_yaml_that_loads_back(capsys: pytest.Captur
     assert "Traceback" not in captured.err
 
 
-def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_names_each_behavior_and_refuses_no_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write(
         tmp_path,
         "behaviors:\n"
@@ -258,21 +258,22 @@ def test_dry_run_warns_of_settings_not_yet_supported(tmp_path: Path, capsys: pyt
         "  Team:\n    trainer_type: poca\n    network_settings:\n      memory: {memory_size: 64, sequence_length: 16}\n"
         "  Eyes:\n    network_settings:\n      vis_encode_type: nature_cnn\n"
         "  Soft:\n    trainer_type: sac\n    max_steps: 2000\n"
-        "  Plain:\n    max_steps: 1000\n",
+        "  Plain:\n    max_steps: 1000\n"
+        "environment_parameters:\n  gravity:\n    curriculum:\n"
+        "      - {name: easy, value: 9.8, completion_criteria: {measure: progress, behavior: Plain, threshold: 0.5}}\n"
+        "      - {name: hard, value: 20.0}\n",
     )
     options = resolve_run_options([config])
     assert options.behaviors["Eyes"].network_settings.vis_encode_type == EncoderType.NATURE_CNN
     assert main([config, "--dry-run"]) == EXIT_OK
     captured = capsys.readouterr()
     out = captured.out
-    assert "# behavior Walker: trainer poca, max_steps 500000; not yet supported: self_play\n" in out
-    assert "reward_signals." not in out  # curiosity and RND are trained
+    assert "# behavior Walker: trainer poca, max_steps 500000\n" in out  # POCA with self-play is trained
     assert "# behavior Team: trainer poca, max_steps 500000\n" in out  # POCA with memory is trained
     assert "# behavior Eyes: trainer ppo, max_steps 500000\n" in out  # every visual encoder is trained
     assert "# behavior Soft: trainer sac, max_steps 2000\n" in out  # SAC is trained
     assert "# behavior Plain: trainer ppo, max_steps 1000\n" in out
-    assert "warning: behavior 'Walker' uses" in captured.err
-    assert "'Team'" not in captured.err and "'Plain'" not in captured.err and "'Soft'" not in captured.err and "'Eyes'" not in captured.err
+    assert "not yet supported" not in out and "cannot train" not in captured.err
 
 
 def test_unknown_key_exits_2_naming_the_path_and_nearest_key(
@@ -331,19 +332,6 @@ def test_missing_unity_build_is_a_warning_only(tmp_path: Path, capsys: pytest.Ca
     assert "no Unity player was found" in err and build in err
 
 
-def test_a_run_with_settings_not_yet_supported_is_refused_before_anything_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = tmp_path / "selfplay.yaml"
-    config.write_text("behaviors:\n  CartPole:\n    self_play: {}\n")
-    results = tmp_path / "results"
-    assert main([str(config), "--env", "sim:CartPole", "--results-dir", str(results)]) == EXIT_USAGE
-    captured = capsys.readouterr()
-    assert "self_play" in captured.err + captured.out
-    assert "cannot train yet" in captured.err + captured.out
-    assert not results.exists()
-
-
 def test_help_exits_0_and_mentions_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == EXIT_OK
     text = capsys.readouterr().out
@@ -364,17 +352,6 @@ def test_run_options_are_frozen_results() -> None:
     options = resolve_run_options([CARTPOLE, "--num-envs", "1"])
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.debug = True  # type: ignore[misc]
-
-
-def test_default_settings_not_yet_supported_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = write(tmp_path, "default_settings:\n  trainer_type: poca\n  self_play: {}\n")
-    assert main([config, "--dry-run"]) == EXIT_OK
-    captured = capsys.readouterr()
-    assert "warning: default_settings uses self_play" in captured.err
-    assert "it trains trainer_type ppo, sac, poca)" in captured.err
-    assert "# no behaviors configured (the trainer configuration): every behavior is trained with default_settings" in (
-        captured.out
-    )
 
 
 def test_a_failed_run_says_what_it_left_behind() -> None:

@@ -51,6 +51,12 @@ def test_summary_line_of_a_group_shows_the_mean_group_reward_instead_of_the_std(
     assert line == "PushBlock. Step: 50000. Time Elapsed: 171.361 s. Mean Reward: 0.000. Mean Group Reward: 0.875. Training."
 
 
+def test_summary_line_of_self_play_ends_with_the_elo() -> None:
+    line = summary_line("ConnectFour", 20000, 61.5, 0.02, 0.99, True, elo=1213.25)
+    assert line == "ConnectFour. Step: 20000. Time Elapsed: 61.500 s. Mean Reward: 0.020. Std of Reward: 0.990. Training. ELO: 1213.250."
+    assert summary_line("ConnectFour", 20000, 61.5, None, None, True, elo=1213.25).endswith("since last summary. Training.")
+
+
 def test_summary_line_without_episodes() -> None:
     line = summary_line("3DBall", 40000, 431.5064, None, None, False)
     assert line == (

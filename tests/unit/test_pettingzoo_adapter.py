@@ -255,7 +255,7 @@ def test_a_masked_action_from_the_trainer_is_replaced_by_a_legal_one(caplog: pyt
 def test_connect_four_masks_full_columns() -> None:
     area = get_scene("ConnectFour").make_area(context())
     (report,) = area.reset()
-    assert report.observations[0].shape == (84,)
+    assert report.observations[0].shape == (2, 6, 7)  # the board as a grid sensor: (pieces of the mover, of the other)
     teams = []
     for _ in range(6):
         teams.append(report.behavior)
@@ -264,8 +264,8 @@ def test_connect_four_masks_full_columns() -> None:
     assert teams == ["ConnectFour?team=0", "ConnectFour?team=1"] * 3
     np.testing.assert_array_equal(report.action_mask, [True] + [False] * 6)
     # the board as seen by the player to move: its own pieces in channel 0, the opponent's in channel 1
-    board = report.observations[0].reshape(6, 7, 2)
-    assert board[:, 0, :].sum() == 6 and board[:, 1:, :].sum() == 0
+    board = report.observations[0]  # (channel, row, column)
+    assert board[:, :, 0].sum() == 6 and board[:, :, 1:].sum() == 0
 
 
 # -- Parallel: every agent each step, early ends, info masks, groups --------------------------------------------

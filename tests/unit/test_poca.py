@@ -32,6 +32,8 @@ from rayagents.learner.registry import TRAINERS
 from rayagents.learner.trajectory import CRITIC_MEMORY, returns_key, value_estimates_key
 from rayagents.protocol.trajectories import LOG_PROBS, GroupmateSteps, Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
+from rayagents.configs.hyperparameters import trainer_types as configured_types
+from rayagents.learner.registry import trainer_types as trained_types
 
 OBS = 5
 SPEC = BehaviorSpec(
@@ -263,3 +265,8 @@ def test_with_memory_the_critic_carries_value_and_baseline_memories_and_trains_o
     assert np.isfinite(stats["Losses/Baseline Loss"]) and np.isfinite(stats["Losses/Value Loss"])
     poca.restored(0)
     assert len(poca._baseline_memories) == 0 and len(poca._critic_memories) == 0
+
+
+def test_every_trainer_type_the_configuration_accepts_has_a_registry_entry() -> None:
+    # Nothing the configuration accepts is refused at start: each trainer_type it knows is trained.
+    assert set(configured_types()) == set(trained_types()) == {"ppo", "sac", "poca"}

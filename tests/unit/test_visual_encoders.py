@@ -7,10 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from rayagents.cluster.support import unsupported_features
 from rayagents.configs import ConfigError
 from rayagents.configs.network import EncoderType, NetworkSettings
-from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.encoders import NetworkBody, observation_tensor
 from rayagents.learner.visual_encoders import RELU_GAIN, visual_encoder
 from rayagents.protocol.types import DimensionProperty, ObservationSpec, ObservationType
@@ -153,9 +151,3 @@ def test_gradients_reach_every_visual_encoder_parameter(encoder_type: EncoderTyp
     body([images]).pow(2).sum().backward()
     for name, parameter in body.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
-
-
-def test_every_vis_encode_type_is_trainable() -> None:
-    for encoder_type in EncoderType:
-        settings = TrainerSettings(network_settings=NetworkSettings(vis_encode_type=encoder_type))
-        assert not any("vis_encode_type" in feature for feature in unsupported_features(settings))
