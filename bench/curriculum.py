@@ -17,7 +17,6 @@ Number/goal_position`` is the new lesson).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import re
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 
 from bench.networks import AREAS, DEFAULT_SEEDS, RUN_TIMEOUT_S
 from bench.runs import Summary, example, layout_arguments, learn, write_config
-from bench.table import Row, report
+from bench.table import Row, report, seeded_arguments
 from rayagents.cluster.tensorboard import read_scalars
 
 COMMAND = "python -m bench.curriculum"
@@ -200,10 +199,7 @@ def rows(seeds: Sequence[int]) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(DEFAULT_SEEDS))
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
-    options = parser.parse_args(argv)
+    options = seeded_arguments(__doc__.split("\n\n")[0], None, DEFAULT_SEEDS, argv)
     report(SECTION, rows(options.seeds), write_readme=not options.no_readme)
 
 

@@ -16,7 +16,6 @@ areas).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import re
 import subprocess
@@ -29,7 +28,7 @@ from typing import Any
 
 
 from bench.runs import Summary, example, layout_arguments, learn, write_config
-from bench.table import Row, report
+from bench.table import Row, report, seeded_arguments
 
 COMMAND = "python -m bench.networks"
 SECTIONS = {"memory": "Memory on CartPole", "gather": "Entities on Gather"}
@@ -165,11 +164,7 @@ def gather_rows(seeds: Sequence[int]) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=tuple(SECTIONS))
-    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(DEFAULT_SEEDS))
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
-    options = parser.parse_args(argv)
+    options = seeded_arguments(__doc__.split("\n\n")[0], tuple(SECTIONS), DEFAULT_SEEDS, argv)
     rows = memory_rows(options.seeds) if options.part == "memory" else gather_rows(options.seeds)
     report(SECTIONS[options.part], rows, write_readme=not options.no_readme)
 

@@ -24,7 +24,6 @@ of a group, 18 floats, 5 actions, the example's network), beside PPO on the same
 
 from __future__ import annotations
 
-import argparse
 import copy
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -37,7 +36,7 @@ import torch
 
 from bench.networks import AREAS, DEFAULT_SEEDS, RUN_TIMEOUT_S, SCORED_EPISODES
 from bench.runs import Summary, example, layout_arguments, learn, write_config
-from bench.table import Row, report
+from bench.table import Row, report, seeded_arguments
 from bench.training import learner_rates
 from rayagents.configs import load_run_options
 from rayagents.learner.policy import ENTROPY
@@ -269,11 +268,7 @@ def learner_rows() -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=tuple(SECTIONS))
-    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(DEFAULT_SEEDS))
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
-    options = parser.parse_args(argv)
+    options = seeded_arguments(__doc__.split("\n\n")[0], tuple(SECTIONS), DEFAULT_SEEDS, argv)
     parts = {"spread": lambda: spread_rows(options.seeds), "escape": lambda: escape_rows(options.seeds),
              "memory": lambda: memory_rows(options.seeds), "learner": learner_rows}  # fmt: skip
     report(SECTIONS[options.part], parts[options.part](), write_readme=not options.no_readme)

@@ -16,7 +16,6 @@ Targets (the self-play issue): ELO rises on average; ≥ 95 % wins against rando
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 from bench.connect_four import OPPONENTS, OnnxPolicy, Result, evaluate
 from bench.networks import DEFAULT_SEEDS
 from bench.runs import Summary, example, layout_arguments, learn, write_config
-from bench.table import Row, report
+from bench.table import Row, report, seeded_arguments
 from rayagents.cluster.tensorboard import read_scalars
 
 COMMAND = "python -m bench.self_play"
@@ -145,11 +144,7 @@ def connect_four_rows(seeds: Sequence[int]) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs the benchmark, prints it and (unless ``--no-readme``) writes it into the README."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=tuple(SECTIONS))
-    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(DEFAULT_SEEDS))
-    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
-    options = parser.parse_args(argv)
+    options = seeded_arguments(__doc__.split("\n\n")[0], tuple(SECTIONS), DEFAULT_SEEDS, argv)
     report(SECTIONS[options.part], connect_four_rows(options.seeds), write_readme=not options.no_readme)
 
 

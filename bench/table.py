@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +74,16 @@ def report(section: str, rows: list[Row], write_readme: bool) -> None:
         print(f"  {row.benchmark}: {row.value}  (target {row.target})")
     if write_readme:
         rewrite_readme(README, section, rows, machine())
+
+
+def seeded_arguments(
+    description: str, parts: Sequence[str] | None, default_seeds: Sequence[int], argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The command line of a learning benchmark: its ``part`` (one of ``parts``; none when None), ``--seeds 0,1,2``
+    (default ``default_seeds``) and ``--no-readme``."""
+    parser = argparse.ArgumentParser(description=description)
+    if parts is not None:
+        parser.add_argument("part", choices=tuple(parts))
+    parser.add_argument("--seeds", type=lambda s: [int(p) for p in s.split(",")], default=list(default_seeds))
+    parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
+    return parser.parse_args(argv)
