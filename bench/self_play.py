@@ -96,6 +96,11 @@ def train_and_evaluate(seed: int) -> SeedResult:
 
         output = learn(arguments, BEHAVIOR, never, RUN_TIMEOUT_S, f"self-play seed {seed}")
         run = Path(folder) / "bench"
+        if not (run / f"{BEHAVIOR}.onnx").is_file():
+            raise RuntimeError(
+                f"the run of seed {seed} ended at step {output.summaries[-1].step:,} without its final model "
+                "(stopped from outside?)"
+            )
         elo = read_scalars(run / BEHAVIOR).get("Self-play/ELO", [])
         if not elo:
             raise RuntimeError(f"the run of seed {seed} wrote no Self-play/ELO")

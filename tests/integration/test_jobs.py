@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import ray_cluster_pids, stop_ray_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +48,13 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("RAY_ADDRESS", None)
     dashboard = free_port()
+    gcs_port = free_port()
     start = [
         str(BIN / "ray"),
         "start",
         "--head",
         "--port",
-        str(free_port()),
+        str(gcs_port),
         "--dashboard-host",
         "127.0.0.1",
         "--dashboard-port",
@@ -65,7 +67,8 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{dashboard}"
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_ray_cluster(gcs_port)  # this head alone: `ray stop` would stop every Ray cluster of the machine
+        assert not ray_cluster_pids(gcs_port), "the head's processes outlived it"
 
 
 def rayagents(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
