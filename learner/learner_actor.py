@@ -12,7 +12,9 @@ The driver creates one as a Ray actor (on the GPU when the cluster has one). Env
 A training thread empties the inbox: the trajectories that arrived are taken together, per behavior, in one
 batched pass on the learner's device (:meth:`Trainer.ingest`), the ended episodes and the player's statistics are
 recorded, a trainer whose update is due updates, and each new version is put into Ray's object store once and
-published to every id of its behavior (``Name?team=N``) with a publication number of its own. EnvActors never
+published to every id of its behavior (``Name?team=N``) with a publication number of its own. A behavior with
+``self_play`` goes through :class:`~rayagents.learner.self_play.SelfPlay` first: only its learning team's
+trajectories reach the trainer, and the ids of its other teams are pinned to the league's opponent. EnvActors never
 wait for an on-policy update: what they send while one runs joins the inbox and is taken after it. When more than
 one update is due at once (SAC's gradient steps, one per ``steps_per_update`` agent steps, run behind the steps
 taken in), the learner runs them all before it takes more in, and ``submit`` waits meanwhile: the EnvActors are
