@@ -33,7 +33,7 @@ from rayagents.actors.env_actor import (
     PlayerInfo,
     PolicyFactory,
 )
-from rayagents.cluster.placement import env_actor_options, kill_actor
+from rayagents.cluster.placement import env_actor_bundle, env_actor_options, in_placement_group, kill_actor
 from rayagents.configs import RunOptions, TrainerSettings
 from rayagents.learner.registry import play_rules
 from rayagents.protocol.exceptions import first_line
@@ -79,9 +79,7 @@ def env_actor_settings(
 
 def env_actor_bundles(options: RunOptions) -> list[dict[str, float]]:
     """What each EnvActor reserves, one bundle per actor, for the autoscaler."""
-    cluster = options.cluster_settings
-    bundle = {"CPU": cluster.num_cpus_per_env_actor, **cluster.env_actor_resources}
-    bundle = {name: amount for name, amount in bundle.items() if amount > 0}
+    bundle = env_actor_bundle(options.cluster_settings)
     return [dict(bundle) for _ in range(options.env_settings.num_envs)] if bundle else []
 
 
@@ -165,6 +163,7 @@ class EnvFleet:
         self._lost_steps_of_learner = 0
         self._started = False
         self._paused = False
+        self._in_group = False
         self._lessons: dict[str, int] = dict(lessons or {})
 
     # ---- starting ------------------------------------------------------------------------------------------------
@@ -172,7 +171,11 @@ class EnvFleet:
         """Asks for every EnvActor (they start their players as soon as Ray places them) and tells the
         autoscaler what they need."""
         self._learner = learner
-        self._request_resources(env_actor_bundles(self.options), dict(self.options.cluster_settings.env_actor_labels))
+        self._in_group = in_placement_group()  # a Tune trial: its placement group already asked for the resources
+        if not self._in_group:
+            self._request_resources(
+                env_actor_bundles(self.options), dict(self.options.cluster_settings.env_actor_labels)
+            )
         for index in range(self.options.env_settings.num_envs):
             handle = self._new_actor(index)
             self._members.append(_Member(handle=handle, start_ref=handle.start.remote()))
@@ -188,7 +191,7 @@ class EnvFleet:
 
     def _new_actor(self, index: int) -> Any:
         editor = self.options.env_settings.env_path is None
-        remote = ray.remote(EnvActor).options(**env_actor_options(self.options.cluster_settings, editor))
+        remote = ray.remote(EnvActor).options(**env_actor_options(self.options, index, editor))
         settings = env_actor_settings(self.options, index, self.seed, self.log_folder, self._lessons)
         return remote.remote(settings, self._learner, self.policy_factory)
 
@@ -350,5 +353,6 @@ class EnvFleet:
             pass
         for member in self._members:
             kill_actor(member.handle)
-        self._request_resources([])
+        if not self._in_group:
+            self._request_resources([])
 

@@ -7,6 +7,9 @@ the job id, then follows the job's log until the job ends (``--no-wait`` returns
 job succeeded. ``rayagents stop JOB`` asks Ray to stop the job: the run gets SIGTERM, saves its model and stops
 its players, as on Ctrl+C.
 
+``rayagents tune CONFIG --search KEY=SPACE ... [-- rayagents-learn options]`` sweeps hyperparameters with Ray Tune,
+each trial a rayagents-learn run on the cluster (see :mod:`rayagents.cluster.sweep`).
+
 The address is the cluster's dashboard (``http://127.0.0.1:8265`` by default, or ``RAY_ADDRESS``); keep it on
 loopback or behind a port-forward. Ray's token authentication stays on: the token is read where Ray keeps it
 (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN_PATH`` or ``RAY_AUTH_TOKEN``).
@@ -22,6 +25,9 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from rayagents.cluster.sweep_arguments import add_arguments as add_sweep_arguments
+from rayagents.cluster.sweep_arguments import split_learn_args
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 """The dashboard address used without ``--address`` or ``RAY_ADDRESS``."""
@@ -40,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``rayagents``."""
     parser = argparse.ArgumentParser(
         prog="rayagents",
-        description="Run rayagents-learn as a Ray job on a cluster, and follow, inspect or stop it.",
+        description="Run rayagents-learn as a Ray job on a cluster, and follow, inspect or stop it; or sweep its "
+        "hyperparameters with Ray Tune.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -63,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("job_id", help="the job's id, as submit printed it")
         if name == "logs":
             command.add_argument("--follow", "-f", action="store_true", help="follow the log until the job ends")
+    tune = commands.add_parser(
+        "tune", help="sweep hyperparameters: Ray Tune trials of rayagents-learn runs; the options after -- are theirs"
+    )
+    add_sweep_arguments(tune)
     return parser
 
 
@@ -95,7 +106,21 @@ def _final_status(jobs: Any, job_id: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rayagents``; returns the exit code."""
-    options = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    learn_args: list[str] = []
+    if arguments[:1] == ["tune"]:
+        arguments, learn_args = split_learn_args(arguments)
+    options = build_parser().parse_args(arguments)
+    if options.command == "tune":
+        try:
+            from rayagents.cluster.sweep import run_sweep  # Ray Tune and torch load only for a sweep
+        except ImportError as missing:
+            print(
+                f"error: rayagents tune needs Ray Tune ({missing}); install it with pip install 'rayagents[rllib]'",
+                file=sys.stderr,
+            )
+            return 2
+        return run_sweep(options, learn_args)
     try:
         jobs = client(options.address)
         if options.command == "submit":

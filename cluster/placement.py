@@ -4,6 +4,11 @@ Without an address (``--address``, ``cluster_settings.address`` or ``RAY_ADDRESS
 started for the run with at least as many CPUs as the actors reserve, so that a laptop with two cores still runs
 two EnvActors and a learner (they share the cores). The Editor's EnvActor (no ``--env``) is pinned to the
 driver's node: the Editor connects to that machine's port 5004.
+
+A run started inside a placement group (a Ray Tune trial, whose share of the cluster is a placement group of
+:func:`run_bundles`) places its actors in that group: the learner in the first bundle, EnvActor ``i`` in bundle
+``1 + i``. Outside the group they would wait for resources the group already holds, and with every CPU held by
+trials, wait for ever.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from ray.util.placement_group import get_current_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from rayagents.configs import ClusterSettings, RunOptions
 
@@ -30,21 +36,71 @@ class RayConnection:
     """The cluster's address, as Ray reports it."""
 
 
+@dataclass(frozen=True)
+class RunBundles:
+    """What one run's actors reserve, as the bundles of a placement group (a Tune trial's share of the cluster)."""
+
+    bundles: tuple[dict[str, float], ...]
+    """The learner's bundle, then one per EnvActor; a bundle that would reserve nothing is left out."""
+    learner_index: int
+    """The learner's bundle; -1 when it reserves nothing (it goes in any bundle)."""
+    env_indexes: tuple[int, ...]
+    """Each EnvActor's bundle; -1 for those that reserve nothing."""
+
+
+def env_actor_bundle(cluster: ClusterSettings) -> dict[str, float]:
+    """What one EnvActor reserves: its CPUs and custom resources (those above 0)."""
+    bundle = {"CPU": cluster.num_cpus_per_env_actor, **cluster.env_actor_resources}
+    return {name: amount for name, amount in bundle.items() if amount > 0}
+
+
+def run_bundles(options: RunOptions) -> RunBundles:
+    """The placement group bundles of a run with these options (an auto ``learner_num_gpus`` asks the cluster)."""
+    cluster = options.cluster_settings
+    learner = {"CPU": cluster.learner_num_cpus, "GPU": learner_gpus(cluster)}
+    learner = {name: amount for name, amount in learner.items() if amount > 0}
+    env = env_actor_bundle(cluster)
+    bundles = ([learner] if learner else []) + [dict(env) for _ in range(options.env_settings.num_envs) if env]
+    first_env = 1 if learner else 0
+    return RunBundles(
+        bundles=tuple(bundles),
+        learner_index=0 if learner else -1,
+        env_indexes=tuple(first_env + i if env else -1 for i in range(options.env_settings.num_envs)),
+    )
+
+
+def in_placement_group() -> bool:
+    """Whether this process runs inside a placement group that captures what it starts (a Tune trial)."""
+    return get_current_placement_group() is not None
+
+
+def _group_strategy(options: RunOptions, bundle_index: int) -> PlacementGroupSchedulingStrategy | None:
+    """The bundle of the current placement group an actor goes in; None outside a placement group. A group not
+    laid out as :func:`run_bundles` (someone else's) lets Ray pick the bundle."""
+    group = get_current_placement_group()
+    if group is None:
+        return None
+    if group.bundle_count != len(run_bundles(options).bundles):
+        bundle_index = -1
+    return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=bundle_index)
+
+
 def cpus_needed(options: RunOptions) -> float:
     """The CPUs the run's actors reserve: the EnvActors' and the learner's."""
     cluster = options.cluster_settings
     return options.env_settings.num_envs * cluster.num_cpus_per_env_actor + cluster.learner_num_cpus
 
 
-def connect(options: RunOptions) -> RayConnection:
-    """Connects to the configured Ray cluster, or starts a local one sized for the run's actors."""
+def connect(options: RunOptions, local_cpus: float = 0.0) -> RayConnection:
+    """Connects to the configured Ray cluster, or starts a local one sized for the run's actors (and with at least
+    ``local_cpus`` CPUs: a sweep's trials at once)."""
     address = options.cluster_settings.address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return RayConnection(started_here=False, address=ray.get_runtime_context().gcs_address)
     if address:
         context = ray.init(address=address, logging_level="warning", log_to_driver=True)
         return RayConnection(started_here=False, address=str(context.address_info.get("address", address)))
-    num_cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed(options)))
+    num_cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed(options)), math.ceil(local_cpus))
     gpus = options.cluster_settings.learner_num_gpus
     context = ray.init(
         address="local",  # a new cluster for this run, even when another one runs on this machine
@@ -63,33 +119,41 @@ def learner_gpus(cluster: ClusterSettings) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0.0) >= 1.0 else 0.0
 
 
-def learner_options(cluster: ClusterSettings) -> dict[str, Any]:
-    """``.options(...)`` of the LearnerActor."""
-    options: dict[str, Any] = {
+def learner_options(options: RunOptions) -> dict[str, Any]:
+    """``.options(...)`` of the LearnerActor: in the first bundle of the run's placement group, when it has one."""
+    cluster = options.cluster_settings
+    actor: dict[str, Any] = {
         "num_cpus": cluster.learner_num_cpus,
         "num_gpus": learner_gpus(cluster),
         "max_restarts": 0,
     }
-    if cluster.learner_labels:
-        options["label_selector"] = dict(cluster.learner_labels)
-    return options
+    group = _group_strategy(options, run_bundles(options).learner_index)
+    if group is not None:
+        actor["scheduling_strategy"] = group  # the group's bundles carry the labels
+    elif cluster.learner_labels:
+        actor["label_selector"] = dict(cluster.learner_labels)
+    return actor
 
 
-def env_actor_options(cluster: ClusterSettings, editor: bool) -> dict[str, Any]:
-    """``.options(...)`` of an EnvActor: its CPUs and resources, spread over nodes (the driver's node for the
-    Editor)."""
+def env_actor_options(options: RunOptions, index: int, editor: bool) -> dict[str, Any]:
+    """``.options(...)`` of EnvActor ``index``: its CPUs and resources, spread over nodes (the driver's node for the
+    Editor), or in its bundle of the run's placement group, when it has one."""
+    cluster = options.cluster_settings
     strategy: Any = cluster.env_placement
+    group = None if editor else _group_strategy(options, run_bundles(options).env_indexes[index])
     if editor:
         strategy = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    options: dict[str, Any] = {
+    elif group is not None:
+        strategy = group
+    actor: dict[str, Any] = {
         "num_cpus": cluster.num_cpus_per_env_actor,
         "resources": dict(cluster.env_actor_resources),
         "scheduling_strategy": strategy,
         "max_restarts": 0,
     }
-    if cluster.env_actor_labels and not editor:
-        options["label_selector"] = dict(cluster.env_actor_labels)
-    return options
+    if cluster.env_actor_labels and not editor and group is None:
+        actor["label_selector"] = dict(cluster.env_actor_labels)
+    return actor
 
 
 def kill_actor(handle: Any) -> None:

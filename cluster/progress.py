@@ -104,6 +104,7 @@ class ProgressReporter:
         upload_events: uploads new events (a URI run).
         environment_scalars: more statistics written with every summary of every behavior (the curriculum's
             ``Environment/Lesson Number/<parameter>``), asked for at each summary.
+        summary_listener: called with each summary once it is written (a Tune trial reports it); None: none.
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class ProgressReporter:
         save_status: Callable[[], None],
         upload_events: Callable[[], None],
         environment_scalars: Callable[[], Mapping[str, float]] = dict,
+        summary_listener: Callable[[TrainerSummary], None] | None = None,
     ) -> None:
         self.options = options
         self.view = view
@@ -125,6 +127,7 @@ class ProgressReporter:
         self._save_status = save_status
         self._upload_events = upload_events
         self._environment_scalars = environment_scalars
+        self._summary_listener = summary_listener
         self._last_summary: dict[str, TrainerSummary] = {}
         self._last_steps: dict[str, int] = {}
         self._rates = StepRates()
@@ -214,6 +217,8 @@ class ProgressReporter:
             self.status.set_value(name, ELO_KEY, float(summary.scalars[ELO_STAT]))
             self._save_status()
         self._last_summary[name] = summary
+        if self._summary_listener is not None:
+            self._summary_listener(summary)
 
 
 def _cluster_progress(cluster: ClusterFigures, elapsed: float, learner_bound: bool) -> ClusterProgress:

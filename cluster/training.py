@@ -21,12 +21,13 @@ import logging
 import random
 import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
@@ -54,6 +55,7 @@ from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings, LearnerStart
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, absolute_location, join, redact, run_locations
+from rayagents.learner.trainer import TrainerSummary
 from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
@@ -129,20 +131,42 @@ def resolve_seed(seed: int) -> int:
     return seed if seed != -1 else random.randint(0, 9999)
 
 
+class RunWatcher(Protocol):
+    """Something beside the run that follows its summaries and may ask it to stop (a Tune trial)."""
+
+    def summary(self, summary: TrainerSummary) -> None:
+        """Called with each summary the run writes (every ``summary_freq`` steps of a behavior)."""
+
+    def stop_requested(self) -> bool:
+        """Whether the run should stop now (it saves its model and stops its players, as on Ctrl+C)."""
+
+
+class _Stopped(Exception):
+    """The run's :class:`RunWatcher` asked it to stop."""
+
+
+def _in_main_thread() -> bool:
+    """Signal handlers can be set only there; a run in another thread (a Tune trial's) is stopped by its watcher."""
+    return threading.current_thread() is threading.main_thread()
+
+
 class _StopRequest:
     """Turns the first SIGTERM (a Ray job stop, a container stop) or SIGINT into KeyboardInterrupt while training,
     and ignores the ones after it until the run has saved and stopped: a second Ctrl+C cannot cut the save short.
 
     SIGINT gets this handler even when the run was started with SIGINT ignored (a background job of a script), so
-    that Ctrl+C and ``kill -INT`` always stop the run cleanly."""
+    that Ctrl+C and ``kill -INT`` always stop the run cleanly. Outside the main thread it does nothing."""
 
     def __enter__(self) -> None:
-        self._previous_term = signal.signal(signal.SIGTERM, self._raise)
-        self._previous_int = signal.signal(signal.SIGINT, self._raise)
+        self._active = _in_main_thread()
+        if self._active:
+            self._previous_term = signal.signal(signal.SIGTERM, self._raise)
+            self._previous_int = signal.signal(signal.SIGINT, self._raise)
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGTERM, self._previous_term)
-        signal.signal(signal.SIGINT, self._previous_int)
+        if self._active:
+            signal.signal(signal.SIGTERM, self._previous_term)
+            signal.signal(signal.SIGINT, self._previous_int)
 
     @staticmethod
     def _raise(signum: int, frame: FrameType | None) -> None:
@@ -158,9 +182,16 @@ class TrainingRun:
         options: the resolved run options.
         view: where progress and messages are shown.
         command_line: the arguments the run was started with (recorded in timers.json).
+        watcher: follows the summaries and may stop the run (a Tune trial); None: none.
     """
 
-    def __init__(self, options: RunOptions, view: ConsoleView, command_line: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        view: ConsoleView,
+        command_line: Sequence[str] = (),
+        watcher: RunWatcher | None = None,
+    ) -> None:
         self.seed = resolve_seed(options.env_settings.seed)
         checkpoint = options.checkpoint_settings
         absolute = dataclasses.replace(checkpoint, results_dir=absolute_location(checkpoint.results_dir))
@@ -182,6 +213,7 @@ class TrainingRun:
         self._fleet: EnvFleet | None = None
         self._learner_restarts = 0
         self._learned = False
+        self.watcher = watcher
 
     # ---- set up --------------------------------------------------------------------------------------------------
     def _prepare_results(self) -> None:
@@ -250,6 +282,7 @@ class TrainingRun:
             self._save_status,
             self._upload_events,
             self.curriculum.lesson_scalars,
+            None if self.watcher is None else self.watcher.summary,
         )
         connection = connect(self.options)
         start = time.time()
@@ -277,10 +310,11 @@ class TrainingRun:
                     if self.options.env_settings.env_path is None:
                         self._wait_for_editor(self._fleet)
                     self._loop(self._fleet, start)
-                except KeyboardInterrupt:
+                except (KeyboardInterrupt, _Stopped) as stop:
                     interrupted = True
+                    how = "stopped by the sweep" if isinstance(stop, _Stopped) else "interrupted"
                     if self.training:
-                        self.view.log("Training was interrupted: saving the model and stopping the players.")
+                        self.view.log(f"Training was {how}: saving the model and stopping the players.")
                     else:
                         self.view.log("Stopping the players.")
                 except (
@@ -368,7 +402,7 @@ class TrainingRun:
         settings = self._learner_settings()
         if restart:
             settings = dataclasses.replace(settings, resume=True, init_path=None, restart=True)
-        learner = remote_learner().options(**learner_options(self.options.cluster_settings)).remote(
+        learner = remote_learner().options(**learner_options(self.options)).remote(
             self.options, settings
         )
         return learner, learner.start.remote()
@@ -443,6 +477,8 @@ class TrainingRun:
         next_progress = 0.0
         while True:
             polled = fleet.poll(timeout=0.2)
+            if self.watcher is not None and self.watcher.stop_requested():
+                raise _Stopped
             now = time.monotonic()
             if not (polled.training_done or polled.learner_lost or now >= next_progress):
                 continue
@@ -540,12 +576,15 @@ class _IgnoreInterrupts:
     """Holds off a second Ctrl+C while the final model is saved (it would lose what was learned)."""
 
     def __enter__(self) -> None:
-        self._int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self._term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self._active = _in_main_thread()
+        if self._active:
+            self._int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            self._term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGINT, self._int)
-        signal.signal(signal.SIGTERM, self._term)
+        if self._active:
+            signal.signal(signal.SIGINT, self._int)
+            signal.signal(signal.SIGTERM, self._term)
 
 
 def _cause(error: BaseException) -> str:
@@ -557,4 +596,4 @@ def _cause(error: BaseException) -> str:
     return str(error)
 
 
-__all__ = ["LearnerLost", "TrainingFailed", "TrainingResult", "TrainingRun"]
+__all__ = ["LearnerLost", "RunWatcher", "TrainingFailed", "TrainingResult", "TrainingRun"]

@@ -59,6 +59,9 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "127.0.0.1",
         "--dashboard-port",
         str(dashboard),
+        # The job agent's own port: its default (52365) is held by any other Ray cluster of this machine.
+        "--dashboard-agent-listen-port",
+        str(free_port()),
         "--num-cpus",
         "3",
         "--disable-usage-stats",

@@ -18,6 +18,8 @@ ALLOWED_OWN = {
     "actors": {"actors", "protocol", "configs"},
     "learner": {"learner", "protocol", "configs"},
     "cluster": {"cluster", "actors", "learner", "protocol", "configs", "sims"},
+    # RLlib's environment drives players as the EnvActors do; it trains with RLlib, never with our learner.
+    "rllib": {"rllib", "actors", "protocol", "configs"},
 }
 """For each subpackage, the subpackages of ours it may import (DESIGN.md's table)."""
 

@@ -1,0 +1,1 @@
+"""Runnable examples of RLlib on the simulation host's scenes through the wire (``python -m ...``)."""
