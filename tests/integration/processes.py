@@ -30,6 +30,15 @@ def _command_lines() -> dict[int, list[str]]:
     return found
 
 
+def sims_players_under(folder: Path) -> list[int]:
+    """The live simulation-host players whose command line names a path under ``folder`` (their log file)."""
+    return [
+        pid
+        for pid, arguments in _command_lines().items()
+        if "rayagents.sims" in arguments and any(str(folder) in argument for argument in arguments) and pid_alive(pid)
+    ]
+
+
 def ray_cluster_pids(gcs_port: int) -> list[int]:
     """The processes of the Ray cluster whose GCS listens on ``gcs_port`` and of no other cluster on this machine:
     every process that names that GCS's session (its GCS server, raylet, agents, monitors, workers) or connects to

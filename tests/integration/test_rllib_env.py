@@ -19,26 +19,12 @@ import pytest
 
 pytest.importorskip("ray.rllib")
 
-from processes import pid_alive  # noqa: E402
+from processes import sims_players_under  # noqa: E402
 
 from rayagents.rllib import UnityMultiAgentEnv, behavior_policies  # noqa: E402
 from rayagents.rllib.spaces import MASK_KEY  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-def players_logging_under(folder: Path) -> list[int]:
-    """The simulation-host players whose log file is under ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                arguments = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "rayagents.sims" in arguments and str(folder) in arguments and pid_alive(int(entry.name)):
-                found.append(int(entry.name))
-    return found
 
 
 def play_episode(env: UnityMultiAgentEnv, seed: int) -> tuple[dict[str, float], dict[str, bool], dict[str, bool], int]:
@@ -84,7 +70,7 @@ def test_cartpole_areas_are_agents_of_one_episode_that_ends_when_all_fell(tmp_pa
         assert [p.name[:9] for p in tmp_path.glob("Player-*.log")] == ["Player-0-"]
     finally:
         env.close()
-    assert players_logging_under(tmp_path) == []
+    assert sims_players_under(tmp_path) == []
 
 
 def test_the_episode_horizon_truncates_every_agent_still_playing() -> None:
@@ -136,14 +122,14 @@ def test_a_killed_player_truncates_the_episode_and_is_replaced(tmp_path: Path) -
     try:
         observations, _ = env.reset()
         env.step({"Pendulum?team=0_0": np.zeros(1, np.float32)})
-        (first,) = players_logging_under(tmp_path)
+        (first,) = sims_players_under(tmp_path)
         os.kill(first, signal.SIGKILL)
         observations, rewards, terminateds, truncateds, _ = env.step({"Pendulum?team=0_0": np.zeros(1, np.float32)})
         assert truncateds == {"Pendulum?team=0_0": True, "__all__": True} and not terminateds["__all__"]
         assert set(observations) == {"Pendulum?team=0_0"}  # the last observation before the failure
         observations, _ = env.reset()
         assert set(observations) == {"Pendulum?team=0_0"}
-        (second,) = players_logging_under(tmp_path)
+        (second,) = sims_players_under(tmp_path)
         assert second != first
     finally:
         env.close()
@@ -172,12 +158,12 @@ def test_rllib_ppo_trains_on_players_and_leaves_none(tmp_path: Path) -> None:
             assert runners["num_env_steps_sampled_lifetime"] >= 400
             assert set(runners["module_episode_returns_mean"]) == {"Predator", "Prey"}
             assert set(result["learners"]) >= {"Predator", "Prey"}
-            assert players_logging_under(tmp_path)  # the EnvRunner's player is up
+            assert sims_players_under(tmp_path)  # the EnvRunner's player is up
         finally:
             algo.stop()
     finally:
         ray.shutdown()
     deadline = time.monotonic() + 15
-    while players_logging_under(tmp_path) and time.monotonic() < deadline:
+    while sims_players_under(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert players_logging_under(tmp_path) == []
+    assert sims_players_under(tmp_path) == []

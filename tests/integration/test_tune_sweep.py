@@ -19,25 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 from learn_runs import CARTPOLE_CONFIG
-from processes import pid_alive
+from processes import sims_players_under
 
 pytestmark = pytest.mark.slow
 
 STRENGTH = "behaviors.CartPole.reward_signals.extrinsic.strength"
-
-
-def players_of(folder: Path) -> list[int]:
-    """The simulation-host players whose log goes under ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                arguments = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "rayagents.sims" in arguments and str(folder) in arguments:
-                found.append(int(entry.name))
-    return found
 
 
 def test_a_two_trial_sweep_stops_the_worse_trial_and_names_the_best(tmp_path: Path) -> None:
@@ -86,6 +72,6 @@ def test_a_two_trial_sweep_stops_the_worse_trial_and_names_the_best(tmp_path: Pa
     assert "stopped early" in output  # the summary table says how the second trial ended
 
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(pid_alive(pid) for pid in players_of(results)):
+    while time.monotonic() < deadline and sims_players_under(results):
         time.sleep(0.2)
-    assert not [pid for pid in players_of(results) if pid_alive(pid)], "a player outlived the sweep"
+    assert not sims_players_under(results), "a player outlived the sweep"
