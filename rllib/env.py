@@ -90,15 +90,14 @@ class UnityMultiAgentEnv(MultiAgentEnv):
         self._env: UnityEnvironment | None = None
         self._behaviors: dict[BehaviorName, BehaviorSpaces] = {}
         self._ended: set[str] = set()
-        self._seen: set[str] = set()
-        self._last: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}  # every agent of the episode so far: its latest observation
         self._steps = 0
         self._stats = StatsSideChannel()
         self.observation_spaces = {}
         self.action_spaces = {}
         self.possible_agents = []
         self._launch().reset()
-        self._add_agents()
+        self._add_behaviors()
         if not self._behaviors:
             raise RuntimeError(
                 f"the player {self.settings.file_name or '(Unity Editor)'} sent no behavior after a reset: it has "
@@ -151,7 +150,7 @@ class UnityMultiAgentEnv(MultiAgentEnv):
         logger.warning("the Unity player %s failed and is restarted: %s%s", self.settings.file_name, error, where)
         self._launch()
 
-    def _add_agents(self) -> None:
+    def _add_behaviors(self) -> None:
         """Declares the behaviors and the agents of this step that are new (an agent's spaces are its
         behavior's). Behaviors appear with their first deciding agent: a second team's may come a step later."""
         env = self._player()
@@ -159,7 +158,6 @@ class UnityMultiAgentEnv(MultiAgentEnv):
             if name not in self._behaviors:
                 masked = self.settings.action_masks and bool(spec.action_spec.discrete_branches)
                 self._behaviors[name] = BehaviorSpaces(spec, masked)
-        self._stats.get_and_reset_stats()  # the player's custom statistics are for mlagents-learn's TensorBoard
         for name, behavior in self._behaviors.items():
             decisions, _ = env.get_steps(name)
             for agent in decisions.agent_id:
@@ -192,7 +190,6 @@ class UnityMultiAgentEnv(MultiAgentEnv):
         ``seed`` is ignored: a Unity player takes its seed once, at launch (``env_config["seed"]``).
         """
         self._ended.clear()
-        self._seen.clear()
         self._last.clear()
         self._steps = 0
         while True:
@@ -201,10 +198,7 @@ class UnityMultiAgentEnv(MultiAgentEnv):
                 break
             except UnityException as error:
                 self._player_failed(error)
-        self._add_agents()
-        observations, _, _, _ = self._read(include_terminal=False)
-        self._last.update(observations)
-        self._seen.update(observations)
+        observations, _, _, _ = self._observe(include_terminal=False)
         self.agents = list(observations)
         return observations, {}
 
@@ -230,11 +224,8 @@ class UnityMultiAgentEnv(MultiAgentEnv):
             self._player_failed(error)
             return self._cut_short()
         self._steps += 1
-        self._add_agents()
-        observations, rewards, terminateds, truncateds = self._read(include_terminal=True)
-        self._last.update(observations)
-        self._seen.update(observations)
-        everyone_ended = self._seen <= self._ended
+        observations, rewards, terminateds, truncateds = self._observe(include_terminal=True)
+        everyone_ended = self._last.keys() <= self._ended
         horizon = self._steps >= self.settings.episode_horizon and not everyone_ended
         if horizon:
             truncateds.update({a: True for a in observations if not terminateds.get(a)})
@@ -247,16 +238,19 @@ class UnityMultiAgentEnv(MultiAgentEnv):
         self,
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
         """The episode's end at a player failure: every agent still in it is truncated at its last observation."""
-        open_agents = sorted(self._seen - self._ended)
+        open_agents = sorted(self._last.keys() - self._ended)
         observations = {a: self._last[a] for a in open_agents}
         truncateds = {a: True for a in open_agents}
         truncateds[ALL] = True
         return observations, {a: 0.0 for a in open_agents}, {ALL: False}, truncateds, {}
 
-    def _read(
+    def _observe(
         self, include_terminal: bool
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool]]:
-        """This step's observations, rewards and ends of the agents still in the episode."""
+        """This step's observations, rewards and ends of the agents still in the episode (new behaviors and
+        agents declared, each agent's latest observation kept)."""
+        self._add_behaviors()
+        self._stats.get_and_reset_stats()  # the player's custom statistics are for mlagents-learn's TensorBoard
         env = self._player()
         observations: dict[str, Any] = {}
         rewards: dict[str, float] = {}
@@ -267,6 +261,7 @@ class UnityMultiAgentEnv(MultiAgentEnv):
             if include_terminal:
                 self._read_terminals(name, behavior, terminals, observations, rewards, terminateds, truncateds)
             self._read_decisions(name, behavior, decisions, observations, rewards)
+        self._last.update(observations)
         return observations, rewards, terminateds, truncateds
 
     def _read_terminals(
