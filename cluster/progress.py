@@ -157,6 +157,10 @@ class ProgressReporter:
             if records != tuple(self.status.checkpoints(name)):
                 self.status.set_checkpoints(name, records)
                 self._save_status()
+        for name, elo in progress.elos.items():
+            if self.status.value(name, ELO_KEY) != elo:
+                self.status.set_value(name, ELO_KEY, elo)
+                self._save_status()
         if progress.summaries:
             self._upload_events()
         if cluster is not None:
@@ -213,9 +217,6 @@ class ProgressReporter:
                 summary.scalars.get(ELO_STAT),
             )
         )
-        if ELO_STAT in summary.scalars:
-            self.status.set_value(name, ELO_KEY, float(summary.scalars[ELO_STAT]))
-            self._save_status()
         self._last_summary[name] = summary
         if self._summary_listener is not None:
             self._summary_listener(summary)

@@ -48,7 +48,7 @@ from rayagents.cluster.demo_paths import resolve_demo_paths
 from rayagents.cluster.progress import ClusterFigures, ProgressReporter
 from rayagents.cluster.tensorboard import TensorBoardWriter
 from rayagents.cluster.timers import GaugeRecorder, write_timers
-from rayagents.cluster.training_status import TrainingStatus
+from rayagents.cluster.training_status import ELO_KEY, TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
 from rayagents.learner.checkpoints import CheckpointStore
 from rayagents.learner.learner_actor import remote_learner
@@ -526,6 +526,8 @@ class TrainingRun:
                     saved: LearnerProgress = ray.get(learner.progress.remote(), timeout=timeout)
                     for name, records in saved.checkpoints.items():
                         self.status.set_checkpoints(name, records)
+                    for name, elo in saved.elos.items():
+                        self.status.set_value(name, ELO_KEY, elo)
                 except (GetTimeoutError, RayActorError, RayTaskError) as error:
                     self.view.log(f"error: the final model could not be saved: {_cause(error)}")
                     self._reconcile_checkpoints()

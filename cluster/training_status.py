@@ -42,7 +42,7 @@ FINAL_CHECKPOINT_KEY = "final_checkpoint"
 """A behavior's final model (the ``<behavior>.onnx`` at the top of the run's folder)."""
 
 ELO_KEY = "elo"
-"""A self-play behavior's ELO (the mean of its last summary period), as ML-Agents writes it."""
+"""A self-play behavior's ELO when its latest checkpoint was written, as ML-Agents' ghost trainer saves it."""
 
 LESSON_KEY = "lesson_num"
 """An environment parameter's current curriculum lesson."""

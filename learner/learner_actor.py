@@ -104,6 +104,7 @@ class LearnerActor:
         self._publisher = WeightsPublisher()
         self._self_play = SelfPlay(self._publisher, settings.seed)
         self._summaries: list[TrainerSummary] = []
+        self._saved_elos: dict[str, float] = {}
         self._messages: list[str] = []
         self._training_done = False
         self._lock = threading.RLock()
@@ -278,7 +279,15 @@ class LearnerActor:
         while trainer.should_summarize:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
-            trainer.save_checkpoint(self._store(trainer))
+            self._save_checkpoint(trainer, self._store(trainer))
+
+    def _save_checkpoint(self, trainer: Trainer, store: CheckpointStore) -> CheckpointRecord:
+        """Writes ``trainer``'s checkpoint and notes its league's ELO as saved in it."""
+        record = trainer.save_checkpoint(store)
+        league = self._self_play.league_of(trainer.behavior_name)
+        if league is not None:
+            self._saved_elos[trainer.behavior_name] = league.current_elo
+        return record
 
     def _store(self, trainer: Trainer) -> CheckpointStore:
         """The trainer's checkpoints: ``<write_path>/<name>``."""
@@ -338,6 +347,7 @@ class LearnerActor:
             ),
             summaries=summaries,
             checkpoints={name: tuple(t.checkpoints) for name, t in self._trainers.items()},
+            elos=dict(self._saved_elos),
             training_done=self._all_done(),
             messages=messages,
             throttled_s=self._throttled_s,
@@ -363,7 +373,7 @@ class LearnerActor:
                 store = self._store(trainer)
                 latest = trainer.checkpoints[-1] if trainer.checkpoints else None
                 if latest is None or latest.steps != trainer.step or not self._stored(latest.file_path):
-                    latest = trainer.save_checkpoint(store)
+                    latest = self._save_checkpoint(trainer, store)
                 finals[name] = store.write_final_model(latest, join(self.settings.write_path, f"{name}.onnx"))
         return finals
 

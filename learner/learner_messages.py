@@ -89,6 +89,8 @@ class LearnerProgress:
     """Every trainer has reached its ``max_steps`` (never in inference)."""
     messages: tuple[str, ...]
     """Warnings for the console since the last call."""
+    elos: Mapping[str, float] = field(default_factory=dict)
+    """Each self-play behavior's ELO as saved in its latest checkpoint (what ``--resume`` continues from)."""
     throttled_s: float = 0.0
     """Seconds the EnvActors' submits have waited, over the learner's life, for the trainers to catch up on the
     updates due (SAC's ``steps_per_update``): a share of wall time near 1 means the learner sets the pace."""

@@ -69,7 +69,6 @@ def test_connect_four_self_play_reports_elo_changes_teams_and_resumes_the_league
     assert [step for step, _ in tensorboard_elo] == [1000, 2000, 3000]
     assert [round(value, 3) for _, value in tensorboard_elo] == [elo for _, elo in elo_lines]
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
-    assert status[BEHAVIOR]["elo"] == pytest.approx(tensorboard_elo[-1][1])
 
     # Only the learning team's steps count; the other team's are ghost steps, not dropped ones (a few in flight at
     # each team change are acted by weights too old to train on).
@@ -83,7 +82,7 @@ def test_connect_four_self_play_reports_elo_changes_teams_and_resumes_the_league
     snapshots = int(saved["counters"][6])
     assert snapshots == 3, saved["counters"]  # the window is full: 3,000 steps / save_steps 400
     elos = saved["elos"].tolist()
-    assert elos[-1] == pytest.approx(status[BEHAVIOR]["elo"], abs=5.0)
+    assert elos[-1] == pytest.approx(status[BEHAVIOR]["elo"])  # the ELO saved with the final checkpoint
 
     code, output = learn(tmp_path, 5000, "--resume")
     assert code == 0, output
