@@ -23,6 +23,13 @@ from ray.exceptions import RayActorError
 from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
+from rayagents.cluster.ray_address import (
+    ClusterConnectionError,
+    check_cluster,
+    enable_token_auth,
+    not_connected_message,
+    parse_address,
+)
 from rayagents.configs import ClusterSettings, RunOptions
 
 
@@ -94,12 +101,20 @@ def cpus_needed(options: RunOptions) -> float:
 def connect(options: RunOptions, local_cpus: float = 0.0) -> RayConnection:
     """Connects to the configured Ray cluster, or starts a local one sized for the run's actors (and with at least
     ``local_cpus`` CPUs: a sweep's trials at once)."""
-    address = options.cluster_settings.address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return RayConnection(started_here=False, address=ray.get_runtime_context().gcs_address)
-    if address:
-        context = ray.init(address=address, logging_level="warning", log_to_driver=True)
-        return RayConnection(started_here=False, address=str(context.address_info.get("address", address)))
+    given = options.cluster_settings.address
+    text = given or os.environ.get("RAY_ADDRESS")
+    if text:
+        address = parse_address(text, "--address" if given else "RAY_ADDRESS")
+        enable_token_auth()
+        check_cluster(address)
+        try:
+            context = ray.init(address=text, logging_level="warning", log_to_driver=True)
+        except ConnectionError as error:
+            raise ClusterConnectionError(not_connected_message(address, error)) from None
+        info = getattr(context, "address_info", {})  # a Ray Client context has none
+        return RayConnection(started_here=False, address=str(info.get("address", text)))
     num_cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed(options)), math.ceil(local_cpus))
     gpus = options.cluster_settings.learner_num_gpus
     context = ray.init(

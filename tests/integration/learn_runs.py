@@ -161,8 +161,9 @@ def start_learn(
     """Starts ``rayagents-learn ARGS`` in ``cwd`` in a new session, with ``extra_env`` over this environment."""
     output_path = cwd / f"{name}.out"
     handle = open(output_path, "wb")
-    env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1", **(extra_env or {}))
-    env.pop("RAY_ADDRESS", None)
+    env = dict(os.environ, COLUMNS="200", PYTHONUNBUFFERED="1")
+    env.pop("RAY_ADDRESS", None)  # a run names its cluster itself (extra_env may)
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "rayagents.cluster.cli", *args],
         cwd=cwd,
