@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ from rayagents.cluster.ray_address import (
     parse_address,
 )
 from rayagents.configs import ClusterSettings, RunOptions
+
+NODE_ID_LABEL = "ray.io/node-id"
+"""The label Ray gives every node: its node id."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,10 @@ def learner_gpus(cluster: ClusterSettings) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0.0) >= 1.0 else 0.0
 
 
-def learner_options(options: RunOptions) -> dict[str, Any]:
-    """``.options(...)`` of the LearnerActor: in the first bundle of the run's placement group, when it has one."""
+def learner_options(options: RunOptions, avoid_node: str | None = None) -> dict[str, Any]:
+    """``.options(...)`` of the LearnerActor: in the first bundle of the run's placement group, when it has one;
+    elsewhere than node ``avoid_node`` (a lost learner's node that no longer answers but that Ray has not yet
+    marked dead, whose resources it would still hand out), when given."""
     cluster = options.cluster_settings
     actor: dict[str, Any] = {
         "num_cpus": cluster.learner_num_cpus,
@@ -145,9 +151,28 @@ def learner_options(options: RunOptions) -> dict[str, Any]:
     group = _group_strategy(options, run_bundles(options).learner_index)
     if group is not None:
         actor["scheduling_strategy"] = group  # the group's bundles carry the labels
-    elif cluster.learner_labels:
-        actor["label_selector"] = dict(cluster.learner_labels)
+    else:
+        selector = dict(cluster.learner_labels or {})
+        if avoid_node is not None:
+            selector[NODE_ID_LABEL] = f"!{avoid_node}"
+        if selector:
+            actor["label_selector"] = selector
     return actor
+
+
+def node_answers(node_id: str, timeout_s: float = 1.0) -> bool:
+    """Whether the raylet of node ``node_id`` accepts a connection (a node that is gone answers nothing, seconds
+    before Ray's health checks mark it dead); True for a node Ray does not list."""
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            if not node.get("Alive", False):
+                return False
+            try:
+                with socket.create_connection((node["NodeManagerAddress"], int(node["NodeManagerPort"])), timeout_s):
+                    return True
+            except OSError:
+                return False
+    return True
 
 
 def env_actor_options(options: RunOptions, index: int, editor: bool) -> dict[str, Any]:

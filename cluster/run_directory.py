@@ -65,8 +65,9 @@ def prepare_run_location(checkpoint: CheckpointSettings, locations: RunLocations
       another --run-id).
     - resume (or the deprecated load_model) and write_path missing: ConfigError (nothing to resume).
     - initialize_from names a run whose folder is missing: ConfigError.
-    - force on an existing folder keeps the folder and its files (they are overwritten in place, as ML-Agents
-      does) but deletes the old TensorBoard event files under it, unless resume is also set.
+    - force on an existing folder keeps the folder and its other files (they are overwritten in place, as
+      ML-Agents does) but deletes the old TensorBoard event files and the old models and checkpoints under it
+      (a learner restarted mid-run restores the newest checkpoint it finds), unless resume is also set.
 
     Inference runs (``checkpoint.inference``) follow the same rules: running a trained run's policies needs
     ``--resume`` as in mlagents-learn, so there is no separate parameter for it. An error of the storage itself
@@ -107,6 +108,7 @@ def _check_and_make(checkpoint: CheckpointSettings, locations: RunLocations, sto
         )
     if has_content and checkpoint.force and not resume:
         storage.delete_event_files(write_path)
+        storage.delete_model_files(write_path)  # a restarted learner must never restore the overwritten run
     storage.make_dirs(write_path)
     storage.make_dirs(locations.run_logs)
 

@@ -37,7 +37,7 @@ from rayagents.actors.env_actor import PlayerFailedError
 from rayagents.cluster.console import ConsoleView
 from rayagents.cluster.curriculum import BehaviorFigures, Curriculum, lesson_line
 from rayagents.cluster.fleet import EnvActorLost, EnvFleet
-from rayagents.cluster.placement import RayConnection, connect, kill_actor, learner_options
+from rayagents.cluster.placement import RayConnection, connect, kill_actor, learner_options, node_answers
 from rayagents.cluster.run_directory import (
     open_results_storage,
     player_log_folder,
@@ -212,6 +212,7 @@ class TrainingRun:
         self._learner: Any = None
         self._fleet: EnvFleet | None = None
         self._learner_restarts = 0
+        self._learner_node: str | None = None
         self._learned = False
         self.watcher = watcher
 
@@ -398,13 +399,15 @@ class TrainingRun:
         return learner
 
     def _create_learner(self, restart: bool) -> tuple[Any, Any]:
-        """Creates the LearnerActor and asks it to start; returns its handle and the start call's reference."""
+        """Creates the LearnerActor and asks it to start; returns its handle and the start call's reference. A
+        restarted one avoids the lost learner's node when that node no longer answers (a reclaimed machine)."""
         settings = self._learner_settings()
+        avoid = None
         if restart:
             settings = dataclasses.replace(settings, resume=True, init_path=None, restart=True)
-        learner = remote_learner().options(**learner_options(self.options)).remote(
-            self.options, settings
-        )
+            if self._learner_node is not None and not node_answers(self._learner_node):
+                avoid = self._learner_node
+        learner = remote_learner().options(**learner_options(self.options, avoid)).remote(self.options, settings)
         return learner, learner.start.remote()
 
     def _await_learner(self, learner: Any, starting: Any) -> None:
@@ -416,6 +419,7 @@ class TrainingRun:
             if isinstance(error.cause, FileNotFoundError):  # the learner's node cannot see the results: refused
                 raise ConfigError(str(error.cause)) from error
             raise
+        self._learner_node = started.node_id
         self.view.log(f"learner (pid {started.pid}) on node {started.node_id}, torch device {started.device}")
 
     def _restart_learner(self, fleet: EnvFleet, lost: RayActorError) -> None:

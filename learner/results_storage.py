@@ -393,10 +393,19 @@ class ResultsStorage:
 
     def delete_event_files(self, folder: str) -> list[str]:
         """Deletes every TensorBoard event file under ``folder`` (any depth); returns the locations deleted."""
+        return self._delete_files(folder, lambda name: name.startswith(EVENT_FILE_PREFIX))
+
+    def delete_model_files(self, folder: str) -> list[str]:
+        """Deletes every model and checkpoint file (``.onnx``, ``.pt``) under ``folder`` (any depth); returns the
+        locations deleted."""
+        return self._delete_files(folder, lambda name: name.endswith((".onnx", ".pt")))
+
+    def _delete_files(self, folder: str, chosen: Callable[[str], bool]) -> list[str]:
+        """Deletes the files under ``folder`` (any depth) whose name is ``chosen``; returns the locations deleted."""
         deleted = []
         for location in list(self.list_files(folder)):
             name = self._path(location).rsplit("/", 1)[-1]
-            if name.startswith(EVENT_FILE_PREFIX):
+            if chosen(name):
                 with self._errors("delete", location):
                     self._filesystem.delete_file(self._path(location))
                 deleted.append(location)

@@ -70,16 +70,20 @@ def _old_run(tmp_path: Path) -> Path:
     run = tmp_path / "results" / "demo"
     (run / "Walker").mkdir(parents=True)
     (run / "Walker" / "checkpoint.pt").write_bytes(b"weights")
+    (run / "Walker" / "Walker-30000.pt").write_bytes(b"weights")
+    (run / "Walker" / "Walker-30000.onnx").write_bytes(b"model")
+    (run / "Walker.onnx").write_bytes(b"model")
     (run / "Walker" / "events.out.tfevents.1.host").write_bytes(b"old")
     (run / "events.out.tfevents.2.host").write_bytes(b"old")
+    (run / "configuration.yaml").write_text("old: options")
     return run
 
 
-def test_force_keeps_the_folder_but_deletes_old_event_files(tmp_path: Path) -> None:
+def test_force_keeps_the_folder_but_deletes_old_event_files_models_and_checkpoints(tmp_path: Path) -> None:
     run = _old_run(tmp_path)
     prepare_run_directory(settings(tmp_path, force=True))
-    assert (run / "Walker" / "checkpoint.pt").read_bytes() == b"weights"
-    assert list(run.rglob("events.out.tfevents.*")) == []
+    # A learner restarted mid-run restores the newest checkpoint it finds: none of the overwritten run's remain.
+    assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["configuration.yaml"]
     assert (run / "run_logs").is_dir()
 
 
