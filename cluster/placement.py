@@ -24,13 +24,7 @@ from ray.exceptions import RayActorError
 from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
-from rayagents.cluster.ray_address import (
-    ClusterConnectionError,
-    check_cluster,
-    enable_token_auth,
-    not_connected_message,
-    parse_address,
-)
+from rayagents.cluster.ray_address import check_cluster, enable_token_auth, init_ray, parse_address
 from rayagents.configs import ClusterSettings, RunOptions
 
 NODE_ID_LABEL = "ray.io/node-id"
@@ -113,10 +107,7 @@ def connect(options: RunOptions, local_cpus: float = 0.0) -> RayConnection:
         address = parse_address(text, "--address" if given else "RAY_ADDRESS")
         enable_token_auth()
         check_cluster(address)
-        try:
-            context = ray.init(address=text, logging_level="warning", log_to_driver=True)
-        except ConnectionError as error:
-            raise ClusterConnectionError(not_connected_message(address, error)) from None
+        context = init_ray(address)
         info = getattr(context, "address_info", {})  # a Ray Client context has none
         return RayConnection(started_here=False, address=str(info.get("address", text)))
     num_cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed(options)), math.ceil(local_cpus))

@@ -6,15 +6,18 @@ Ray turns token authentication on by itself only for a cluster it finds (``auto`
 requires one, retries for 20 s before a traceback. Here the token is used wherever Ray would find it
 (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), and the cluster is checked before
 ``ray.init``: a head that does not answer, or that refuses the token, is one :class:`ClusterConnectionError` that
-says which and what to set, within seconds.
+says which and what to set, within seconds (Ray's own connect retries for 20 s, 30 s through Ray Client, then
+says only that it could not connect).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rayagents.configs.errors import ConfigError
 
@@ -28,6 +31,9 @@ DEFAULT_TOKEN_FILE = Path("~/.ray/auth_token")
 """Where ``ray start`` and ``ray get-auth-token --generate`` keep the token."""
 CLIENT_SCHEME = "ray://"
 """The prefix of a Ray Client address (the head's client server, port 10001 by default)."""
+CLIENT_ATTEMPTS = 3
+"""How often a Ray Client connection is tried: its server sometimes fails to start a driver's session (a fresh
+head's first one, most often) and the next try succeeds."""
 PROBE_TIMEOUT_S = 5.0
 """How long the head may take to accept a connection before it counts as unreachable."""
 SETTINGS_HINT = "set --address (or RAY_ADDRESS) to the head's HOST:PORT (6379 by default) or ray://HOST:10001"
@@ -91,7 +97,7 @@ def enable_token_auth() -> str | None:
 
 def check_cluster(address: ClusterAddress, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Raises ClusterConnectionError when the head at ``address`` does not accept a connection within
-    ``timeout_s``, or (for a GCS address) refuses this machine's token. ``auto`` is left to Ray."""
+    ``timeout_s``, or refuses this machine's token (its GCS, or its Ray Client server). ``auto`` is left to Ray."""
     if address.kind == "auto":
         return
     where = f"{address.host}:{address.port}"
@@ -106,6 +112,8 @@ def check_cluster(address: ClusterAddress, timeout_s: float = PROBE_TIMEOUT_S) -
         ) from None
     if address.kind == "gcs":
         _check_token(address)
+    else:
+        _check_client_token(address)
 
 
 def _check_token(address: ClusterAddress) -> None:
@@ -123,6 +131,28 @@ def _check_token(address: ClusterAddress) -> None:
         raise ClusterConnectionError(
             f"{address.text} answered but not as a Ray head ({str(error).splitlines()[0]}); {SETTINGS_HINT}"
         ) from None
+
+
+def _check_client_token(address: ClusterAddress) -> None:
+    """Pings the head's Ray Client server with this process's authentication; ClusterConnectionError if it is
+    refused (Ray's own connect would retry for 30 s before saying only that it timed out)."""
+    import grpc
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
+
+    channel = init_grpc_channel(f"{address.host}:{address.port}", asynchronous=False)
+    try:
+        request = ray_client_pb2.ClusterInfoRequest(type=ray_client_pb2.ClusterInfoType.PING)
+        ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(request, timeout=PROBE_TIMEOUT_S)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ClusterConnectionError(refused_message(address.text)) from None
+        raise ClusterConnectionError(
+            f"{address.text} answered but not as a Ray Client server ({error.code().name}: {error.details()}); "
+            f"{SETTINGS_HINT}"
+        ) from None
+    finally:
+        channel.close()
 
 
 def refused_message(address: str) -> str:
@@ -147,6 +177,23 @@ def refused_message(address: str) -> str:
     )
 
 
+def init_ray(address: ClusterAddress) -> Any:
+    """``ray.init`` on ``address`` (after :func:`check_cluster`), trying a Ray Client address up to
+    :data:`CLIENT_ATTEMPTS` times; returns Ray's context, or raises ClusterConnectionError saying what happened."""
+    import ray
+
+    attempts = CLIENT_ATTEMPTS if address.kind == "client" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return ray.init(address=address.text, logging_level="warning", log_to_driver=True)
+        except ConnectionError as error:
+            ray.shutdown()
+            if attempt == attempts:
+                raise ClusterConnectionError(not_connected_message(address, error)) from None
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def not_connected_message(address: ClusterAddress, error: Exception) -> str:
     """What to say when ``ray.init`` could not connect to ``address`` after :func:`check_cluster` let it through."""
     said = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -154,7 +201,8 @@ def not_connected_message(address: ClusterAddress, error: Exception) -> str:
         return f"no Ray cluster was found on this machine for --address auto ({said}); {SETTINGS_HINT}"
     if address.kind == "client":
         return (
-            f"the Ray Client server at {address.text} answered but did not let this driver in ({said}); the usual "
-            f"cause is the token: {refused_message(address.text)}"
+            f"the Ray Client server at {address.text} accepted this machine's token but could not start this "
+            f"driver's session {CLIENT_ATTEMPTS} times ({said}); its log is ray_client_server.err in the head's "
+            f"Ray session folder (/tmp/ray/session_latest/logs)"
         )
     return f"could not connect to the Ray cluster at {address.text} ({said}); {SETTINGS_HINT}"

@@ -88,12 +88,14 @@ def test_a_run_trains_on_a_token_cluster_however_it_is_named(head: Head, tmp_pat
     assert (tmp_path / "results" / how / "CartPole.onnx").is_file()
 
 
-def test_a_wrong_token_is_one_line_naming_where_it_was_read(head: Head, tmp_path: Path) -> None:
-    code, output, seconds = learn(tmp_path, "wrong", client_env(head, RAY_AUTH_TOKEN="not-the-head-token"),
-                                  "--address", f"127.0.0.1:{head.gcs_port}")  # fmt: skip
+@pytest.mark.parametrize("how", ["gcs", "client"])
+def test_a_wrong_token_is_one_line_naming_where_it_was_read(head: Head, tmp_path: Path, how: str) -> None:
+    address = f"127.0.0.1:{head.gcs_port}" if how == "gcs" else f"ray://127.0.0.1:{head.client_port}"
+    code, output, seconds = learn(tmp_path, f"wrong-{how}", client_env(head, RAY_AUTH_TOKEN="not-the-head-token"),
+                                  "--address", address)  # fmt: skip
     assert code == 2, output
-    assert f"error: the Ray cluster at 127.0.0.1:{head.gcs_port} refused the authentication token read from " \
-           "RAY_AUTH_TOKEN" in output, output  # fmt: skip
+    assert f"error: the Ray cluster at {address} refused the authentication token read from RAY_AUTH_TOKEN" \
+           in output, output  # fmt: skip
     assert "Traceback" not in output and seconds < FAST_FAILURE_S, (seconds, output)
 
 
