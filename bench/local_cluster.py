@@ -230,10 +230,10 @@ class LocalAutoscalingCluster:
         with open(self.folder / "head.out", "wb") as output:
             subprocess.run(command, env=env, check=True, stdout=output, stderr=subprocess.STDOUT, timeout=120)
 
-    def stop(self) -> None:
-        """Stops the head and every node it launched."""
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stops the head and every node it launched (SIGKILL to what is left after ``timeout_s``)."""
         if self.gcs_port:
-            stop_ray_cluster(self.gcs_port)
+            stop_ray_cluster(self.gcs_port, timeout_s)
 
     def nodes(self) -> list[NodeRecord]:
         """Every node the cluster has had, as its GCS records them (asked from a process of its own: Ray keeps

@@ -33,7 +33,13 @@ from rayagents.actors.env_actor import (
     PlayerInfo,
     PolicyFactory,
 )
-from rayagents.cluster.placement import env_actor_bundle, env_actor_options, in_placement_group, kill_actor
+from rayagents.cluster.placement import (
+    env_actor_bundle,
+    env_actor_options,
+    in_placement_group,
+    kill_actor,
+    node_answers,
+)
 from rayagents.configs import RunOptions, TrainerSettings
 from rayagents.learner.registry import play_rules
 from rayagents.protocol.exceptions import first_line
@@ -127,6 +133,8 @@ class _Member:
     report: CollectReport | None = None
     earlier_lost_steps: int = 0
     earlier_player_restarts: int = 0
+    node_id: str | None = None
+    """The node the actor started on (or, until a replacement starts, the node its lost predecessor was on)."""
 
 
 class EnvFleet:
@@ -189,9 +197,9 @@ class EnvFleet:
         """The start call of EnvActor 0 (the Editor's listener waits on it)."""
         return self._members[0].start_ref
 
-    def _new_actor(self, index: int) -> Any:
+    def _new_actor(self, index: int, avoid_node: str | None = None) -> Any:
         editor = self.options.env_settings.env_path is None
-        remote = ray.remote(EnvActor).options(**env_actor_options(self.options, index, editor))
+        remote = ray.remote(EnvActor).options(**env_actor_options(self.options, index, editor, avoid_node))
         settings = env_actor_settings(self.options, index, self.seed, self.log_folder, self._lessons)
         return remote.remote(settings, self._learner, self.policy_factory)
 
@@ -235,6 +243,7 @@ class EnvFleet:
             if kind == "start":
                 member.start_ref = None
                 member.up = True
+                member.node_id = result.node_id
                 self._log_start(result)
                 continue
             member.collect_ref = None
@@ -292,13 +301,16 @@ class EnvFleet:
             member.earlier_player_restarts += member.report.player_restarts
         self.log(f"warning: env actor {index} was lost and is replaced ({first_line(lost)})")
         kill_actor(member.handle)
-        handle = self._new_actor(index)
+        # Ray hands out a reclaimed node's resources until its health checks fail: avoid a node that is gone.
+        gone = member.node_id if member.node_id is not None and not node_answers(member.node_id) else None
+        handle = self._new_actor(index, gone)
         self._members[index] = _Member(
             handle=handle,
             start_ref=handle.start.remote(),
             replacements=member.replacements + 1,
             earlier_lost_steps=member.earlier_lost_steps,
             earlier_player_restarts=member.earlier_player_restarts,
+            node_id=gone,
         )
 
     # ---- a restarted learner -------------------------------------------------------------------------------------

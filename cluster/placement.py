@@ -166,9 +166,10 @@ def node_answers(node_id: str, timeout_s: float = 1.0) -> bool:
     return True
 
 
-def env_actor_options(options: RunOptions, index: int, editor: bool) -> dict[str, Any]:
+def env_actor_options(options: RunOptions, index: int, editor: bool, avoid_node: str | None = None) -> dict[str, Any]:
     """``.options(...)`` of EnvActor ``index``: its CPUs and resources, spread over nodes (the driver's node for the
-    Editor), or in its bundle of the run's placement group, when it has one."""
+    Editor), or in its bundle of the run's placement group, when it has one; elsewhere than node ``avoid_node`` (a
+    lost predecessor's node that no longer answers), when given."""
     cluster = options.cluster_settings
     strategy: Any = cluster.env_placement
     group = None if editor else _group_strategy(options, run_bundles(options).env_indexes[index])
@@ -182,8 +183,12 @@ def env_actor_options(options: RunOptions, index: int, editor: bool) -> dict[str
         "scheduling_strategy": strategy,
         "max_restarts": 0,
     }
-    if cluster.env_actor_labels and not editor and group is None:
-        actor["label_selector"] = dict(cluster.env_actor_labels)
+    if not editor and group is None:
+        selector = dict(cluster.env_actor_labels or {})
+        if avoid_node is not None:
+            selector[NODE_ID_LABEL] = f"!{avoid_node}"
+        if selector:
+            actor["label_selector"] = selector
     return actor
 
 

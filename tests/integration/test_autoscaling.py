@@ -4,10 +4,10 @@ type (a fake GPU), and releases them when idle.
 
 - Scale-up: a run that needs 4 EnvActors makes the autoscaler launch player nodes; training starts with the
   first EnvActor and the others join as their nodes arrive, each on a node of its own.
-- Scale-down: after the run the player nodes go idle and are released, with nothing of the run left on them.
 - Preemption: a player node killed mid-run (a spot reclaim) → its EnvActor comes back on a new node; the learner's
-  node killed → the learner restarts from the latest checkpoint on a new node, losing at most one
+  node killed (another run) → the learner restarts from the latest checkpoint on a new node, losing at most one
   ``checkpoint_interval`` of steps. Both runs complete.
+- Scale-down: after the run the player nodes go idle and are released, with nothing of the run left on them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from bench.local_cluster import LocalAutoscalingCluster, NodeType
 
 pytestmark = pytest.mark.slow
 
-PLAYER = NodeType("player", {"CPU": 1, "unity_player": 1}, max_workers=4)
+# One player node more than the run needs: a reclaimed cloud machine leaves the provider's books at once, but the
+# fake provider keeps a killed node listed (holding its slot), so the replacement needs a free one.
+PLAYER = NodeType("player", {"CPU": 1, "unity_player": 1}, max_workers=5)
 LEARNER = NodeType("learner", {"CPU": 1, "GPU": 1}, max_workers=2)
 ENV_ACTOR_NODE = re.compile(r"env actor (\d+) \(pid \d+\) on .*node (\w+)\): player pid")
 LEARNER_NODE = re.compile(r"learner \(pid \d+\) on node (\w+)")
@@ -40,29 +42,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAutoscali
     try:
         yield head
     finally:
-        head.stop()
+        head.stop(timeout_s=10)
         assert not ray_cluster_pids(head.gcs_port), "the cluster's processes outlived it"
 
 
-def learn(cluster: LocalAutoscalingCluster, tmp_path: Path, name: str, num_envs: int, *more: str,
-          **overrides: object) -> LearnProcess:  # fmt: skip
+@pytest.fixture
+def runs() -> Iterator[list[LearnProcess]]:
+    """The test's runs, killed at its end if one is still running (a test that failed half-way)."""
+    started: list[LearnProcess] = []
+    yield started
+    for run in started:
+        run.kill_if_running()
+
+
+def learn(runs: list[LearnProcess], cluster: LocalAutoscalingCluster, tmp_path: Path, name: str, num_envs: int,
+          *more: str, **overrides: object) -> LearnProcess:  # fmt: skip
     config = write_cartpole_config(tmp_path / f"{name}.yaml", **overrides)
     args = [str(config), "--env", "sim:CartPole", "--num-envs", str(num_envs), "--min-envs", "1", "--seed", "3",
             "--results-dir", str(tmp_path / "results"), "--run-id", name, "--address", cluster.address,
             "--env-actor-resources", '{"unity_player": 1}', *more]  # fmt: skip
-    return start_learn(args, tmp_path, name, cluster.client_env())
-
-
-def wait_for_step(run: LearnProcess, step: int, timeout_s: float = 180) -> str:
-    """The run's output once a summary at ``step`` or later is shown."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        output = run.output
-        if any(int(found) >= step for found in STEP.findall(output)):
-            return output
-        assert run.process.poll() is None, output
-        time.sleep(0.5)
-    raise AssertionError(f"no summary at step {step} within {timeout_s} s:\n{run.output}")
+    runs.append(start_learn(args, tmp_path, name, cluster.client_env()))
+    return runs[-1]
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -74,53 +74,47 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
     raise AssertionError(f"{what} within {timeout_s} s")
 
 
-def test_player_nodes_are_launched_for_the_env_actors_and_released_after_the_run(
-    cluster: LocalAutoscalingCluster, tmp_path: Path
+def test_player_nodes_are_launched_for_the_env_actors_a_reclaimed_one_is_replaced_and_all_are_released(
+    cluster: LocalAutoscalingCluster, tmp_path: Path, runs: list[LearnProcess]
 ) -> None:
     assert cluster.workers("unity_player") == []  # the player node type starts empty
     started = time.time()
-    run = learn(cluster, tmp_path, "up", 4, max_steps=6000)
-    assert run.wait(300) == 0, run.output
+    run = learn(runs, cluster, tmp_path, "up", 4, max_steps=100_000)  # stopped with Ctrl+C once all is seen
+    run.wait_for_step(3000, 180)
     output = run.output
     # Training starts with the first EnvActor; the others join as their nodes arrive, one EnvActor per node.
     first = re.search(r"training starts with (\d) of 4 env actors up", output)
     assert first and int(first.group(1)) < 4, output
-    nodes = dict(ENV_ACTOR_NODE.findall(output))
-    assert sorted(nodes) == ["0", "1", "2", "3"] and len(set(nodes.values())) == 4, output
-    launched = {node.node_id: node for node in cluster.workers("unity_player", alive=False)}
-    assert set(nodes.values()) <= set(launched), (nodes, launched)
-    assert all(launched[node].start_s >= started for node in nodes.values())
-    assert "env actors: 4 up, 0 starting, 4 total" in output, output
+    run.wait_for("env actors: 4 up, 0 starting, 4 total", 120)
+    nodes = dict(ENV_ACTOR_NODE.findall(run.output))
+    assert sorted(nodes) == ["0", "1", "2", "3"] and len(set(nodes.values())) == 4, run.output
+    launched = {node.node_id: node for node in cluster.workers("unity_player")}
+    assert set(nodes.values()) == set(launched) and all(n.start_s >= started for n in launched.values()), launched
+    # A spot reclaim: every process of EnvActor 0's node killed at once. It comes back on a node launched for it,
+    # and training goes on.
+    seen = len(run.output)
+    assert cluster.preempt(nodes["0"]) > 0
+    run.wait_for("warning: env actor 0 was lost and is replaced", 60, seen)
+    back = run.wait_for(r"env actor 0 \(pid \d+\) on .*node (\w+)\): player pid", 180, seen)
+    assert back.group(1) not in nodes.values(), run.output
+    run.wait_for_step(max(run.summary_steps()) + 2000, 120)
+    assert run.stop() == 0, run.output
+    output = run.output
+    assert CLUSTER_LINE.findall(output)[-1][0] == "1", output  # one replacement, counted
+    assert (tmp_path / "results" / "up" / "CartPole.onnx").is_file()
     # Scale-down: idle player nodes are released (idle_timeout_minutes 0.1), and nothing of the run is left.
     wait_until(lambda: cluster.workers("unity_player") == [], 120, "the idle player nodes were not released")
     assert sims_players_under(tmp_path) == []
 
 
-def test_a_reclaimed_player_node_is_replaced_and_the_run_completes(
-    cluster: LocalAutoscalingCluster, tmp_path: Path
-) -> None:
-    run = learn(cluster, tmp_path, "spot", 2, max_steps=12000)
-    output = wait_for_step(run, 4000)
-    reclaimed = dict(ENV_ACTOR_NODE.findall(output))["0"]
-    assert cluster.preempt(reclaimed) > 0
-    assert run.wait(300) == 0, run.output
-    output = run.output
-    assert "warning: env actor 0 was lost and is replaced" in output, output
-    again = [node for actor, node in ENV_ACTOR_NODE.findall(output) if actor == "0"]
-    assert len(again) == 2 and again[1] != reclaimed, output  # back on a node the autoscaler launched
-    assert CLUSTER_LINE.findall(output)[-1][0] == "1", output
-    assert max(int(step) for step in STEP.findall(output)) >= 12000
-    assert (tmp_path / "results" / "spot" / "CartPole.onnx").is_file()
-    assert reclaimed not in {node.node_id for node in cluster.workers("unity_player")}
-
-
 def test_a_reclaimed_learner_node_restarts_the_learner_from_its_checkpoint_on_a_new_node(
-    cluster: LocalAutoscalingCluster, tmp_path: Path
+    cluster: LocalAutoscalingCluster, tmp_path: Path, runs: list[LearnProcess]
 ) -> None:
     interval = 2000
-    run = learn(cluster, tmp_path, "learner", 2, "--learner-num-gpus", "1", "--learner-device", "cpu",
-                "--learner-max-restarts", "1", max_steps=10000, checkpoint_interval=interval)  # fmt: skip
-    output = wait_for_step(run, 5000)
+    run = learn(runs, cluster, tmp_path, "learner", 2, "--learner-num-gpus", "1", "--learner-device", "cpu",
+                "--learner-max-restarts", "1", max_steps=7000, checkpoint_interval=interval)  # fmt: skip
+    run.wait_for_step(3000, 180)
+    output = run.output
     reclaimed = LEARNER_NODE.findall(output)[0]
     assert reclaimed in {node.node_id for node in cluster.workers("GPU")}  # on a learner node, not the head
     assert cluster.preempt(reclaimed) > 0
@@ -130,8 +124,8 @@ def test_a_reclaimed_learner_node_restarts_the_learner_from_its_checkpoint_on_a_
     assert len(learners) == 2 and learners[1] != reclaimed, output
     restarted = re.search(r"learner restarted in [\d.]+ s \(CartPole at step (\d+)\); (\d+) steps trained", output)
     assert restarted, output
-    assert int(restarted.group(1)) >= 4000, output  # the checkpoint at 4,000 (or later) was restored
+    assert int(restarted.group(1)) >= 2000, output  # the checkpoint at 2,000 (or later) was restored
     assert int(restarted.group(2)) <= interval, output
     assert CLUSTER_LINE.findall(output)[-1][1] == "1", output
-    assert max(int(step) for step in STEP.findall(output)) >= 10000
+    assert max(int(step) for step in STEP.findall(output)) >= 7000
     assert (tmp_path / "results" / "learner" / "CartPole.onnx").is_file()
