@@ -35,6 +35,8 @@ LOG_STD_MIN = -20.0
 LOG_STD_MAX = 2.0
 SQUASH_EPSILON = 1e-6
 """Keeps ``log(1 - tanh(u)²)`` finite where the squashed action reaches ±1 (ML-Agents' value)."""
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+"""``log(sqrt(2 pi))``, the Gaussian log density's constant per dimension."""
 
 
 def clip_continuous(actions: torch.Tensor) -> torch.Tensor:
@@ -94,8 +96,17 @@ def unsquash(squashed: torch.Tensor) -> torch.Tensor:
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """The joint log density of ``actions`` ``(batch, size)``, summed over dimensions: ``(batch,)``."""
     var = torch.exp(2.0 * log_std)
-    per_dim = -((actions - mean) ** 2) / (2.0 * var) - log_std - 0.5 * math.log(2.0 * math.pi)
+    per_dim = -((actions - mean) ** 2) / (2.0 * var) - log_std - HALF_LOG_2PI
     return per_dim.sum(dim=1)
+
+
+def gaussian_noise_log_prob(noise: torch.Tensor | None, log_std: torch.Tensor, batch: int) -> torch.Tensor:
+    """The joint log density ``(batch,)`` of the sample ``mean + exp(log_std) * noise`` (the mean itself for None),
+    summed over dimensions: the same value as :func:`gaussian_log_prob` of that sample, with fewer operations."""
+    per_dim = -log_std - HALF_LOG_2PI
+    if noise is not None:
+        per_dim = per_dim - 0.5 * noise.square()
+    return per_dim.sum(dim=1).expand(batch)
 
 
 def gaussian_entropy(log_std: torch.Tensor, batch: int) -> torch.Tensor:
@@ -170,28 +181,35 @@ class ActionHeads(nn.Module):
         return encoding.new_ones(encoding.shape[0], sum(self.spec.discrete_branches))
 
     def sample(
-        self, encoding: torch.Tensor, allowed: torch.Tensor, deterministic: bool
+        self, encoding: torch.Tensor, allowed: torch.Tensor | None, deterministic: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Raw continuous ``(batch, c)``, discrete int64 ``(batch, b)``, joint log prob and entropy ``(batch,)``."""
+        """Raw continuous ``(batch, c)``, discrete int64 ``(batch, b)``, joint log prob and entropy ``(batch,)``.
+
+        ``allowed`` may be None for a behavior without discrete branches. Acting runs this once per exchange on a
+        few agents, where each tensor operation costs more than its arithmetic, so it does only what it needs: the
+        Gaussian's log density is read from the standard normal noise that made the sample."""
         batch = encoding.shape[0]
-        log_prob = encoding.new_zeros(batch)
-        entropy = encoding.new_zeros(batch)
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
         continuous = encoding.new_zeros(batch, 0)
         discrete = encoding.new_zeros(batch, 0, dtype=torch.int64)
         if self.continuous is not None:
             mean, log_std = self.continuous(encoding)
-            continuous = mean if deterministic else mean + torch.exp(log_std) * torch.randn_like(mean)
-            log_prob = log_prob + gaussian_log_prob(continuous, mean, log_std)
-            entropy = entropy + gaussian_entropy(log_std, batch)
+            noise = None if deterministic else torch.randn_like(mean)
+            continuous = mean if noise is None else torch.addcmul(mean, torch.exp(log_std), noise)
+            log_prob = gaussian_noise_log_prob(noise, log_std, batch)
             if self.tanh_squash:
                 continuous = torch.tanh(continuous)
                 log_prob = log_prob - squash_correction(continuous)
+            parts.append((log_prob, gaussian_entropy(log_std, batch)))
         if self.discrete is not None:
+            if allowed is None:
+                allowed = self.all_allowed(encoding)
             log_probs = self.discrete(encoding, allowed)
             discrete = categorical_mode(log_probs) if deterministic else categorical_sample(log_probs)
-            log_prob = log_prob + categorical_log_prob(log_probs, discrete)
-            entropy = entropy + categorical_entropy(log_probs)
-        return continuous, discrete, log_prob, entropy
+            parts.append((categorical_log_prob(log_probs, discrete), categorical_entropy(log_probs)))
+        if len(parts) == 1:
+            return continuous, discrete, parts[0][0], parts[0][1]
+        return continuous, discrete, parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
 
     def evaluate(
         self, encoding: torch.Tensor, allowed: torch.Tensor, continuous: torch.Tensor, discrete: torch.Tensor

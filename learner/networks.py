@@ -124,7 +124,7 @@ class Actor(nn.Module):
         encoding, new_memories = self.encode(observations, memories)
         mode = self.deterministic if deterministic is None else deterministic
         continuous, discrete, log_prob, entropy = self.action_heads.sample(
-            encoding, self._allowed(encoding, allowed), mode
+            encoding, None if allowed is None else allowed.to(encoding.dtype), mode
         )
         return ActionSample(
             continuous=continuous,

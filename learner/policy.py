@@ -56,6 +56,11 @@ class _TorchThreads:
             torch.set_num_threads(self._previous)
 
 
+def _float32(values: torch.Tensor) -> np.ndarray:
+    """A CPU tensor as a contiguous float32 array (a copy only when the type or the layout differs)."""
+    return np.ascontiguousarray(values.numpy(), dtype=np.float32)
+
+
 class InferencePolicy:
     """Acts for one behavior with a CPU actor whose weights arrive as numbered versions.
 
@@ -120,23 +125,25 @@ class InferencePolicy:
             )
         n_agents = len(decision_steps)
         observations = [observation_tensor(o) for o in decision_steps.obs]
-        allowed = torch.as_tensor(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
+        allowed = None
+        if self._mask_size:
+            allowed = torch.from_numpy(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
         extras: dict[str, np.ndarray] = {}
         memories: torch.Tensor | None = None
         if self.actor.memory_size:
             agent_ids = decision_steps.agent_id.tolist()
             extras[MEMORY] = self._memories_of(agent_ids)
             memories = torch.from_numpy(extras[MEMORY])
-        with _TorchThreads(INFERENCE_THREADS), torch.no_grad():
+        with _TorchThreads(INFERENCE_THREADS), torch.inference_mode():
             sample = self.actor.act(observations, allowed, memories=memories)
         if sample.memories is not None:
             for agent_id, memory in zip(agent_ids, sample.memories.numpy().astype(np.float32)):
                 self._memories[agent_id] = memory
-        extras[LOG_PROBS] = sample.log_prob.numpy().astype(np.float32)
-        extras[ENTROPY] = sample.entropy.numpy().astype(np.float32)
+        extras[LOG_PROBS] = _float32(sample.log_prob)
+        extras[ENTROPY] = _float32(sample.entropy)
         return ActionTaken(
             env_actions=sample.env_actions(),
-            continuous=sample.continuous.numpy().astype(np.float32),
+            continuous=_float32(sample.continuous),
             discrete=sample.discrete.numpy().astype(np.int32),
             policy_version=self._version,
             extras=extras,
