@@ -21,9 +21,7 @@ after 6 s):
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.local_cluster import LocalAutoscalingCluster, NodeType
-from bench.runs import example, write_config
+from bench.runs import SUMMARY, Summary, example, learn, write_config
 from bench.table import Row, report, seeded_arguments
 
 SECTION = "Autoscaling and preemption"
@@ -43,7 +41,8 @@ PLAYERS = 4
 PLAYER = NodeType("player", {"CPU": 1, "unity_player": 1}, max_workers=PLAYERS)
 LEARNER = NodeType("learner", {"CPU": 1, "GPU": 1}, max_workers=2)
 TIMEOUT_S = 600.0
-STEP = re.compile(r"^CartPole\. Step: (\d+)\.")
+BEHAVIOR = "CartPole"
+"""The behavior of the runs (the CartPole example's)."""
 ENV_ACTOR_NODE = re.compile(r"env actor (\d+) \(pid \d+\) on .*node (\w+)\): player pid")
 LEARNER_NODE = re.compile(r"learner \(pid \d+\) on node (\w+)")
 LOST_STEPS = re.compile(r"lost steps: ([\d,]+)")
@@ -73,56 +72,33 @@ class TimedOutput:
         return found[-1] if found else None
 
 
-def timed_learn(arguments: Sequence[str], env: dict[str, str], on_line: Callable[[str, str], None]) -> TimedOutput:
-    """Runs ``rayagents-learn ARGUMENTS`` to its end; ``on_line(line, output so far)`` sees each line."""
-    command = [sys.executable, "-m", "rayagents.cluster.cli", *arguments]
-    lines: list[tuple[float, str]] = []
-    text = ""
-    started = time.monotonic()
-    environment = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200", **env)
-    environment.pop("RAY_ADDRESS", None)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=environment) as process:  # fmt: skip
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                lines.append((time.monotonic() - started, line.rstrip("\n")))
-                text += line
-                on_line(line, text)
-                if time.monotonic() - started > TIMEOUT_S:
-                    process.kill()
-        except BaseException:
-            process.kill()
-            raise
-        code = process.wait()
-    if code != 0:
-        sys.stderr.write(text[-5000:])
-        raise RuntimeError(f"rayagents-learn exited with {code} (its last lines are above)")
-    return TimedOutput(tuple(lines), time.monotonic() - started)
+def timed_learn(arguments: Sequence[str], label: str, env: dict[str, str],
+                on_line: Callable[[str, str], None]) -> TimedOutput:  # fmt: skip
+    """Runs ``rayagents-learn ARGUMENTS`` to its end (:func:`bench.runs.learn`, its summaries echoed after
+    ``label``) with ``env`` added to its environment; ``on_line(line, output so far)`` sees each line."""
+    environment: dict[str, str | None] = {"COLUMNS": "200", **env, "RAY_ADDRESS": None}  # the arguments name it
+    output = learn(arguments, BEHAVIOR, to_the_end, TIMEOUT_S, label, environment, on_line, check=True)
+    return TimedOutput(tuple(zip(output.line_seconds, output.lines)), output.wall_s)
 
 
 def run_arguments(cluster: LocalAutoscalingCluster, folder: Path, name: str, envs: int, seed: int,
                   *more: str) -> list[str]:  # fmt: skip
     """A run of the CartPole example on ``cluster`` with ``envs`` EnvActors on player nodes."""
     config = example("ppo/CartPole.yaml")
-    config["behaviors"]["CartPole"].update(max_steps=MAX_STEPS, checkpoint_interval=5000, summary_freq=2000)
+    config["behaviors"][BEHAVIOR].update(max_steps=MAX_STEPS, checkpoint_interval=5000, summary_freq=2000)
     path = write_config(config, folder, name)
     return [str(path), "--env", "sim:CartPole", "--num-envs", str(envs), "--min-envs", "1", "--seed", str(seed),
             "--run-id", name, "--results-dir", str(folder / "results"), "--address", cluster.address,
             "--env-actor-resources", '{"unity_player": 1}', *more]  # fmt: skip
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Polls ``condition`` each second; RuntimeError naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {timeout_s:.0f} s")
-        time.sleep(1.0)
-
-
 def nothing(line: str, text: str) -> None:
     """Watches a run without acting on it."""
+
+
+def to_the_end(summary: Summary) -> bool:
+    """Lets a run go on to its end: no summary stops it."""
+    return False
 
 
 def preempt_at(cluster: LocalAutoscalingCluster, step: int, node_of: Callable[[str], str]) -> Callable[[str, str], None]:
@@ -130,12 +106,12 @@ def preempt_at(cluster: LocalAutoscalingCluster, step: int, node_of: Callable[[s
     done: list[str] = []
 
     def watch(line: str, text: str) -> None:
-        found = STEP.match(line.strip())
-        if not done and found and int(found.group(1)) >= step:
+        found = SUMMARY.match(line.strip())
+        if not done and found and found["behavior"] == BEHAVIOR and int(found["step"]) >= step:
             node = node_of(text)
             cluster.preempt(node)
             done.append(node)
-            print(f"    reclaimed node {node} at step {found.group(1)}", file=sys.stderr, flush=True)
+            print(f"    reclaimed node {node} at step {found['step']}", file=sys.stderr, flush=True)
 
     return watch
 
@@ -147,13 +123,14 @@ def scale_up(folder: Path, seed: int, static: bool) -> tuple[TimedOutput, float]
     cluster.start()
     try:
         if static:
-            wait_for(lambda: len(cluster.workers("unity_player")) == PLAYERS, 180, "the static player nodes' start")
+            cluster.wait_for_workers("unity_player", lambda nodes: len(nodes) == PLAYERS, 180,
+                                     "the static player nodes' start")  # fmt: skip
         started = time.time()
-        output = timed_learn(run_arguments(cluster, folder, "static" if static else "up", PLAYERS, seed),
-                             cluster.client_env(), nothing)  # fmt: skip
+        name = "static" if static else "up"
+        output = timed_learn(run_arguments(cluster, folder, name, PLAYERS, seed), name, cluster.client_env(), nothing)
         if static:
             return output, PLAYERS * output.wall_s
-        wait_for(lambda: cluster.workers("unity_player") == [], 180, "the idle player nodes' release")
+        cluster.wait_for_workers("unity_player", lambda nodes: nodes == [], 180, "the idle player nodes' release")
         now = time.time()
         used = [node for node in cluster.workers("unity_player", alive=False) if node.start_s >= started - 1]
         return output, sum(node.seconds(now) for node in used)
@@ -167,7 +144,7 @@ def reclaim_player(folder: Path, seed: int) -> tuple[int, float]:
     cluster.start()
     try:
         watch = preempt_at(cluster, 6000, lambda text: dict(ENV_ACTOR_NODE.findall(text))["0"])
-        output = timed_learn(run_arguments(cluster, folder, "spot", 2, seed), cluster.client_env(), watch)
+        output = timed_learn(run_arguments(cluster, folder, "spot", 2, seed), "spot", cluster.client_env(), watch)
     finally:
         cluster.stop()
     lost = output.last(LOST_STEPS)
@@ -186,7 +163,7 @@ def reclaim_learner(folder: Path, seed: int) -> tuple[int, float]:
         watch = preempt_at(cluster, 8000, lambda text: LEARNER_NODE.findall(text)[0])
         arguments = run_arguments(cluster, folder, "learner", 2, seed, "--learner-num-gpus", "1", "--learner-device",
                                   "cpu", "--learner-max-restarts", "1")  # fmt: skip
-        output = timed_learn(arguments, cluster.client_env(), watch)
+        output = timed_learn(arguments, "learner", cluster.client_env(), watch)
     finally:
         cluster.stop()
     restarted = output.last(LEARNER_RESTART)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,9 @@ HEAD_TYPE = "ray.head.default"
 """The head's node type (the provider's name for it)."""
 NODE_ID_VARIABLE = "RAY_OVERRIDE_NODE_ID_FOR_TESTING"
 """The variable in which the provider hands each node (and every process it starts) its node id."""
+NODES_POLL_S = 3.0
+"""How often :meth:`LocalAutoscalingCluster.wait_for_workers` asks for the cluster's nodes: each ask is a Python
+process of its own (seconds of CPU on a small machine), and nodes come and go in tens of seconds."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -247,6 +250,21 @@ class LocalAutoscalingCluster:
     def workers(self, resource: str, alive: bool = True) -> list[NodeRecord]:
         """The worker nodes that offer ``resource`` (up ones, or every one with ``alive=False``)."""
         return [n for n in self.nodes() if not n.is_head and resource in n.resources and (n.alive or not alive)]
+
+    def wait_for_workers(self, resource: str, condition: Callable[[list[NodeRecord]], bool], timeout_s: float,
+                         what: str) -> list[NodeRecord]:  # fmt: skip
+        """Asks for the up worker nodes that offer ``resource`` (:meth:`workers`) every :data:`NODES_POLL_S`
+        seconds until ``condition`` holds for them; returns them. TimeoutError naming ``what`` after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            workers = self.workers(resource)
+            if condition(workers):
+                return workers
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{what} did not happen within {timeout_s:.0f} s")
+            time.sleep(min(NODES_POLL_S, left))
 
     def preempt(self, node_id: str) -> int:
         """Kills every process of worker node ``node_id`` at once, as a cloud reclaims a spot machine; returns

@@ -46,6 +46,8 @@ class RunOutput:
     wall_s: float
     lines: tuple[str, ...] = ()
     """Every line the run printed, in order."""
+    line_seconds: tuple[float, ...] = ()
+    """When each of ``lines`` came: seconds since the command started."""
 
     def reward_at(self, step: int) -> Summary | None:
         """The first summary at or after ``step``."""
@@ -62,17 +64,30 @@ def learn(
     stop: Callable[[Summary], bool],
     timeout_s: float,
     label: str,
+    env: Mapping[str, str | None] | None = None,
+    on_line: Callable[[str, str], None] | None = None,
+    check: bool = False,
 ) -> RunOutput:
     """Runs ``rayagents-learn ARGUMENTS`` until a summary of ``behavior`` satisfies ``stop`` (then SIGINT), the run
     ends, or ``timeout_s`` passes (then it is killed). Each summary is echoed to stderr after ``label``. A run
-    that prints no summary is a RuntimeError showing its last lines."""
+    that prints no summary is a RuntimeError showing its last lines.
+
+    ``env`` sets variables of the run's environment (a None value removes one); ``on_line(line, output so far)``
+    sees each line as it comes; with ``check``, a run that exits with an error is a RuntimeError too."""
     command = [sys.executable, "-m", "rayagents.cluster.cli", *arguments]
     summaries: list[Summary] = []
     lines: list[str] = []
+    line_seconds: list[float] = []
     tail: list[str] = []
+    text = ""
     started = time.monotonic()
     stopping = False
     environment = dict(os.environ, PYTHONUNBUFFERED="1")  # each summary line as it is printed
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
     ) as process:
@@ -81,6 +96,10 @@ def learn(
             for line in process.stdout:
                 tail = (tail + [line])[-30:]
                 lines.append(line.rstrip("\n"))
+                line_seconds.append(time.monotonic() - started)
+                if on_line is not None:
+                    text += line
+                    on_line(line, text)
                 match = SUMMARY.match(line.strip())
                 if match is not None and match["behavior"] == behavior:
                     group = None if match["group"] is None else float(match["group"])
@@ -96,11 +115,14 @@ def learn(
         except BaseException:
             process.kill()
             raise
-        process.wait()
+        code = process.wait()
+    if check and code != 0:
+        sys.stderr.write("".join(tail))
+        raise RuntimeError(f"the run {label} exited with {code} (its last lines are above)")
     if not summaries:
         sys.stderr.write("".join(tail))
         raise RuntimeError(f"the run {label} printed no summary with a reward (its last lines are above)")
-    return RunOutput(tuple(summaries), time.monotonic() - started, tuple(lines))
+    return RunOutput(tuple(summaries), time.monotonic() - started, tuple(lines), tuple(line_seconds))
 
 
 def layout_arguments(env: str, envs: int, areas: int, seed: int, run_id: str, folder: Path) -> list[str]:

@@ -134,7 +134,9 @@ class _Member:
     earlier_lost_steps: int = 0
     earlier_player_restarts: int = 0
     node_id: str | None = None
-    """The node the actor started on (or, until a replacement starts, the node its lost predecessor was on)."""
+    """The node the actor started on; None until its start call returns."""
+    avoid_node: str | None = None
+    """The node this actor was asked to avoid: its lost predecessor's, which no longer answered; None for none."""
 
 
 class EnvFleet:
@@ -301,8 +303,10 @@ class EnvFleet:
             member.earlier_player_restarts += member.report.player_restarts
         self.log(f"warning: env actor {index} was lost and is replaced ({first_line(lost)})")
         kill_actor(member.handle)
-        # Ray hands out a reclaimed node's resources until its health checks fail: avoid a node that is gone.
-        gone = member.node_id if member.node_id is not None and not node_answers(member.node_id) else None
+        # Ray hands out a reclaimed node's resources until its health checks fail: avoid a node that is gone. An
+        # actor lost before it started ran nowhere known: its own predecessor's node is the one to avoid.
+        last_node = member.node_id if member.node_id is not None else member.avoid_node
+        gone = last_node if last_node is not None and not node_answers(last_node) else None
         handle = self._new_actor(index, gone)
         self._members[index] = _Member(
             handle=handle,
@@ -310,7 +314,7 @@ class EnvFleet:
             replacements=member.replacements + 1,
             earlier_lost_steps=member.earlier_lost_steps,
             earlier_player_restarts=member.earlier_player_restarts,
-            node_id=gone,
+            avoid_node=gone,
         )
 
     # ---- a restarted learner -------------------------------------------------------------------------------------

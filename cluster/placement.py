@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +130,15 @@ def learner_gpus(cluster: ClusterSettings) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0.0) >= 1.0 else 0.0
 
 
+def _label_selector(labels: Mapping[str, str], avoid_node: str | None) -> dict[str, str] | None:
+    """The ``label_selector`` of an actor: the configured ``labels`` and, when ``avoid_node`` is given, any node
+    but that one; None when it would select nothing."""
+    selector = dict(labels or {})
+    if avoid_node is not None:
+        selector[NODE_ID_LABEL] = f"!{avoid_node}"
+    return selector or None
+
+
 def learner_options(options: RunOptions, avoid_node: str | None = None) -> dict[str, Any]:
     """``.options(...)`` of the LearnerActor: in the first bundle of the run's placement group, when it has one;
     elsewhere than node ``avoid_node`` (a lost learner's node that no longer answers but that Ray has not yet
@@ -143,10 +153,8 @@ def learner_options(options: RunOptions, avoid_node: str | None = None) -> dict[
     if group is not None:
         actor["scheduling_strategy"] = group  # the group's bundles carry the labels
     else:
-        selector = dict(cluster.learner_labels or {})
-        if avoid_node is not None:
-            selector[NODE_ID_LABEL] = f"!{avoid_node}"
-        if selector:
+        selector = _label_selector(cluster.learner_labels, avoid_node)
+        if selector is not None:
             actor["label_selector"] = selector
     return actor
 
@@ -184,10 +192,8 @@ def env_actor_options(options: RunOptions, index: int, editor: bool, avoid_node:
         "max_restarts": 0,
     }
     if not editor and group is None:
-        selector = dict(cluster.env_actor_labels or {})
-        if avoid_node is not None:
-            selector[NODE_ID_LABEL] = f"!{avoid_node}"
-        if selector:
+        selector = _label_selector(cluster.env_actor_labels, avoid_node)
+        if selector is not None:
             actor["label_selector"] = selector
     return actor
 

@@ -183,15 +183,17 @@ def init_ray(address: ClusterAddress) -> Any:
     import ray
 
     attempts = CLIENT_ATTEMPTS if address.kind == "client" else 1
-    for attempt in range(1, attempts + 1):
+    for _ in range(attempts - 1):  # the tries that may fail
         try:
             return ray.init(address=address.text, logging_level="warning", log_to_driver=True)
-        except ConnectionError as error:
+        except ConnectionError:
             ray.shutdown()
-            if attempt == attempts:
-                raise ClusterConnectionError(not_connected_message(address, error)) from None
             time.sleep(1.0)
-    raise AssertionError("unreachable")
+    try:  # the last try
+        return ray.init(address=address.text, logging_level="warning", log_to_driver=True)
+    except ConnectionError as error:
+        ray.shutdown()
+        raise ClusterConnectionError(not_connected_message(address, error)) from None
 
 
 def not_connected_message(address: ClusterAddress, error: Exception) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,15 +65,6 @@ def learn(runs: list[LearnProcess], cluster: LocalAutoscalingCluster, tmp_path: 
     return runs[-1]
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"{what} within {timeout_s} s")
-
-
 def test_player_nodes_are_launched_for_the_env_actors_a_reclaimed_one_is_replaced_and_all_are_released(
     cluster: LocalAutoscalingCluster, tmp_path: Path, runs: list[LearnProcess]
 ) -> None:
@@ -103,7 +94,7 @@ def test_player_nodes_are_launched_for_the_env_actors_a_reclaimed_one_is_replace
     assert CLUSTER_LINE.findall(output)[-1][0] == "1", output  # one replacement, counted
     assert (tmp_path / "results" / "up" / "CartPole.onnx").is_file()
     # Scale-down: idle player nodes are released (idle_timeout_minutes 0.1), and nothing of the run is left.
-    wait_until(lambda: cluster.workers("unity_player") == [], 120, "the idle player nodes were not released")
+    cluster.wait_for_workers("unity_player", lambda nodes: nodes == [], 120, "the idle player nodes' release")
     assert sims_players_under(tmp_path) == []
 
 

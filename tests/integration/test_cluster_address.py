@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from learn_runs import SUMMARY_LINE, cartpole_args, run_learn, write_cartpole_config
 from processes import ray_cluster_pids, stop_ray_cluster
-from test_jobs import free_port
+
+from bench.local_cluster import free_port
 
 pytestmark = pytest.mark.slow
 

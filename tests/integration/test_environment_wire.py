@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.local_cluster import free_port
 from processes import pid_alive
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.protocol.exceptions import (
@@ -286,12 +287,6 @@ def test_a_player_without_base_capabilities_is_warned_about(tmp_path: Path, capl
 
 
 # -- the Unity Editor (nothing launched) ----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_editor_mode_listens_and_launches_nothing(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 from processes import ray_cluster_pids, stop_ray_cluster
+
+from bench.local_cluster import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +35,6 @@ CONFIG = {
         }
     }
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
