@@ -15,6 +15,13 @@ player's side (channel 0 its pieces, 1 the opponent's) as a grid of shape (2, 6,
 
     python -m bench.connect_four evaluate results/run/ConnectFour.onnx --games 200 --seed 0
     python -m bench.connect_four evaluate --policy lookahead --games 200 --seed 0   # a baseline without a model
+
+``tactics`` probes what a model knows of the next move alone: in positions drawn from random play (4 to 29 random
+plies, games not over), how often it takes an immediate win where it has one, and how often, with no win of its own,
+it blocks the opponent's immediate win; beside what a uniformly random legal move would score. The lookahead scores
+1.00 on both; a policy that scores near chance loses to it however well it does against random play.
+
+    python -m bench.connect_four tactics results/run/ConnectFour/ConnectFour-*.onnx --positions 3000 --seed 0
 """
 
 from __future__ import annotations
@@ -284,6 +291,90 @@ def evaluate(policy: Player, opponent: Player, games: int, seed: int) -> Result:
     return Result(policy.name, opponent.name, first, second)
 
 
+# ---- tactics -------------------------------------------------------------------------------------------------
+MIN_PLIES, MAX_PLIES = 4, 29
+"""The random plies before a probed position (inclusive)."""
+
+
+def random_positions(count: int, seed: int) -> list[RawObservation]:
+    """``count`` positions, each after a random number (:data:`MIN_PLIES` to :data:`MAX_PLIES`) of random legal
+    plies, from the side of the player to move; a game that ends before is drawn again."""
+    rng = np.random.default_rng(seed)
+    positions: list[RawObservation] = []
+    env = connect_four_env()
+    try:
+        while len(positions) < count:
+            env.reset(seed=int(rng.integers(1 << 30)))
+            for _ in range(int(rng.integers(MIN_PLIES, MAX_PLIES + 1))):
+                raw, _, terminated, truncated, _ = env.last()
+                if terminated or truncated:
+                    break
+                env.step(int(rng.choice(legal_columns(raw))))
+            raw, _, terminated, truncated, _ = env.last()
+            if not (terminated or truncated):
+                positions.append({key: np.array(value) for key, value in raw.items()})
+    finally:
+        env.close()
+    return positions
+
+
+@dataclass(frozen=True)
+class Tactics:
+    """How often a player made the move that one move of lookahead calls for."""
+
+    player: str
+    """The player's name."""
+    wins_taken: float
+    """Of the positions where the mover can win at once, the share where it did."""
+    blocks_made: float
+    """Of the positions where it cannot, but the opponent could win next move, the share where it blocked."""
+    win_positions: int
+    """Positions with an immediate win."""
+    block_positions: int
+    """Positions with a block to make (and no win)."""
+
+
+def tactics(policy: Player | None, positions: Sequence[RawObservation], seed: int) -> Tactics:
+    """``policy``'s immediate wins taken and blocks made over ``positions``; for None, what a uniformly random legal
+    move scores on average (the chance level). ValueError when the positions hold no win or no block to make."""
+    rng = np.random.default_rng(seed)
+    won = blocked = 0.0
+    win_positions = block_positions = 0
+    for raw in positions:
+        wins, threats = winning_columns(raw, 0), winning_columns(raw, 1)
+        if not (wins or threats):
+            continue
+        good = wins or threats
+        if policy is None:
+            score = len(good) / len(legal_columns(raw))
+        else:
+            score = float(policy.choose(raw, rng) in good)
+        if wins:
+            win_positions, won = win_positions + 1, won + score
+        else:
+            block_positions, blocked = block_positions + 1, blocked + score
+    if win_positions == 0 or block_positions == 0:
+        raise ValueError(
+            f"the {len(positions)} positions hold {win_positions} immediate wins and {block_positions} blocks to "
+            "make: probe more positions"
+        )
+    name = "random legal (expected)" if policy is None else policy.name
+    return Tactics(name, won / win_positions, blocked / block_positions, win_positions, block_positions)
+
+
+def tactics_table(rows: Sequence[Tactics]) -> str:
+    """A plain-text table of tactics probes."""
+    header = ("player", "takes an immediate win", "blocks an immediate loss")
+    lines = [header] + [
+        (t.player, f"{t.wins_taken:.2f} of {t.win_positions}", f"{t.blocks_made:.2f} of {t.block_positions}")
+        for t in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
+
+
 # ---- the command line ------------------------------------------------------------------------------------------
 def format_record(record: Record) -> str:
     """``W/D/L (win rate)``."""
@@ -304,7 +395,8 @@ def table(results: Sequence[Result]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: ``evaluate [MODEL.onnx | --policy random|lookahead] [--games N] [--seed S]``."""
+    """The command line: ``evaluate [MODEL.onnx | --policy random|lookahead] [--games N] [--seed S]`` and
+    ``tactics MODEL.onnx ... [--positions N] [--seed S]``."""
     top = argparse.ArgumentParser(prog=COMMAND, description="ConnectFour policies against fixed opponents.")
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("evaluate", help="play a model (or a fixed opponent) against both fixed opponents")
@@ -314,13 +406,21 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--games", type=int, default=200, help="games per opponent, half each colour (default 200)")
     run.add_argument("--seed", type=int, default=0, help="seeds both sides' random choices (default 0)")
+    probe = commands.add_parser("tactics", help="how often models take immediate wins and block immediate losses")
+    probe.add_argument("models", nargs="+", type=Path, help="the .onnx files to probe")
+    probe.add_argument("--positions", type=int, default=3000, help="random positions to draw (default 3000)")
+    probe.add_argument("--seed", type=int, default=0, help="seeds the positions (default 0)")
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Runs the command line: prints the table of the policy against ``random_legal`` and ``one_move_lookahead``."""
+    """Runs the command line: ``evaluate`` prints the table of the policy against ``random_legal`` and
+    ``one_move_lookahead``; ``tactics`` the probe of each model."""
     top = parser()
     options = top.parse_args(argv)
+    if options.command == "tactics":
+        _probe(top, options)
+        return
     if (options.model is None) == (options.policy is None):
         top.error("evaluate needs exactly one of MODEL.onnx or --policy random|lookahead")
     if options.games < 1:
@@ -332,6 +432,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = [evaluate(policy, opponent, options.games, options.seed) for opponent in OPPONENTS.values()]
     print(f"{options.games} games per opponent, seed {options.seed}")
     print(table(results))
+
+
+def _probe(top: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    """``tactics``: prints each model's probe and the chance level over the same positions."""
+    if options.positions < 1:
+        top.error(f"--positions must be at least 1, got {options.positions}")
+    try:
+        models = [OnnxPolicy(path) for path in options.models]
+        positions = random_positions(options.positions, options.seed)
+        rows = [tactics(model, positions, options.seed) for model in models] + [tactics(None, positions, 0)]
+    except (FileNotFoundError, ValueError) as error:
+        top.error(str(error))
+    print(f"{len(positions)} positions after {MIN_PLIES}-{MAX_PLIES} random plies, seed {options.seed}")
+    print(tactics_table(rows))
 
 
 if __name__ == "__main__":

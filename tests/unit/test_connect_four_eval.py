@@ -249,3 +249,40 @@ def test_command_line_prints_both_opponents(capsys: pytest.CaptureFixture[str], 
         bench.main(["evaluate", str(model), "--policy", "random"])
     with pytest.raises(SystemExit):
         bench.main(["evaluate"])
+
+
+def test_probe_positions_are_seeded_games_in_progress() -> None:
+    positions = bench.random_positions(50, seed=3)
+    again = bench.random_positions(50, seed=3)
+    assert len(positions) == 50
+    assert all(np.array_equal(a["observation"], b["observation"]) for a, b in zip(positions, again))
+    for raw in positions:
+        pieces = raw["observation"].astype(bool)
+        mover, opponent = int(pieces[:, :, 0].sum()), int(pieces[:, :, 1].sum())
+        assert opponent - mover in (0, 1)  # the mover has as many pieces as the opponent, or one fewer
+        assert bench.MIN_PLIES <= mover + opponent <= bench.MAX_PLIES
+        assert not bench.has_four(pieces[:, :, 0]) and not bench.has_four(pieces[:, :, 1])
+
+
+def test_the_lookahead_takes_every_win_and_makes_every_block_and_chance_is_the_legal_share() -> None:
+    positions = bench.random_positions(400, seed=0)
+    lookahead = bench.tactics(bench.OneMoveLookahead(), positions, seed=0)
+    assert (lookahead.wins_taken, lookahead.blocks_made) == (1.0, 1.0)
+    assert lookahead.win_positions > 20 and lookahead.block_positions > 20
+    chance = bench.tactics(None, positions, seed=0)
+    assert (chance.win_positions, chance.block_positions) == (lookahead.win_positions, lookahead.block_positions)
+    assert 0.1 < chance.wins_taken < 0.35 and 0.1 < chance.blocks_made < 0.35
+    sampled = bench.tactics(bench.RandomLegal(), positions, seed=0)
+    assert abs(sampled.wins_taken - chance.wins_taken) < 0.12 and abs(sampled.blocks_made - chance.blocks_made) < 0.12
+    with pytest.raises(ValueError, match="probe more positions"):
+        bench.tactics(None, positions[:1], seed=0)
+
+
+def test_command_line_probes_models_beside_chance(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    model = exported_model(tmp_path / "ConnectFour.onnx")
+    bench.main(["tactics", str(model), "--positions", "300", "--seed", "1"])
+    out = capsys.readouterr().out
+    assert "300 positions after 4-29 random plies, seed 1" in out
+    assert "ConnectFour.onnx" in out and "random legal (expected)" in out
+    with pytest.raises(SystemExit):
+        bench.main(["tactics", str(tmp_path / "missing.onnx")])
