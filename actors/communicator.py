@@ -50,6 +50,9 @@ _HANDLER_SLICE_S = 0.5
 _DISCONNECT_GRACE_S = 2.0
 """After the player's call was cancelled, how long to wait for its process to be seen exiting."""
 
+PLAYER_CHECK_INTERVAL_S = 0.25
+"""The longest a wait for the player's next request goes before its process is checked again (a cheap poll)."""
+
 
 @dataclass(frozen=True)
 class WaitSettings:
@@ -58,12 +61,18 @@ class WaitSettings:
     timeout_wait: float = 60.0
     """Seconds to wait for the player's next request before raising UnityTimeOutException."""
     check_player: Callable[[], None] | None = None
-    """Called every ``timeout_wait / 10`` seconds while waiting; raises when the player process is gone.
-    None when no process is watched (the Unity Editor)."""
+    """Called every :attr:`check_interval_s` while waiting; raises when the player process is gone. None when no
+    process is watched (the Unity Editor)."""
     log_path: str | None = None
     """The player's log file, named in the timeout error (None: the player keeps no log we know of)."""
     editor: bool = False
     """True when the peer is the Unity Editor (no process of ours): the timeout error says to press Play."""
+
+    @property
+    def check_interval_s(self) -> float:
+        """How long one wait lasts before the player is checked again: ``timeout_wait / 10``, at most
+        :data:`PLAYER_CHECK_INTERVAL_S`, so that a player that crashed is noticed within a fraction of a second."""
+        return max(min(self.timeout_wait / 10.0, PLAYER_CHECK_INTERVAL_S), 0.001)
 
 
 _WorkItem = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -303,7 +312,7 @@ class TrainerServer:
         if self._closed:
             raise UnityCommunicatorStoppedException(f"The connection to the player on port {self._port} is closed.")
         try:
-            pending = self._requests.get(timeout=max(wait.timeout_wait / 10.0, 0.001))
+            pending = self._requests.get(timeout=wait.check_interval_s)
         except queue.Empty:
             pending = self._wait_slowly(wait)
         if pending.request is None:
@@ -320,7 +329,7 @@ class TrainerServer:
         return request
 
     def _wait_slowly(self, wait: WaitSettings) -> _Pending:
-        slice_s = max(wait.timeout_wait / 10.0, 0.001)
+        slice_s = wait.check_interval_s
         deadline = time.monotonic() + wait.timeout_wait - slice_s
         while True:
             if wait.check_player is not None:

@@ -25,7 +25,7 @@ from ray.exceptions import RayActorError
 from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
-from rayagents.cluster.ray_address import check_cluster, enable_token_auth, init_ray, parse_address
+from rayagents.cluster.ray_address import check_cluster, init_ray, parse_address
 from rayagents.configs import ClusterSettings, RunOptions
 
 NODE_ID_LABEL = "ray.io/node-id"
@@ -106,8 +106,7 @@ def connect(options: RunOptions, local_cpus: float = 0.0) -> RayConnection:
     text = given or os.environ.get("RAY_ADDRESS")
     if text:
         address = parse_address(text, "--address" if given else "RAY_ADDRESS")
-        enable_token_auth()
-        check_cluster(address)
+        check_cluster(address)  # also turns token authentication on when the head requires it
         context = init_ray(address)
         info = getattr(context, "address_info", {})  # a Ray Client context has none
         return RayConnection(started_here=False, address=str(info.get("address", text)))

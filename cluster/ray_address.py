@@ -3,9 +3,9 @@
 
 Ray turns token authentication on by itself only for a cluster it finds (``auto``); with an explicit address
 (what a user on another machine of the cluster types) it connects without the token and, against a cluster that
-requires one, retries for 20 s before a traceback. Here the token is used wherever Ray would find it
-(``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), and the cluster is checked before
-``ray.init``: a head that does not answer, or that refuses the token, is one :class:`ClusterConnectionError` that
+requires one, retries for 20 s before a traceback. Here the cluster is checked before ``ray.init``, and when it
+requires a token the token is used wherever Ray would find it (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``,
+``~/.ray/auth_token``): a head that does not answer, or that refuses the token, is one :class:`ClusterConnectionError` that
 says which and what to set, within seconds (Ray's own connect retries for 20 s, 30 s through Ray Client, then
 says only that it could not connect).
 """
@@ -84,8 +84,8 @@ def token_source() -> str | None:
 
 def enable_token_auth() -> str | None:
     """Turns Ray's token authentication on for this process and its children when this machine has a token and
-    ``RAY_AUTH_MODE`` is not set (a cluster without authentication accepts a client that sends one); returns where
-    the token is read from, or None."""
+    ``RAY_AUTH_MODE`` is not set (for a head that requires it: see :func:`check_cluster`); returns where the token
+    is read from, or None."""
     source = token_source()
     if source is not None and AUTH_MODE_VARIABLE not in os.environ:
         os.environ[AUTH_MODE_VARIABLE] = "token"
@@ -97,7 +97,13 @@ def enable_token_auth() -> str | None:
 
 def check_cluster(address: ClusterAddress, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Raises ClusterConnectionError when the head at ``address`` does not accept a connection within
-    ``timeout_s``, or refuses this machine's token (its GCS, or its Ray Client server). ``auto`` is left to Ray."""
+    ``timeout_s``, or refuses this machine's authentication (its GCS, or its Ray Client server). ``auto`` is left to
+    Ray.
+
+    The driver's authentication is matched to the head's: with ``RAY_AUTH_MODE`` unset the head is asked without a
+    token first, and token authentication is turned on (:func:`enable_token_auth`) only when the head requires it.
+    A driver that used a token against a head without authentication would be connected, but the head could not
+    call it back (it sends no token): its actors would be destroyed as soon as they were made."""
     if address.kind == "auto":
         return
     where = f"{address.host}:{address.port}"
@@ -110,14 +116,17 @@ def check_cluster(address: ClusterAddress, timeout_s: float = PROBE_TIMEOUT_S) -
             f"cannot reach the Ray cluster at {address.text} ({where}: {reason}); start its head with `ray start "
             f"--head`, or {SETTINGS_HINT}"
         ) from None
-    if address.kind == "gcs":
-        _check_token(address)
-    else:
-        _check_client_token(address)
+    ask = _gcs_answers if address.kind == "gcs" else _client_server_answers
+    if ask(address):
+        return
+    if AUTH_MODE_VARIABLE not in os.environ and enable_token_auth() is not None and ask(address):
+        return
+    raise ClusterConnectionError(refused_message(address.text))
 
 
-def _check_token(address: ClusterAddress) -> None:
-    """Asks the head's GCS for one key with this process's authentication; ClusterConnectionError if refused."""
+def _gcs_answers(address: ClusterAddress) -> bool:
+    """Asks the head's GCS for one key with this process's authentication: True when it answers, False when it
+    refuses the authentication; ClusterConnectionError when it is not a Ray head."""
     from ray._raylet import GcsClient
     from ray.exceptions import AuthenticationError, RayError
 
@@ -126,16 +135,18 @@ def _check_token(address: ClusterAddress) -> None:
             b"session_name", namespace=b"session", timeout=PROBE_TIMEOUT_S
         )
     except AuthenticationError:
-        raise ClusterConnectionError(refused_message(address.text)) from None
+        return False
     except RayError as error:  # not a Ray head, or one that is still starting
         raise ClusterConnectionError(
             f"{address.text} answered but not as a Ray head ({str(error).splitlines()[0]}); {SETTINGS_HINT}"
         ) from None
+    return True
 
 
-def _check_client_token(address: ClusterAddress) -> None:
-    """Pings the head's Ray Client server with this process's authentication; ClusterConnectionError if it is
-    refused (Ray's own connect would retry for 30 s before saying only that it timed out)."""
+def _client_server_answers(address: ClusterAddress) -> bool:
+    """Pings the head's Ray Client server with this process's authentication: True when it answers, False when it
+    refuses the authentication (Ray's own connect would retry for 30 s before saying only that it timed out);
+    ClusterConnectionError when it is not a Ray Client server."""
     import grpc
     from ray._private.grpc_utils import init_grpc_channel
     from ray.core.generated import ray_client_pb2, ray_client_pb2_grpc
@@ -146,13 +157,14 @@ def _check_client_token(address: ClusterAddress) -> None:
         ray_client_pb2_grpc.RayletDriverStub(channel).ClusterInfo(request, timeout=PROBE_TIMEOUT_S)
     except grpc.RpcError as error:
         if error.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise ClusterConnectionError(refused_message(address.text)) from None
+            return False
         raise ClusterConnectionError(
             f"{address.text} answered but not as a Ray Client server ({error.code().name}: {error.details()}); "
             f"{SETTINGS_HINT}"
         ) from None
     finally:
         channel.close()
+    return True
 
 
 def refused_message(address: str) -> str:

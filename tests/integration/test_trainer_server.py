@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 
-from rayagents.actors.communicator import TrainerServer, WaitSettings, input_message
+from rayagents.actors.communicator import PLAYER_CHECK_INTERVAL_S, TrainerServer, WaitSettings, input_message
 from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessageProto
 from rayagents.protocol.exceptions import (
     UnityCommunicationException,
@@ -158,8 +158,10 @@ def test_timeout_names_the_log_and_the_remedies_and_polls_the_player() -> None:
     assert "/x/Player-0.log" in text and "--no-graphics" in text and "--timeout-wait" in text
     assert str(server.port) in text
     assert elapsed >= 0.9 * timeout_wait, "gave up before timeout_wait"
-    # The player is polled during the wait, every timeout_wait / 10 at most: repeatedly, but not in a busy loop.
-    slice_s = timeout_wait / 10
+    # The player is polled during the wait, every timeout_wait / 10 (here less than the 0.25 s cap): repeatedly, but
+    # not in a busy loop.
+    slice_s = WaitSettings(timeout_wait=timeout_wait).check_interval_s
+    assert slice_s == timeout_wait / 10
     assert len(calls) >= 2, calls
     assert len(calls) <= elapsed / slice_s + 2, (len(calls), elapsed)
 
@@ -173,7 +175,7 @@ def test_a_dead_player_found_by_the_liveness_check_ends_the_wait_early() -> None
         if len(checks) >= 2:
             raise UnityEnvironmentException("Environment shut down with return code 1.")
 
-    timeout_wait = 5.0  # the player is checked every 0.5 s
+    timeout_wait = 60.0  # the default: the player is checked every PLAYER_CHECK_INTERVAL_S, not every 6 s
     try:
         started = time.monotonic()
         with pytest.raises(UnityEnvironmentException, match="return code 1"):
@@ -183,7 +185,7 @@ def test_a_dead_player_found_by_the_liveness_check_ends_the_wait_early() -> None
         server.close()
     # The second check found the player gone and ended the wait: the error is the player's, before the timeout.
     assert len(checks) == 2
-    assert elapsed < timeout_wait, f"the wait ended after {elapsed:.1f} s, not at the liveness check"
+    assert elapsed < 20 * PLAYER_CHECK_INTERVAL_S, f"the wait ended after {elapsed:.1f} s, not at the liveness check"
 
 
 DROP_NOTICED_S = 3.0
@@ -230,7 +232,7 @@ def test_an_unclosed_server_does_not_hang_interpreter_exit() -> None:
     code = textwrap.dedent(
         """
         import threading
-        from rayagents.actors.communicator import TrainerServer, WaitSettings, input_message
+        from rayagents.actors.communicator import PLAYER_CHECK_INTERVAL_S, TrainerServer, WaitSettings, input_message
         from rayagents.sims.client import UnityClient
         from rayagents.protocol.communicator_objects.unity_message_pb2 import UnityMessageProto
         server = TrainerServer()
