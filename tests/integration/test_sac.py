@@ -46,14 +46,14 @@ BEHAVIOR = "Pendulum"
 
 # ---- save_replay_buffer through rayagents-learn ---------------------------------------------------------------------
 
-BUFFER_SIZE = 3500
+BUFFER_SIZE = 1750
 RUN_ID = "sac"
 MISSING_BUFFER = "the replay buffer starts empty"
 """What a resumed run says (console and learner log) when it finds no saved replay buffer or cannot read it."""
 
 
 def write_sac_config(path: Path, max_steps: int, save_replay_buffer: bool) -> Path:
-    """A small SAC config for sim:Pendulum: a checkpoint and a summary every 1,000 steps."""
+    """A small SAC config for sim:Pendulum: a checkpoint and a summary every 500 steps."""
     config = {
         "behaviors": {
             BEHAVIOR: {
@@ -61,14 +61,14 @@ def write_sac_config(path: Path, max_steps: int, save_replay_buffer: bool) -> Pa
                 "hyperparameters": {
                     "batch_size": 64,
                     "buffer_size": BUFFER_SIZE,
-                    "buffer_init_steps": 200,
+                    "buffer_init_steps": 100,
                     "steps_per_update": 4,
                     "save_replay_buffer": save_replay_buffer,
                 },
                 "network_settings": {"hidden_units": 32, "num_layers": 2},
                 "max_steps": max_steps,
-                "summary_freq": 1000,
-                "checkpoint_interval": 1000,
+                "summary_freq": 500,
+                "checkpoint_interval": 500,
                 "keep_checkpoints": 2,
                 "time_horizon": 64,
             }
@@ -115,17 +115,17 @@ def test_save_replay_buffer_writes_the_buffer_beside_the_checkpoint_and_resume_t
     folder = tmp_path / "results" / RUN_ID / BEHAVIOR
 
     # 1. Without save_replay_buffer: checkpoints, no replay buffer.
-    output = learn_pendulum(tmp_path, "nosave", 1000, save_replay_buffer=False)
+    output = learn_pendulum(tmp_path, "nosave", 500, save_replay_buffer=False)
     first_step = saved_step(folder)
-    assert first_step >= 1000 and list(folder.glob("Pendulum-*.pt")), output
+    assert first_step >= 500 and list(folder.glob("Pendulum-*.pt")), output
     assert not (folder / REPLAY_BUFFER).exists()
 
     # 2. Resumed with save_replay_buffer on: it says its buffer starts empty, carries on from the saved step, and
     #    saves every experience it took in (fewer than buffer_size), oldest first, beside checkpoint.pt.
-    output = learn_pendulum(tmp_path, "save", 3000, True, "--resume")
+    output = learn_pendulum(tmp_path, "save", 1500, True, "--resume")
     assert MISSING_BUFFER in output, output
     steps = summary_steps(output)
-    assert steps and steps[0] > first_step and steps[-1] >= 3000, output
+    assert steps and steps[0] > first_step and steps[-1] >= 1500, output
     second_step = saved_step(folder)
     second = saved_buffer(folder)
     assert len(second["rewards"]) == min(BUFFER_SIZE, second_step - first_step) == second_step - first_step
@@ -136,12 +136,12 @@ def test_save_replay_buffer_writes_the_buffer_beside_the_checkpoint_and_resume_t
     # 3. Resumed again: the saved buffer is taken back without a word, and the run carries on from its step. The
     #    buffer it saves is full (it would not be without the restored experiences), and its oldest rows are the
     #    newest of the buffer saved before.
-    output = learn_pendulum(tmp_path, "resumed", 5500, True, "--resume")
+    output = learn_pendulum(tmp_path, "resumed", 2800, True, "--resume")
     assert MISSING_BUFFER not in output and "does not exist" not in output, output
     steps = summary_steps(output)
-    assert steps and steps[0] > second_step and steps[-1] >= 5000, output
+    assert steps and steps[0] > second_step and steps[-1] >= 2500, output
     third_step = saved_step(folder)
-    assert third_step > 5500
+    assert third_step > 2800
     third = saved_buffer(folder)
     assert third_step - first_step > BUFFER_SIZE
     assert len(third["rewards"]) == min(BUFFER_SIZE, third_step - first_step) == BUFFER_SIZE
