@@ -1,7 +1,8 @@
 """Every way to name a cluster reaches a real token-authenticated ``ray start --head``: ``HOST:PORT`` (here
 through ``RAY_ADDRESS``; ``--address`` takes the same text), ``ray://HOST:PORT`` (Ray Client), with the token read where Ray keeps it and ``RAY_AUTH_MODE``
-unset (Ray itself turns the token on only for ``auto``). A cluster that does not answer, a wrong token and a
-missing one are each one line, within seconds, naming what to set."""
+unset (Ray itself turns the token on only for ``auto``); a machine that has a token also trains on a head without
+authentication. A cluster that does not answer, a wrong token and a missing one are each one line, within seconds,
+naming what to set."""
 
 from __future__ import annotations
 
@@ -36,13 +37,12 @@ class Head:
     token_path: Path
 
 
-@pytest.fixture(scope="module")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    folder = tmp_path_factory.mktemp("head")
+def start_head(folder: Path, auth_mode: str) -> Head:
+    """``ray start --head`` with ``RAY_AUTH_MODE`` ``auth_mode`` and a fresh token in ``folder/auth_token``."""
     token_path = folder / "auth_token"
     token_path.write_text(secrets.token_hex(32))
     gcs_port, client_port = free_port(), free_port()
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_AUTH_MODE="token",
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", RAY_AUTH_MODE=auth_mode,
                RAY_AUTH_TOKEN_PATH=str(token_path))  # fmt: skip
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_AUTH_TOKEN", None)
@@ -50,11 +50,32 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
              str(client_port), "--dashboard-agent-listen-port", str(free_port()), "--include-dashboard", "false",
              "--num-cpus", "3", "--disable-usage-stats"]  # fmt: skip
     subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    return Head(gcs_port, client_port, token_path)
+
+
+def stop_head(head: Head) -> None:
+    """Stops the head and checks that none of its processes is left."""
+    stop_ray_cluster(head.gcs_port, timeout_s=10)
+    assert not ray_cluster_pids(head.gcs_port), "the head's processes outlived it"
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+    started = start_head(tmp_path_factory.mktemp("head"), "token")
     try:
-        yield Head(gcs_port, client_port, token_path)
+        yield started
     finally:
-        stop_ray_cluster(gcs_port, timeout_s=10)
-        assert not ray_cluster_pids(gcs_port), "the head's processes outlived it"
+        stop_head(started)
+
+
+@pytest.fixture(scope="module")
+def open_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
+    """A head without authentication."""
+    started = start_head(tmp_path_factory.mktemp("open-head"), "disabled")
+    try:
+        yield started
+    finally:
+        stop_head(started)
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +96,18 @@ def learn(tmp_path: Path, name: str, env: dict[str, str], *more: str) -> tuple[i
     code, output = run_learn(cartpole_args(config, tmp_path / "results", name, *more), tmp_path, name=name,
                              extra_env=env)  # fmt: skip
     return code, output, time.monotonic() - started
+
+
+@pytest.mark.parametrize("how", ["gcs", "client"])
+def test_a_machine_with_a_token_trains_on_a_cluster_without_authentication(
+    open_head: Head, head: Head, tmp_path: Path, how: str
+) -> None:
+    """The driver uses no token where the head asks for none: with one, the head could not call the driver back
+    and would destroy its actors as they were made ("all references to the actor were removed")."""
+    address = f"127.0.0.1:{open_head.gcs_port}" if how == "gcs" else f"ray://127.0.0.1:{open_head.client_port}"
+    code, output, _ = learn(tmp_path, how, client_env(head), "--address", address)
+    assert code == 0, output
+    assert [int(step) for _, step, _ in SUMMARY_LINE.findall(output)] == [500, 1000], output
 
 
 @pytest.mark.parametrize("how", ["gcs", "client"])
