@@ -72,10 +72,14 @@ class TimedOutput:
         return found[-1] if found else None
 
 
+LineWatcher = Callable[[str, Sequence[str]], None]
+"""Sees each line of a run as it comes, with the lines so far (:func:`bench.runs.learn`'s ``on_line``)."""
+
+
 def timed_learn(arguments: Sequence[str], label: str, env: dict[str, str],
-                on_line: Callable[[str, str], None]) -> TimedOutput:  # fmt: skip
+                on_line: LineWatcher) -> TimedOutput:  # fmt: skip
     """Runs ``rayagents-learn ARGUMENTS`` to its end (:func:`bench.runs.learn`, its summaries echoed after
-    ``label``) with ``env`` added to its environment; ``on_line(line, output so far)`` sees each line."""
+    ``label``) with ``env`` added to its environment; ``on_line(line, lines so far)`` sees each line."""
     environment: dict[str, str | None] = {"COLUMNS": "200", **env, "RAY_ADDRESS": None}  # the arguments name it
     output = learn(arguments, BEHAVIOR, to_the_end, TIMEOUT_S, label, environment, on_line, check=True)
     return TimedOutput(tuple(zip(output.line_seconds, output.lines)), output.wall_s)
@@ -92,7 +96,7 @@ def run_arguments(cluster: LocalAutoscalingCluster, folder: Path, name: str, env
             "--env-actor-resources", '{"unity_player": 1}', *more]  # fmt: skip
 
 
-def nothing(line: str, text: str) -> None:
+def nothing(line: str, lines: Sequence[str]) -> None:
     """Watches a run without acting on it."""
 
 
@@ -101,14 +105,14 @@ def to_the_end(summary: Summary) -> bool:
     return False
 
 
-def preempt_at(cluster: LocalAutoscalingCluster, step: int, node_of: Callable[[str], str]) -> Callable[[str, str], None]:
+def preempt_at(cluster: LocalAutoscalingCluster, step: int, node_of: Callable[[str], str]) -> LineWatcher:
     """A line watcher that reclaims the node ``node_of(output)`` names once a summary reaches ``step``."""
     done: list[str] = []
 
-    def watch(line: str, text: str) -> None:
+    def watch(line: str, lines: Sequence[str]) -> None:
         found = SUMMARY.match(line.strip())
         if not done and found and found["behavior"] == BEHAVIOR and int(found["step"]) >= step:
-            node = node_of(text)
+            node = node_of("\n".join(lines))
             cluster.preempt(node)
             done.append(node)
             print(f"    reclaimed node {node} at step {found['step']}", file=sys.stderr, flush=True)

@@ -65,21 +65,21 @@ def learn(
     timeout_s: float,
     label: str,
     env: Mapping[str, str | None] | None = None,
-    on_line: Callable[[str, str], None] | None = None,
+    on_line: Callable[[str, Sequence[str]], None] | None = None,
     check: bool = False,
 ) -> RunOutput:
     """Runs ``rayagents-learn ARGUMENTS`` until a summary of ``behavior`` satisfies ``stop`` (then SIGINT), the run
     ends, or ``timeout_s`` passes (then it is killed). Each summary is echoed to stderr after ``label``. A run
     that prints no summary is a RuntimeError showing its last lines.
 
-    ``env`` sets variables of the run's environment (a None value removes one); ``on_line(line, output so far)``
-    sees each line as it comes; with ``check``, a run that exits with an error is a RuntimeError too."""
+    ``env`` sets variables of the run's environment (a None value removes one); ``on_line(line, lines so far)``
+    sees each line as it comes (the lines so far end with it); with ``check``, a run that exits with an error is a
+    RuntimeError too."""
     command = [sys.executable, "-m", "rayagents.cluster.cli", *arguments]
     summaries: list[Summary] = []
     lines: list[str] = []
     line_seconds: list[float] = []
     tail: list[str] = []
-    text = ""
     started = time.monotonic()
     stopping = False
     environment = dict(os.environ, PYTHONUNBUFFERED="1")  # each summary line as it is printed
@@ -98,8 +98,7 @@ def learn(
                 lines.append(line.rstrip("\n"))
                 line_seconds.append(time.monotonic() - started)
                 if on_line is not None:
-                    text += line
-                    on_line(line, text)
+                    on_line(line, lines)
                 match = SUMMARY.match(line.strip())
                 if match is not None and match["behavior"] == behavior:
                     group = None if match["group"] is None else float(match["group"])

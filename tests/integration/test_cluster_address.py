@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,10 @@ class Head:
     token_path: Path
 
 
-def start_head(folder: Path, auth_mode: str) -> Head:
-    """``ray start --head`` with ``RAY_AUTH_MODE`` ``auth_mode`` and a fresh token in ``folder/auth_token``."""
+@contextmanager
+def running_head(folder: Path, auth_mode: str) -> Iterator[Head]:
+    """``ray start --head`` with ``RAY_AUTH_MODE`` ``auth_mode`` and a fresh token in ``folder/auth_token``; stopped
+    after, with a check that none of its processes is left."""
     token_path = folder / "auth_token"
     token_path.write_text(secrets.token_hex(32))
     gcs_port, client_port = free_port(), free_port()
@@ -50,32 +53,25 @@ def start_head(folder: Path, auth_mode: str) -> Head:
              str(client_port), "--dashboard-agent-listen-port", str(free_port()), "--include-dashboard", "false",
              "--num-cpus", "3", "--disable-usage-stats"]  # fmt: skip
     subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
-    return Head(gcs_port, client_port, token_path)
-
-
-def stop_head(head: Head) -> None:
-    """Stops the head and checks that none of its processes is left."""
-    stop_ray_cluster(head.gcs_port, timeout_s=10)
-    assert not ray_cluster_pids(head.gcs_port), "the head's processes outlived it"
+    try:
+        yield Head(gcs_port, client_port, token_path)
+    finally:
+        stop_ray_cluster(gcs_port, timeout_s=10)
+        assert not ray_cluster_pids(gcs_port), "the head's processes outlived it"
 
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    started = start_head(tmp_path_factory.mktemp("head"), "token")
-    try:
+    """A token-authenticated head."""
+    with running_head(tmp_path_factory.mktemp("head"), "token") as started:
         yield started
-    finally:
-        stop_head(started)
 
 
 @pytest.fixture(scope="module")
 def open_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     """A head without authentication."""
-    started = start_head(tmp_path_factory.mktemp("open-head"), "disabled")
-    try:
+    with running_head(tmp_path_factory.mktemp("open-head"), "disabled") as started:
         yield started
-    finally:
-        stop_head(started)
 
 
 @pytest.fixture(autouse=True)
