@@ -6,9 +6,10 @@ publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:
 copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
 under the agents' action masks and returns the raw samples with, as extras kept per step, the joint log
 probabilities that PPO's ratio is taken against and the entropies behind ``Policy/Entropy``; the player's actions
-are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). Inference
-runs without gradients on one torch thread: a small network on one agent batch gains nothing from more, and an EnvActor holds
-one CPU.
+are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). A plain actor
+(vector observations, no memory, no goal hypernetwork) acts in numpy (:mod:`~rayagents.learner.numpy_actor`), a
+third of torch's cost for a few agents; any other runs in torch without gradients on one thread: a small network on
+one agent batch gains nothing from more, and an EnvActor holds one CPU.
 
 With ``network_settings.memory`` the policy keeps each agent's memory (zeros when it first acts), keeps the memory
 each decision was made from as the extra :data:`~rayagents.learner.memory.MEMORY` (training starts each sequence
@@ -28,9 +29,10 @@ from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.memory import MEMORY
 from rayagents.learner.networks import PPO_ACTOR, Actor, ActorKind
+from rayagents.learner.numpy_actor import NumpyActor
 from rayagents.learner.weights import load_actor_weights
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
-from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec, DecisionSteps
+from rayagents.protocol.types import ActionTuple, AgentId, BehaviorName, BehaviorSpec, DecisionSteps
 
 INFERENCE_THREADS = 1
 """Torch intra-op threads while acting."""
@@ -84,6 +86,17 @@ class InferencePolicy:
         self._version = -1
         self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
         self._memories: dict[AgentId, np.ndarray] = {}
+        self._numpy: NumpyActor | None = None
+        """The loaded weights in numpy, for a plain actor (see :mod:`~rayagents.learner.numpy_actor`)."""
+        self._plain = NumpyActor.of(self.actor) is not None
+        self._rng: np.random.Generator | None = None
+        """The numpy actor's random numbers, drawn fresh in the process that acts (see :meth:`__getstate__`)."""
+
+    def __getstate__(self) -> dict[str, object]:
+        """The policy without its random generator: each EnvActor the driver sends a copy to draws its own."""
+        state = dict(self.__dict__)
+        state["_rng"] = None
+        return state
 
     @property
     def version(self) -> int:
@@ -95,6 +108,7 @@ class InferencePolicy:
         if version < 0:
             raise ValueError(f"a weights version is 0 or more, got {version}")
         load_actor_weights(self.actor, state)
+        self._numpy = NumpyActor.of(self.actor) if self._plain else None
         self._version = version
 
     def forget(self, agent_ids: Sequence[AgentId] | None = None) -> None:
@@ -124,10 +138,13 @@ class InferencePolicy:
                 "latest version before acting"
             )
         n_agents = len(decision_steps)
-        observations = [observation_tensor(o) for o in decision_steps.obs]
-        allowed = None
+        allowed_array = None
         if self._mask_size:
-            allowed = torch.from_numpy(allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size))
+            allowed_array = allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size)
+        if self._numpy is not None:
+            return self._act_in_numpy(self._numpy, decision_steps, allowed_array)
+        observations = [observation_tensor(o) for o in decision_steps.obs]
+        allowed = None if allowed_array is None else torch.from_numpy(allowed_array)
         extras: dict[str, np.ndarray] = {}
         memories: torch.Tensor | None = None
         if self.actor.memory_size:
@@ -147,5 +164,19 @@ class InferencePolicy:
             discrete=sample.discrete.numpy().astype(np.int32),
             policy_version=self._version,
             extras=extras,
+        )
+
+    def _act_in_numpy(
+        self, actor: NumpyActor, decision_steps: DecisionSteps, allowed: np.ndarray | None
+    ) -> ActionTaken:
+        if self._rng is None:
+            self._rng = np.random.default_rng()
+        sample = actor.act(decision_steps.obs, allowed, self.actor.deterministic, self._rng)
+        return ActionTaken(
+            env_actions=ActionTuple(continuous=sample.env_continuous, discrete=sample.discrete),
+            continuous=sample.continuous,
+            discrete=sample.discrete,
+            policy_version=self._version,
+            extras={LOG_PROBS: sample.log_prob, ENTROPY: sample.entropy},
         )
 
