@@ -73,7 +73,12 @@ def ray_cluster_pids(gcs_port: int) -> list[int]:
     ]
 
 
-def stop_ray_cluster(gcs_port: int, timeout_s: float = 30.0) -> None:
+STOP_GRACE_S = 5.0
+"""How long :func:`stop_ray_cluster` waits after SIGTERM. A cluster's GCS server and raylets, signalled together with
+their agents, were still there 30 s later; nothing of a benchmark's or a test's cluster needs saving."""
+
+
+def stop_ray_cluster(gcs_port: int, timeout_s: float = STOP_GRACE_S) -> None:
     """Stops the Ray cluster on ``gcs_port`` alone (``ray stop --force`` would stop every cluster of this machine,
     a developer's training runs included): SIGTERM, then SIGKILL to what is left after ``timeout_s``."""
     for signal_number in (signal.SIGTERM, signal.SIGKILL):
@@ -233,7 +238,7 @@ class LocalAutoscalingCluster:
         with open(self.folder / "head.out", "wb") as output:
             subprocess.run(command, env=env, check=True, stdout=output, stderr=subprocess.STDOUT, timeout=120)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = STOP_GRACE_S) -> None:
         """Stops the head and every node it launched (SIGKILL to what is left after ``timeout_s``)."""
         if self.gcs_port:
             stop_ray_cluster(self.gcs_port, timeout_s)

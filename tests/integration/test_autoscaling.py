@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAutoscali
     try:
         yield head
     finally:
-        head.stop(timeout_s=10)
+        head.stop()
         assert not ray_cluster_pids(head.gcs_port), "the cluster's processes outlived it"
 
 

@@ -56,7 +56,7 @@ def running_head(folder: Path, auth_mode: str) -> Iterator[Head]:
     try:
         yield Head(gcs_port, client_port, token_path)
     finally:
-        stop_ray_cluster(gcs_port, timeout_s=10)
+        stop_ray_cluster(gcs_port)
         assert not ray_cluster_pids(gcs_port), "the head's processes outlived it"
 
 
