@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import yaml
 
+from bench import acting
 from bench.sims import play_random
 from bench.table import Row, report
 from rayagents.actors.environment import UnityEnvironment
@@ -550,6 +551,7 @@ def run(seconds: float = 5.0) -> list[Row]:
     ]
     cpu_name = f"CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)"
     rows += _learner_rows(update, cpu_name, cpu)
+    rows += acting.run(settings, seconds)
     if torch.cuda.is_available():
         gpu = learner_rates(spec, settings, "cuda", seconds)
         rows += _learner_rows(update, f"CUDA ({torch.cuda.get_device_name()})", gpu)

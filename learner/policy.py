@@ -71,6 +71,7 @@ class InferencePolicy:
         behavior_spec: the behavior's observations and actions (the network is built from them).
         network_settings: the behavior's ``network_settings``, the same the learner's network is built from.
         kind: the actor's kind (PPO's clipped Gaussian, SAC's squashed one), the same as the learner's.
+        numpy_acting: a plain actor acts in numpy (the default); False: every actor acts in torch (to compare them).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class InferencePolicy:
         behavior_spec: BehaviorSpec,
         network_settings: NetworkSettings,
         kind: ActorKind = PPO_ACTOR,
+        numpy_acting: bool = True,
     ) -> None:
         self.behavior = behavior
         self.behavior_spec = behavior_spec
@@ -88,7 +90,7 @@ class InferencePolicy:
         self._memories: dict[AgentId, np.ndarray] = {}
         self._numpy: NumpyActor | None = None
         """The loaded weights in numpy, for a plain actor (see :mod:`~rayagents.learner.numpy_actor`)."""
-        self._plain = NumpyActor.of(self.actor) is not None
+        self._plain = numpy_acting and NumpyActor.of(self.actor) is not None
         self._rng: np.random.Generator | None = None
         """The numpy actor's random numbers, drawn fresh in the process that acts (see :meth:`__getstate__`)."""
 

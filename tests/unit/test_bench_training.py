@@ -15,7 +15,7 @@ README = ROOT / "README.md"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # bench/ is a folder of the repository, not of the installed package
 
-from bench import training  # noqa: E402
+from bench import acting, training  # noqa: E402
 from bench.table import Row, rewrite_readme  # noqa: E402
 
 
@@ -107,3 +107,14 @@ def test_the_readme_has_a_training_table_that_the_benchmark_can_rewrite(tmp_path
     assert "| training ÷ random | 0.91 | ≥ 0.8 | yes | `python -m bench.training` |" in section
     assert "Measured on a test machine." in section
     assert text.count("| training ÷ random |") == 1  # the other tables are left alone
+
+
+def test_the_envactor_loop_rows_give_each_stage_per_agent_step_and_acting_numpy_over_torch() -> None:
+    times = acting.LoopTimes()
+    times.by_mode["numpy"] = acting.StageTimes(wire=0.08, acting=0.02, trajectories=0.01, steps=1000)
+    times.by_mode["torch"] = acting.StageTimes(wire=0.08, acting=0.06, trajectories=0.01, steps=1000)
+    numpy_row, torch_row, ratio = acting.rows(times)
+    assert "acting in numpy" in numpy_row.benchmark and "acting in torch" in torch_row.benchmark
+    assert numpy_row.value == "110 µs: wire 80, acting 20, trajectories 10"
+    assert torch_row.value == "150 µs: wire 80, acting 60, trajectories 10"
+    assert ratio.value == "0.33"

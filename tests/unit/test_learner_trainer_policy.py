@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rayagents.configs.hyperparameters import PPOSettings
-from rayagents.configs.network import MemorySettings, NetworkSettings
+from rayagents.configs.network import NetworkSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.policy import ENTROPY, InferencePolicy
@@ -158,9 +158,8 @@ def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> No
 
 
 def test_torch_inference_runs_on_one_thread_and_leaves_the_process_setting_alone() -> None:
-    """An actor that acts in torch (here one with memory; plain actors act in numpy) does so on one thread."""
-    settings = NetworkSettings(hidden_units=16, normalize=True, memory=MemorySettings(sequence_length=4, memory_size=8))
-    policy = InferencePolicy(BEHAVIOR, SPEC, settings)
+    """An actor that acts in torch (plain actors act in numpy unless told not to) does so on one thread."""
+    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK, numpy_acting=False)
     policy.load_weights(0, {k: v.numpy() for k, v in policy.actor.state_dict().items()})
     seen: list[int] = []
     policy.actor.network_body.register_forward_pre_hook(lambda module, inputs: seen.append(torch.get_num_threads()))
