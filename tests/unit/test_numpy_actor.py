@@ -67,12 +67,19 @@ def torch_mask(allowed: np.ndarray | None) -> torch.Tensor | None:
     return None if allowed is None else torch.as_tensor(allowed)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_deterministic_actions_are_the_torch_actors(case: str) -> None:
+def both_actors(case: str) -> tuple[Actor, NumpyActor]:
+    """The torch actor of ``case`` and its numpy copy."""
     action_spec, kind, normalize = CASES[case]
     actor = actor_for(action_spec, kind, normalize)
     fast = NumpyActor.of(actor)
-    assert fast is not None
+    assert fast is not None, "a plain actor must have a numpy copy"
+    return actor, fast
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_deterministic_actions_are_the_torch_actors(case: str) -> None:
+    action_spec, kind, _ = CASES[case]
+    actor, fast = both_actors(case)
     obs = observations(16, np.random.default_rng(1))
     allowed = allowed_mask(action_spec, 16)
     mine = fast.act(obs, allowed, deterministic=True, rng=np.random.default_rng(2))
@@ -90,10 +97,8 @@ def test_deterministic_actions_are_the_torch_actors(case: str) -> None:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_sampled_actions_carry_the_torch_actors_log_probabilities(case: str) -> None:
-    action_spec, kind, normalize = CASES[case]
-    actor = actor_for(action_spec, kind, normalize)
-    fast = NumpyActor.of(actor)
-    assert fast is not None
+    action_spec, kind, _ = CASES[case]
+    actor, fast = both_actors(case)
     n = 64
     obs = observations(n, np.random.default_rng(3))
     allowed = allowed_mask(action_spec, n)
