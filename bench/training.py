@@ -551,13 +551,12 @@ def run(seconds: float = 5.0) -> list[Row]:
     ]
     cpu_name = f"CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)"
     rows += _learner_rows(update, cpu_name, cpu)
-    rows += acting.run(settings, seconds)
     if torch.cuda.is_available():
         gpu = learner_rates(spec, settings, "cuda", seconds)
         rows += _learner_rows(update, f"CUDA ({torch.cuda.get_device_name()})", gpu)
     else:
         rows.append(_row(f"{update}, CUDA", "no GPU (not measured)"))
-    return rows
+    return rows + acting.run(settings, seconds)
 
 
 def _learner_rows(update: str, device: str, rates: LearnerRates) -> list[Row]:
