@@ -115,20 +115,27 @@ class NumpyActor:
     """One logits layer per discrete branch."""
 
     @staticmethod
-    def of(actor: Actor) -> NumpyActor | None:
-        """``actor``'s weights as a :class:`NumpyActor`, or None when it is not a plain actor (an image or a
-        variable-length sensor, memory, a goal hypernetwork)."""
+    def supports(actor: Actor) -> bool:
+        """Whether ``actor`` is a plain actor, which :meth:`of` copies: vector observations only, no memory, no goal
+        hypernetwork, no attention."""
         body = actor.network_body
         encoder = body.observation_encoder
-        plain = (
+        return (
             actor.memory is None
             and body.linear_encoder is not None
             and body.action_size == 0
             and encoder.attention is None
             and all(isinstance(p, VectorInput) for p in encoder.processors)
         )
-        if not plain:
+
+    @staticmethod
+    def of(actor: Actor) -> NumpyActor | None:
+        """``actor``'s weights as a :class:`NumpyActor`, or None when it is not a plain actor (an image or a
+        variable-length sensor, memory, a goal hypernetwork)."""
+        if not NumpyActor.supports(actor):
             return None
+        body = actor.network_body
+        encoder = body.observation_encoder
         normalizers = []
         for processor in encoder.processors:
             normalizer = processor.normalizer if isinstance(processor, VectorInput) else None

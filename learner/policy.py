@@ -90,7 +90,7 @@ class InferencePolicy:
         self._memories: dict[AgentId, np.ndarray] = {}
         self._numpy: NumpyActor | None = None
         """The loaded weights in numpy, for a plain actor (see :mod:`~rayagents.learner.numpy_actor`)."""
-        self._plain = numpy_acting and NumpyActor.of(self.actor) is not None
+        self._plain = numpy_acting and NumpyActor.supports(self.actor)
         self._rng: np.random.Generator | None = None
         """The numpy actor's random numbers, drawn fresh in the process that acts (see :meth:`__getstate__`)."""
 
