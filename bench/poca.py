@@ -10,7 +10,7 @@ EnvActor × 8 areas to :data:`SPREAD_STEPS` agent steps: the mean group reward (
 Reward``, the episode's sum of the global coverage term) over the summaries of the run's last
 :data:`SPREAD_SCORED_SHARE`. The MPE literature trains simple_spread for 2M (EPyMARL) to 20M (MAPPO) environment
 steps; :data:`SPREAD_STEPS` is a third of EPyMARL's budget, the most that three seeds of both trainers fit in on two
-cores (about 90 minutes).
+cores (about 70 minutes).
 
 ``python -m bench.poca escape``: ``sim:DungeonEscape`` (one agent must slay the dragon and leave the episode so that
 the others can escape; only the group is paid) with ``configs/poca/DungeonEscape.yaml`` and its PPO twin, seeds 0–2
