@@ -269,8 +269,13 @@ class Trainer:
     # ---- 4. summaries and checkpoints ------------------------------------------------------------------------------
     @property
     def summary_step(self) -> int:
-        """The step the next summary is due at (a multiple of ``summary_freq``)."""
-        return self._next_summary_step
+        """The step the next summary is written at: the next multiple of ``summary_freq``. A step that passed several
+        multiples at once (much arrived while an update ran) writes one summary, at the first of them; but once the
+        step reaches ``max_steps``, at the last multiple it reached, so that a run's last summary is at its
+        ``max_steps`` (when that is a multiple of ``summary_freq``) however the steps arrived."""
+        if self.step < self._next_summary_step or self.step < self.settings.max_steps:
+            return self._next_summary_step
+        return self.step - self.step % self.settings.summary_freq
 
     @property
     def should_summarize(self) -> bool:

@@ -244,6 +244,20 @@ def test_a_new_period_holds_only_what_came_after_the_summary() -> None:
     assert set(summary) == {"Policy/Extrinsic Value Estimate", "Policy/Entropy", DROPPED_STEPS, POLICY_LAG}
 
 
+def test_a_step_that_passes_several_multiples_is_summarized_once_and_the_last_summary_is_at_max_steps() -> None:
+    short = dataclasses.replace(settings(buffer_size=1000, summary_freq=10), max_steps=40)
+    ppo = Trainer(BEHAVIOR, SPEC, short, seed=0)
+    ppo.record_episodes(EpisodeStats(BEHAVIOR, np.array([5.0], np.float32), np.array([4])))
+    ppo.ingest([trajectory(12), trajectory(15, seed=1)])  # 27: passes 10 and 20 at once
+    assert ppo.should_summarize and ppo.summary_step == 10
+    summary = ppo.summarize()
+    assert summary.step == 10 and summary.cumulative_rewards == (5.0,)
+    assert not ppo.should_summarize and ppo.summary_step == 30
+    ppo.ingest([trajectory(16, seed=2)])  # 43: passes 30 and max_steps 40 at once; training ends
+    assert not ppo.should_still_train and ppo.should_summarize and ppo.summary_step == 40
+    assert ppo.summarize().step == 40 and not ppo.should_summarize
+
+
 def test_episodes_of_another_behavior_are_refused() -> None:
     with pytest.raises(ValueError, match="Crawler"):
         trainer().record_episodes(EpisodeStats("Crawler?team=0", np.ones(1, np.float32), np.ones(1, np.int64)))
