@@ -53,10 +53,22 @@ def command_lines() -> dict[int, list[str]]:
     return found
 
 
+def parent_pids() -> dict[int, int]:
+    """Every process's parent, by pid."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def ray_cluster_pids(gcs_port: int) -> list[int]:
     """The processes of the Ray cluster whose GCS listens on ``gcs_port`` and of no other cluster on this machine:
-    every process that names that GCS's session (its GCS server, raylets, agents, monitors, workers) or connects to
-    the port (the client server)."""
+    every process that names that GCS's session (its GCS server, raylets, monitors, workers) or connects to the
+    port (the client server), and their descendants (the raylets' agents, whose titles name nothing)."""
     commands = command_lines()
     sessions = {
         argument.split("=", 1)[1]
@@ -65,12 +77,22 @@ def ray_cluster_pids(gcs_port: int) -> list[int]:
         for argument in arguments
         if argument.startswith("--session-name=")
     }
-    return [
+    found = {
         pid
         for pid, arguments in commands.items()
         if any(session in argument for session in sessions for argument in arguments)
         or any(argument.startswith("--address=") and argument.endswith(f":{gcs_port}") for argument in arguments)
-    ]
+    }
+    children: dict[int, list[int]] = {}
+    for pid, parent in parent_pids().items():
+        children.setdefault(parent, []).append(pid)
+    pending = list(found)
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return sorted(found)
 
 
 STOP_GRACE_S = 5.0
@@ -80,17 +102,21 @@ their agents, were still there 30 s later; nothing of a benchmark's or a test's 
 
 def stop_ray_cluster(gcs_port: int, timeout_s: float = STOP_GRACE_S) -> None:
     """Stops the Ray cluster on ``gcs_port`` alone (``ray stop --force`` would stop every cluster of this machine,
-    a developer's training runs included): SIGTERM, then SIGKILL to what is left after ``timeout_s``."""
+    a developer's training runs included): SIGTERM, then SIGKILL to what is left after ``timeout_s``. The processes
+    are found before the first signal: a raylet's agents, once their raylet is gone, no longer show whose they are
+    (left alone, they spun a core for about two minutes)."""
+    targets = set(ray_cluster_pids(gcs_port))
     for signal_number in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ray_cluster_pids(gcs_port):
+        targets.update(ray_cluster_pids(gcs_port))
+        for pid in sorted(targets):
             try:
                 os.kill(pid, signal_number)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(pid_alive(pid) for pid in ray_cluster_pids(gcs_port)):
+        while time.monotonic() < deadline and any(pid_alive(pid) for pid in targets):
             time.sleep(0.2)
-        if not any(pid_alive(pid) for pid in ray_cluster_pids(gcs_port)):
+        if not any(pid_alive(pid) for pid in targets):
             return
 
 

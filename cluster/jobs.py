@@ -5,7 +5,7 @@ options]`` submits ``rayagents-learn`` with those options as the job's entrypoin
 the config in it) travels in the job's runtime environment, so paths in the options are relative to it. It prints
 the job id, then follows the job's log until the job ends (``--no-wait`` returns at once) and exits 0 only if the
 job succeeded. ``rayagents stop JOB`` asks Ray to stop the job: the run gets SIGTERM, saves its model and stops
-its players, as on Ctrl+C.
+its players, as on Ctrl+C; Ray waits up to :data:`STOP_GRACE_S` seconds for that before it kills the run.
 
 ``rayagents tune CONFIG --search KEY=SPACE ... [-- rayagents-learn options]`` sweeps hyperparameters with Ray Tune,
 each trial a rayagents-learn run on the cluster (see :mod:`rayagents.cluster.sweep`).
@@ -35,6 +35,21 @@ EXIT_OK = 0
 """The job succeeded (or the command did what it was asked)."""
 EXIT_FAILED = 1
 """The job failed or was stopped, or the cluster could not be reached."""
+STOP_GRACE_S = 120
+"""How long Ray lets a stopped job's run save its model and stop its players before it kills the run (Ray's own
+default, 3 s, is less than a save takes on a busy machine). Set in the job's environment as
+``RAY_JOB_STOP_WAIT_TIME_S``, which Ray's job supervisor reads."""
+STOP_GRACE_ENV = "RAY_JOB_STOP_WAIT_TIME_S"
+"""The variable Ray's job supervisor reads its stop grace period from."""
+
+
+def job_runtime_env(working_dir: str | None) -> dict[str, Any]:
+    """The runtime environment of a submitted run: its working directory (when given), and a stop grace period
+    long enough for the run to save what it learned (:data:`STOP_GRACE_S`)."""
+    runtime_env: dict[str, Any] = {"env_vars": {STOP_GRACE_ENV: str(STOP_GRACE_S)}}
+    if working_dir:
+        runtime_env["working_dir"] = working_dir
+    return runtime_env
 
 
 def entrypoint(learn_args: Sequence[str]) -> str:
@@ -130,9 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not learn_args:
                 print("error: give the rayagents-learn options after --", file=sys.stderr)
                 return 2
-            runtime_env = {"working_dir": options.working_dir} if options.working_dir else None
             job_id = jobs.submit_job(
-                entrypoint=entrypoint(learn_args), runtime_env=runtime_env, submission_id=options.job_id
+                entrypoint=entrypoint(learn_args),
+                runtime_env=job_runtime_env(options.working_dir),
+                submission_id=options.job_id,
             )
             print(f"submitted job {job_id}", flush=True)
             if options.no_wait:
