@@ -2,12 +2,12 @@
 in torch side by side.
 
 One ``sim:HalfCheetah`` player × :data:`NUM_AREAS` areas (what one EnvActor of the training benchmark steps) is
-stepped by this process as an EnvActor steps its player: read the steps, act with an
-:class:`~rayagents.learner.policy.InferencePolicy` of the training benchmark's network (the example's, 2 × 256
-units, weights as initialized), cut trajectories of the example's ``time_horizon``, send the actions and step. The
-player runs in its own process, so this process's CPU time (``time.process_time``) is the EnvActor's share. Blocks
-of :data:`BLOCK_EXCHANGES` exchanges alternate between a policy acting in numpy (a plain actor's default,
-:mod:`rayagents.learner.numpy_actor`) and one acting in torch, so that both see the same machine; each stage's CPU
+stepped by this process as an EnvActor steps its player: read the steps, act with a policy of the training
+benchmark's network (the example's, 2 × 256 units, weights as initialized), cut trajectories of the example's
+``time_horizon``, send the actions and step. The player runs in its own process, so this process's CPU time (``time.process_time``) is the EnvActor's share. Blocks
+of :data:`BLOCK_EXCHANGES` exchanges alternate between a policy acting in numpy (what a plain actor's EnvActor gets,
+:class:`~rayagents.learner.numpy_policy.NumpyPolicy`) and one acting in torch
+(:class:`~rayagents.learner.policy.InferencePolicy`), so that both see the same machine; each stage's CPU
 time is summed per policy and divided by the agent steps.
 
 ``python -m bench.training`` runs it and puts its rows in its own README table.
@@ -22,7 +22,9 @@ from bench.table import Row
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.trajectories import TrajectoryBuilder
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.algorithm import ActingPolicy
 from rayagents.learner.policy import InferencePolicy
+from rayagents.learner.registry import trainer_entry
 
 NUM_AREAS = 8
 """Areas of the player: one EnvActor's share of the training benchmark's 2 × 8."""
@@ -40,7 +42,7 @@ class StageTimes:
     wire: float = 0.0
     """Reading the steps, sending the actions and the exchange itself (decoding and encoding included)."""
     acting: float = 0.0
-    """``InferencePolicy.act``."""
+    """The policy's ``act``."""
     trajectories: float = 0.0
     """``TrajectoryBuilder.add``."""
     steps: int = 0
@@ -62,7 +64,7 @@ class LoopTimes:
 
 
 def _exchanges(
-    env: UnityEnvironment, behavior: str, policy: InferencePolicy, builder: TrajectoryBuilder, count: int, into: StageTimes
+    env: UnityEnvironment, behavior: str, policy: ActingPolicy, builder: TrajectoryBuilder, count: int, into: StageTimes
 ) -> None:
     clock = time.process_time
     for _ in range(count):
@@ -89,11 +91,12 @@ def measure(settings: TrainerSettings, seconds: float) -> LoopTimes:
     try:
         env.reset()
         behavior, spec = next(iter(env.behavior_specs.items()))
-        policies = {
-            mode: InferencePolicy(behavior, spec, settings.network_settings, numpy_acting=mode == "numpy")
-            for mode in ("numpy", "torch")
+        torch_policy = InferencePolicy(behavior, spec, settings.network_settings)
+        policies: dict[str, ActingPolicy] = {
+            "numpy": trainer_entry("ppo").make_policy(behavior, spec, settings),
+            "torch": torch_policy,
         }
-        weights = {name: value.numpy() for name, value in policies["torch"].actor.state_dict().items()}
+        weights = {name: value.numpy() for name, value in torch_policy.actor.state_dict().items()}
         builders = {}
         for mode, policy in policies.items():
             policy.load_weights(0, weights)

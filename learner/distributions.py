@@ -8,8 +8,9 @@ Conventions, the same in training, acting and the exported ONNX model:
   from the encoding; the sample ``u`` is squashed, ``a = tanh(u)``, and ``a`` is both what is trained on and what
   the player receives (unclipped). Its log density is the Gaussian's of ``u`` minus ``sum log(1 - a² + 1e-6)``.
 - Action masks here are floats ``(batch, sum(branches))`` with **1 = allowed, 0 = masked** (the ONNX
-  ``action_masks`` input; the wire's mask is the opposite, see :func:`allowed_from_disabled`). A masked action's
-  logit is pushed to -1e8, so it gets probability 0 and is never sampled.
+  ``action_masks`` input; the wire's mask is the opposite, see
+  :func:`~rayagents.learner.acting.allowed_from_disabled`). A masked action's logit is pushed to -1e8, so it gets
+  probability 0 and is never sampled.
 - A log probability is the joint one: summed over continuous dimensions and discrete branches; so is entropy.
 """
 
@@ -18,47 +19,24 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
+from rayagents.learner.acting import (
+    CONTINUOUS_CLIP,
+    HALF_LOG_2PI,
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    MASKED_LOGIT,
+    SQUASH_EPSILON,
+)
 from rayagents.learner.encoders import linear_layer
 from rayagents.protocol.types import ActionSpec
-
-CONTINUOUS_CLIP = 3.0
-"""Continuous samples are clipped to ±CONTINUOUS_CLIP and divided by it before they go to the player."""
-
-MASKED_LOGIT = 1e8
-"""How far a masked action's logit is pushed down."""
-
-LOG_STD_MIN = -20.0
-LOG_STD_MAX = 2.0
-SQUASH_EPSILON = 1e-6
-"""Keeps ``log(1 - tanh(u)²)`` finite where the squashed action reaches ±1 (ML-Agents' value)."""
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-"""``log(sqrt(2 pi))``, the Gaussian log density's constant per dimension."""
 
 
 def clip_continuous(actions: torch.Tensor) -> torch.Tensor:
     """What the player receives for a raw continuous sample: ``clamp(x, -3, 3) / 3``, in [-1, 1]."""
     return torch.clamp(actions, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
-
-
-def allowed_from_disabled(disabled: np.ndarray | Sequence[np.ndarray] | None, n_agents: int, total: int) -> np.ndarray:
-    """The float allowed-mask ``(n_agents, total)`` (1 = allowed) from the wire's disabled mask (True = disabled).
-
-    ``disabled`` is either one bool array ``(n_agents, total)`` or a ``DecisionSteps.action_mask``: one bool array
-    ``(n_agents, branch_size)`` per branch. None means every action is allowed.
-    """
-    if disabled is None:
-        return np.ones((n_agents, total), dtype=np.float32)
-    if isinstance(disabled, np.ndarray):
-        flat = disabled
-    else:
-        flat = np.concatenate([np.asarray(branch) for branch in disabled], axis=1)
-    if flat.shape != (n_agents, total):
-        raise ValueError(f"action mask has shape {flat.shape}, expected ({n_agents}, {total})")
-    return 1.0 - flat.astype(np.float32)
 
 
 class GaussianHead(nn.Module):

@@ -1,11 +1,13 @@
-"""``LearnerActor``: the trainers of every behavior, fed by the EnvActors, publishing weight versions.
+"""``Learner``: what the :class:`~rayagents.learner.learner_actor.LearnerActor` runs, the trainers of every behavior,
+fed by the EnvActors, publishing weight versions.
 
-The driver creates one as a Ray actor (on the GPU when the cluster has one). EnvActors call it directly:
+The driver creates one LearnerActor as a Ray actor (on the GPU when the cluster has one), which makes a ``Learner``
+in its process and passes every call on to it. EnvActors call it directly:
 
-- :meth:`LearnerActor.register` when a behavior id appears in their player: the trainer of that behavior name is
+- :meth:`Learner.register` when a behavior id appears in their player: the trainer of that behavior name is
   made on the first call (restored from its checkpoint on ``--resume`` / ``--initialize-from``), and the answer
   is what the behavior id plays.
-- :meth:`LearnerActor.submit` with each :class:`TrajectoryBatch`: the batch joins the learner's inbox and the
+- :meth:`Learner.submit` with each :class:`TrajectoryBatch`: the batch joins the learner's inbox and the
   answer names what every behavior id plays now. The inbox is bounded: while it is full, ``submit`` waits, and so
   do the EnvActors that have too many batches unanswered (backpressure).
 
@@ -21,8 +23,8 @@ taken in), the learner runs them all before it takes more in, and ``submit`` wai
 throttled to the pace of the learner instead of the ratio of updates to steps drifting
 (:attr:`LearnerProgress.throttled_s` says how long they waited).
 
-The driver polls :meth:`LearnerActor.progress` for the summaries (TensorBoard, console), the checkpoints written
-(``training_status.json``) and whether training is over, and calls :meth:`LearnerActor.save` at the end (or on
+The driver polls :meth:`Learner.progress` for the summaries (TensorBoard, console), the checkpoints written
+(``training_status.json``) and whether training is over, and calls :meth:`Learner.save` at the end (or on
 Ctrl+C) for the final checkpoint and ``<behavior>.onnx``. An error in the training thread is raised by the next
 call, so the driver sees it.
 
@@ -40,7 +42,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import ray
@@ -67,12 +69,6 @@ from rayagents.protocol.weights import LearnerReply, WeightsNotice
 
 logger = logging.getLogger(__name__)
 
-TRAJECTORIES_GROUP = "trajectories"
-"""The Ray concurrency group :meth:`LearnerActor.submit` runs in: a submit that waits for room in the inbox never
-holds up the driver's calls (progress, save) or an EnvActor's registration, which run in the default group."""
-CONCURRENCY_GROUPS = {TRAJECTORIES_GROUP: 1}
-"""The LearnerActor's concurrency groups besides the default one (see :func:`remote_learner`)."""
-
 INBOX_BATCHES = 512
 """Trajectory batches waiting for the training thread, at most; ``submit`` waits while the inbox is full. Enough
 for what the EnvActors send during an update (each sends a batch every few hundredths of a second), so that they
@@ -83,8 +79,8 @@ INBOX_POLL_S = 0.05
 _Result = TypeVar("_Result")
 
 
-class LearnerActor:
-    """Trains every behavior's policy from the EnvActors' trajectories.
+class Learner:
+    """Trains every behavior's policy from the EnvActors' trajectories (the LearnerActor's work).
 
     Arguments:
         options: the run options (each behavior's trainer settings).
@@ -166,7 +162,6 @@ class LearnerActor:
         return trainer
 
     # ---- trajectories --------------------------------------------------------------------------------------------
-    @ray.method(concurrency_group=TRAJECTORIES_GROUP)
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
         """Takes a batch into the inbox (waiting while the trainers catch up on the updates due, and while the inbox
         is full); answers with what every behavior id plays."""
@@ -376,12 +371,6 @@ class LearnerActor:
                     latest = self._save_checkpoint(trainer, store)
                 finals[name] = store.write_final_model(latest, join(self.settings.write_path, f"{name}.onnx"))
         return finals
-
-
-def remote_learner() -> Any:
-    """The LearnerActor as a Ray actor class, with its concurrency groups (``.options(...).remote(options, settings)``
-    creates one)."""
-    return ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(LearnerActor)
 
 
 def open_results(write_path: str) -> ResultsStorage:

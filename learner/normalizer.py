@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NORMALIZED_CLIP = 5.0
-"""Normalized values are clipped to [-NORMALIZED_CLIP, NORMALIZED_CLIP]."""
+from rayagents.learner.acting import NORMALIZED_CLIP
 
 
 class RunningNormalizer(nn.Module):

@@ -45,11 +45,11 @@ from torch import nn
 
 from rayagents.configs.hyperparameters import POCASettings
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.acting import ENTROPY
 from rayagents.learner.algorithm import Ingested, PlayRules
 from rayagents.learner.memory import MEMORY, AgentMemories, SequenceLayout, sequence_layout
 from rayagents.learner.networks import Actor
 from rayagents.learner.poca_networks import GroupCritic
-from rayagents.learner.policy import ENTROPY
 from rayagents.learner.ppo import (
     PPO,
     PPO_MAX_POLICY_LAG,

@@ -6,10 +6,11 @@ publishes :class:`~rayagents.learner.weights.PolicyWeights` (numpy only); :meth:
 copies a version in. Acting samples (or, with ``network_settings.deterministic``, takes the mean / the argmax)
 under the agents' action masks and returns the raw samples with, as extras kept per step, the joint log
 probabilities that PPO's ratio is taken against and the entropies behind ``Policy/Entropy``; the player's actions
-are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). A plain actor
-(vector observations, no memory, no goal hypernetwork) acts in numpy (:mod:`~rayagents.learner.numpy_actor`), a
-third of torch's cost for a few agents; any other runs in torch without gradients on one thread: a small network on
-one agent batch gains nothing from more, and an EnvActor holds one CPU.
+are clipped as ML-Agents does (continuous ``clamp(x, -3, 3) / 3``; SAC's squashed ones as they are). It runs in
+torch without gradients on one thread: a small network on one agent batch gains nothing from more, and an EnvActor
+holds one CPU. The registry gives an EnvActor an ``InferencePolicy`` only for an actor that is not plain: a plain
+actor (vector observations, no memory, no goal signals) gets a :class:`~rayagents.learner.numpy_policy.NumpyPolicy`,
+which acts in numpy at a third of torch's cost for a few agents and spares the EnvActor torch altogether.
 
 With ``network_settings.memory`` the policy keeps each agent's memory (zeros when it first acts), keeps the memory
 each decision was made from as the extra :data:`~rayagents.learner.memory.MEMORY` (training starts each sequence
@@ -25,20 +26,16 @@ import numpy as np
 import torch
 
 from rayagents.configs.network import NetworkSettings
-from rayagents.learner.distributions import allowed_from_disabled
+from rayagents.learner.acting import ENTROPY, VersionedActing
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.memory import MEMORY
 from rayagents.learner.networks import PPO_ACTOR, Actor, ActorKind
-from rayagents.learner.numpy_actor import NumpyActor
 from rayagents.learner.weights import load_actor_weights
 from rayagents.protocol.trajectories import LOG_PROBS, ActionTaken
-from rayagents.protocol.types import ActionTuple, AgentId, BehaviorName, BehaviorSpec, DecisionSteps
+from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec, DecisionSteps
 
 INFERENCE_THREADS = 1
 """Torch intra-op threads while acting."""
-
-ENTROPY = "entropy"
-"""The extra of an :class:`InferencePolicy`: float32 ``(n,)``, the entropy of each agent's action distribution."""
 
 
 class _TorchThreads:
@@ -63,15 +60,14 @@ def _float32(values: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(values.numpy(), dtype=np.float32)
 
 
-class InferencePolicy:
-    """Acts for one behavior with a CPU actor whose weights arrive as numbered versions.
+class InferencePolicy(VersionedActing):
+    """Acts for one behavior in torch with a CPU actor whose weights arrive as numbered versions.
 
     Arguments:
         behavior: the fully qualified behavior name (``"Name?team=0"``) it acts for.
         behavior_spec: the behavior's observations and actions (the network is built from them).
         network_settings: the behavior's ``network_settings``, the same the learner's network is built from.
         kind: the actor's kind (PPO's clipped Gaussian, SAC's squashed one), the same as the learner's.
-        numpy_acting: a plain actor acts in numpy (the default); False: every actor acts in torch (to compare them).
     """
 
     def __init__(
@@ -80,37 +76,15 @@ class InferencePolicy:
         behavior_spec: BehaviorSpec,
         network_settings: NetworkSettings,
         kind: ActorKind = PPO_ACTOR,
-        numpy_acting: bool = True,
     ) -> None:
-        self.behavior = behavior
-        self.behavior_spec = behavior_spec
+        super().__init__(behavior, behavior_spec)
         self.actor = Actor(behavior_spec.observation_specs, behavior_spec.action_spec, network_settings, kind).eval()
-        self._version = -1
-        self._mask_size = sum(behavior_spec.action_spec.discrete_branches)
         self._memories: dict[AgentId, np.ndarray] = {}
-        self._numpy: NumpyActor | None = None
-        """The loaded weights in numpy, for a plain actor (see :mod:`~rayagents.learner.numpy_actor`)."""
-        self._plain = numpy_acting and NumpyActor.supports(self.actor)
-        self._rng: np.random.Generator | None = None
-        """The numpy actor's random numbers, drawn fresh in the process that acts (see :meth:`__getstate__`)."""
-
-    def __getstate__(self) -> dict[str, object]:
-        """The policy without its random generator: each EnvActor the driver sends a copy to draws its own."""
-        state = dict(self.__dict__)
-        state["_rng"] = None
-        return state
-
-    @property
-    def version(self) -> int:
-        """The weights version loaded; -1 until the first :meth:`load_weights`."""
-        return self._version
 
     def load_weights(self, version: int, state: Mapping[str, np.ndarray]) -> None:
         """Loads weights ``version`` (an actor ``state_dict`` as numpy arrays); ValueError if they do not fit."""
-        if version < 0:
-            raise ValueError(f"a weights version is 0 or more, got {version}")
+        self._check_version(version)
         load_actor_weights(self.actor, state)
-        self._numpy = NumpyActor.of(self.actor) if self._plain else None
         self._version = version
 
     def forget(self, agent_ids: Sequence[AgentId] | None = None) -> None:
@@ -128,23 +102,8 @@ class InferencePolicy:
         return np.stack([self._memories.get(agent_id, zeros) for agent_id in agent_ids])
 
     def act(self, behavior: BehaviorName, decision_steps: DecisionSteps) -> ActionTaken:
-        """The actions of every agent of ``decision_steps``, row for row, with what PPO needs to learn from them."""
-        if behavior != self.behavior:
-            raise ValueError(
-                f"this policy acts for behavior {self.behavior!r}, not {behavior!r}: build one InferencePolicy per "
-                "behavior"
-            )
-        if self._version < 0:
-            raise RuntimeError(
-                f"the policy of behavior {self.behavior!r} has no weights yet: call load_weights with the learner's "
-                "latest version before acting"
-            )
-        n_agents = len(decision_steps)
-        allowed_array = None
-        if self._mask_size:
-            allowed_array = allowed_from_disabled(decision_steps.action_mask, n_agents, self._mask_size)
-        if self._numpy is not None:
-            return self._act_in_numpy(self._numpy, decision_steps, allowed_array)
+        """The actions of every agent of ``decision_steps``, row for row, with what the trainer keeps of them."""
+        allowed_array = self._allowed(behavior, decision_steps)
         observations = [observation_tensor(o) for o in decision_steps.obs]
         allowed = None if allowed_array is None else torch.from_numpy(allowed_array)
         extras: dict[str, np.ndarray] = {}
@@ -166,19 +125,5 @@ class InferencePolicy:
             discrete=sample.discrete.numpy().astype(np.int32),
             policy_version=self._version,
             extras=extras,
-        )
-
-    def _act_in_numpy(
-        self, actor: NumpyActor, decision_steps: DecisionSteps, allowed: np.ndarray | None
-    ) -> ActionTaken:
-        if self._rng is None:
-            self._rng = np.random.default_rng()
-        sample = actor.act(decision_steps.obs, allowed, self.actor.deterministic, self._rng)
-        return ActionTaken(
-            env_actions=ActionTuple(continuous=sample.env_continuous, discrete=sample.discrete),
-            continuous=sample.continuous,
-            discrete=sample.discrete,
-            policy_version=self._version,
-            extras={LOG_PROBS: sample.log_prob, ENTROPY: sample.entropy},
         )
 

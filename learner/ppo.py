@@ -49,10 +49,10 @@ from torch import nn
 
 from rayagents.configs.hyperparameters import POCASettings, PPOSettings
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.acting import ENTROPY, allowed_from_disabled
 from rayagents.learner.algorithm import Ingested, PlayRules
 from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
-from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
@@ -65,7 +65,6 @@ from rayagents.learner.memory import (
     sequence_layout,
 )
 from rayagents.learner.networks import Actor, build_actor_critic
-from rayagents.learner.policy import ENTROPY
 from rayagents.learner.reward_providers import batch_from_arrays, batch_from_columns
 from rayagents.learner.reward_signals import RewardSignals
 from rayagents.learner.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, DecayedValue

@@ -4,30 +4,46 @@ An entry builds the three things an algorithm brings (see :mod:`algorithm`): the
 the EnvActors run, and the play rules. The generic trainer, the LearnerActor, the EnvActors, the driver and the
 checkpoint code take what an entry builds and never ask which algorithm it is; adding SAC or POCA is a new module
 and a new line here.
+
+The registry imports no torch itself. An entry imports its algorithm's module when the learner side or the play
+rules are first asked for, and the acting policy of a plain actor is a
+:class:`~rayagents.learner.numpy_policy.NumpyPolicy`: an EnvActor that builds its policies here (the driver hands it
+a :class:`PolicyFactory`) loads torch only for an actor that acts in torch.
 """
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from rayagents.configs import ConfigWarning, RunOptions, TrainerSettings, behavior_settings
-from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
-from rayagents.learner.networks import SAC_ACTOR
-from rayagents.learner.poca import POCA, poca_play_rules
-from rayagents.learner.policy import InferencePolicy
-from rayagents.learner.ppo import PPO, ppo_play_rules
-from rayagents.learner.sac import SAC, sac_play_rules
+from rayagents.learner.numpy_policy import NumpyPolicy, acts_in_numpy
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 
-AlgorithmFactory = Callable[[BehaviorSpec, TrainerSettings, torch.device, "int | None"], Algorithm]
+if TYPE_CHECKING:
+    import torch
+
+    from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
+
+AlgorithmFactory = Callable[[BehaviorSpec, TrainerSettings, "torch.device", "int | None"], "Algorithm"]
 """Builds the learner side of a behavior: (spec, settings, device, seed) → the algorithm."""
-PolicyBuilder = Callable[[BehaviorName, BehaviorSpec, TrainerSettings], ActingPolicy]
+PolicyBuilder = Callable[[BehaviorName, BehaviorSpec, TrainerSettings], "ActingPolicy"]
 """Builds the acting policy of a behavior id, without weights yet."""
+
+
+def _imported(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, called through an import at the first call: the algorithm's module (and torch) is loaded
+    only where its learner side or its play rules are used."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = f"{module}.{name}"
+    return call
 
 
 @dataclass(frozen=True)
@@ -40,25 +56,51 @@ class TrainerEntry:
     """The learner side."""
     make_policy: PolicyBuilder
     """The policy the EnvActors act with."""
-    play_rules: Callable[[TrainerSettings], PlayRules]
+    play_rules: Callable[[TrainerSettings], "PlayRules"]
     """The policy lag it accepts and whether it trains on whole sequences."""
 
 
-def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> InferencePolicy:
+def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> ActingPolicy:
     """A stochastic actor that keeps log probabilities and entropies (PPO's and POCA's acting policy)."""
-    return InferencePolicy(behavior, spec, settings.network_settings)
+    network = settings.network_settings
+    if acts_in_numpy(spec, network):
+        return NumpyPolicy(behavior, spec, squash=False, deterministic=network.deterministic)
+    from rayagents.learner.policy import InferencePolicy  # torch: an actor that acts in torch
+
+    return InferencePolicy(behavior, spec, network)
 
 
-def _squashed_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> InferencePolicy:
+def _squashed_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> ActingPolicy:
     """SAC's acting policy: a tanh-squashed Gaussian with a state-dependent standard deviation."""
-    return InferencePolicy(behavior, spec, settings.network_settings, SAC_ACTOR)
+    network = settings.network_settings
+    if acts_in_numpy(spec, network):
+        return NumpyPolicy(behavior, spec, squash=True, deterministic=network.deterministic)
+    from rayagents.learner.networks import SAC_ACTOR  # torch: an actor that acts in torch
+    from rayagents.learner.policy import InferencePolicy
+
+    return InferencePolicy(behavior, spec, network, SAC_ACTOR)
 
 
 TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
     {
-        "ppo": TrainerEntry("ppo", make_algorithm=PPO, make_policy=_actor_policy, play_rules=ppo_play_rules),
-        "sac": TrainerEntry("sac", make_algorithm=SAC, make_policy=_squashed_policy, play_rules=sac_play_rules),
-        "poca": TrainerEntry("poca", make_algorithm=POCA, make_policy=_actor_policy, play_rules=poca_play_rules),
+        "ppo": TrainerEntry(
+            "ppo",
+            make_algorithm=_imported("rayagents.learner.ppo", "PPO"),
+            make_policy=_actor_policy,
+            play_rules=_imported("rayagents.learner.ppo", "ppo_play_rules"),
+        ),
+        "sac": TrainerEntry(
+            "sac",
+            make_algorithm=_imported("rayagents.learner.sac", "SAC"),
+            make_policy=_squashed_policy,
+            play_rules=_imported("rayagents.learner.sac", "sac_play_rules"),
+        ),
+        "poca": TrainerEntry(
+            "poca",
+            make_algorithm=_imported("rayagents.learner.poca", "POCA"),
+            make_policy=_actor_policy,
+            play_rules=_imported("rayagents.learner.poca", "poca_play_rules"),
+        ),
     }
 )
 """Every trainer this version trains, by ``trainer_type``."""

@@ -60,16 +60,15 @@ from torch import nn
 
 from rayagents.configs.hyperparameters import SACSettings
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.acting import ENTROPY, allowed_from_disabled
 from rayagents.learner.algorithm import Ingested, PlayRules
 from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
-from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.encoders import NetworkBody, observation_tensor
 from rayagents.learner.expert_data import expert_source
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.memory import MEMORY, AgentMemories, LSTMMemory
 from rayagents.learner.networks import SAC_ACTOR, Actor, Critic
-from rayagents.learner.policy import ENTROPY
 from rayagents.learner.replay_buffer import place_replay_buffer
 from rayagents.learner.memory import padded_sequences, real_rows
 from rayagents.learner.replay_sequences import make_replay_buffer, recurrent_values

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rayagents.configs.network import ConditioningType, EncoderType, MemorySettings, NetworkSettings
-from rayagents.learner.distributions import allowed_from_disabled, clip_continuous
+from rayagents.learner.acting import allowed_from_disabled
+from rayagents.learner.distributions import clip_continuous
 from rayagents.learner.networks import Actor, build_actor_critic
 from rayagents.learner.normalizer import RunningNormalizer
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType

@@ -12,7 +12,7 @@ from rayagents.configs.hyperparameters import PPOSettings, ScheduleType
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.reward_signals import CuriositySettings, RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.policy import ENTROPY
+from rayagents.learner.acting import ENTROPY
 from rayagents.learner.ppo import PPO, batched_gae, gae
 from rayagents.learner.schedules import DecayedValue
 from rayagents.learner.trajectory import (

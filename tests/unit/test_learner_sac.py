@@ -20,12 +20,13 @@ from rayagents.configs.hyperparameters import SACSettings, ScheduleType
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.acting import ENTROPY, allowed_from_disabled
 from rayagents.learner.checkpoint_format import POLICY
 from rayagents.learner.checkpoints import REPLAY_BUFFER, CheckpointStore
-from rayagents.learner.distributions import allowed_from_disabled
 from rayagents.learner.export import ONNX_OPSET, export_policy_model, output_names
 from rayagents.learner.networks import PPO_ACTOR, SAC_ACTOR, Actor
-from rayagents.learner.policy import ENTROPY, InferencePolicy
+from rayagents.learner.numpy_policy import NumpyPolicy
+from rayagents.learner.policy import InferencePolicy
 from rayagents.learner.registry import trainer_entry
 from rayagents.learner.replay_buffer import ReplayBufferTooLarge
 from rayagents.learner.results_storage import ResultsStorage
@@ -788,7 +789,7 @@ def test_the_sac_acting_policy_sends_the_squashed_actions_as_they_are() -> None:
     spec = spec_of(ACTION_SPECS["hybrid"])
     settings = sac_settings(hidden_units=32, normalize=True)
     policy = trainer_entry("sac").make_policy(BEHAVIOR, spec, settings)
-    assert isinstance(policy, InferencePolicy) and policy.actor.kind == SAC_ACTOR
+    assert isinstance(policy, NumpyPolicy) and policy.squash  # a plain actor: it acts in numpy
     weights = pickle.loads(pickle.dumps(sac.policy_state()))
     policy.load_weights(3, weights)
     rng = np.random.default_rng(12)
@@ -799,14 +800,16 @@ def test_the_sac_acting_policy_sends_the_squashed_actions_as_they_are() -> None:
     assert taken.policy_version == 3 and np.all(np.isfinite(taken.extras[ENTROPY]))
 
     mean_settings = dataclasses.replace(settings.network_settings, deterministic=True)
-    deterministic = InferencePolicy(BEHAVIOR, spec, mean_settings, SAC_ACTOR)
-    deterministic.load_weights(3, weights)
-    acted = deterministic.act(BEHAVIOR, steps)
     with torch.no_grad():
         heads = sac.actor.action_heads
         assert heads.continuous is not None
         mean, _ = heads.continuous(sac.actor.network_body([torch.as_tensor(o) for o in steps.obs]))
-    np.testing.assert_allclose(acted.env_actions.continuous, torch.tanh(mean).numpy(), rtol=1e-5, atol=1e-6)
+    mean_sac = dataclasses.replace(settings, network_settings=mean_settings)
+    in_numpy = trainer_entry("sac").make_policy(BEHAVIOR, spec, mean_sac)
+    for deterministic in (InferencePolicy(BEHAVIOR, spec, mean_settings, SAC_ACTOR), in_numpy):
+        deterministic.load_weights(3, weights)
+        acted = deterministic.act(BEHAVIOR, steps)
+        np.testing.assert_allclose(acted.env_actions.continuous, torch.tanh(mean).numpy(), rtol=1e-5, atol=1e-6)
 
     with pytest.raises(ValueError, match="do not fit"):  # SAC's weights need SAC's actor (its state-dependent sigma)
         InferencePolicy(BEHAVIOR, spec, settings.network_settings, PPO_ACTOR).load_weights(0, weights)

@@ -1,5 +1,6 @@
-"""InferencePolicy: the trainer's weights in; actions with masks, raw samples, clipping, and the extras PPO keeps
-(log probabilities, entropies) out."""
+"""The acting policies, InferencePolicy (torch) and NumpyPolicy (what the registry builds for a plain actor):
+the trainer's weights in; actions with masks, raw samples, clipping, and the extras PPO keeps (log probabilities,
+entropies) out. Each behaviour is checked on both."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import torch
 from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.distributions import allowed_from_disabled
-from rayagents.learner.policy import ENTROPY, InferencePolicy
+from rayagents.learner.acting import ENTROPY, allowed_from_disabled
+from rayagents.learner.numpy_policy import NumpyPolicy
+from rayagents.learner.policy import InferencePolicy
 from rayagents.learner.ppo import PPO
+from rayagents.learner.registry import trainer_entry
 from rayagents.learner.trainer import Trainer
 from rayagents.protocol.trajectories import LOG_PROBS, Trajectory
 from rayagents.protocol.types import (
@@ -35,6 +38,17 @@ SPEC = BehaviorSpec(
     ActionSpec(2, (3, 2)),
 )
 NETWORK = NetworkSettings(hidden_units=16, normalize=True)
+KINDS = ("torch", "numpy")
+"""The two acting policies: InferencePolicy, and the NumpyPolicy the registry gives EnvActors for a plain actor."""
+
+
+def build(kind: str, network: NetworkSettings = NETWORK) -> InferencePolicy | NumpyPolicy:
+    """An acting policy of ``kind`` for the test's behavior, without weights."""
+    if kind == "torch":
+        return InferencePolicy(BEHAVIOR, SPEC, network)
+    policy = trainer_entry("ppo").make_policy(BEHAVIOR, SPEC, TrainerSettings(network_settings=network))
+    assert isinstance(policy, NumpyPolicy)
+    return policy
 
 
 def decision_steps(n: int, rng: np.random.Generator, disabled: list[np.ndarray] | None = None) -> DecisionSteps:
@@ -73,17 +87,18 @@ def trained_trainer() -> Trainer:
     return trainer
 
 
-def loaded_policy(trainer: Trainer) -> InferencePolicy:
-    """A policy with the trainer's current weights, shipped as Ray would (pickled numpy)."""
-    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
+def loaded_policy(trainer: Trainer, kind: str) -> InferencePolicy | NumpyPolicy:
+    """A policy of ``kind`` with the trainer's current weights, both shipped as Ray would (pickled)."""
+    policy = pickle.loads(pickle.dumps(build(kind)))
     weights = pickle.loads(pickle.dumps(trainer.weights_snapshot()))
     policy.load_weights(weights.version, weights.state)
     return policy
 
 
-def test_actions_match_the_trainers_actor_and_carry_the_version() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_actions_match_the_trainers_actor_and_carry_the_version(kind: str) -> None:
     trainer = trained_trainer()
-    policy = loaded_policy(trainer)
+    policy = loaded_policy(trainer, kind)
     assert policy.version == trainer.version == 1
     steps = decision_steps(64, np.random.default_rng(1))
     torch.manual_seed(2)
@@ -109,8 +124,9 @@ def test_actions_match_the_trainers_actor_and_carry_the_version() -> None:
     np.testing.assert_array_equal(taken.env_actions.discrete, taken.discrete)
 
 
-def test_masked_actions_are_never_chosen() -> None:
-    policy = loaded_policy(trained_trainer())
+@pytest.mark.parametrize("kind", KINDS)
+def test_masked_actions_are_never_chosen(kind: str) -> None:
+    policy = loaded_policy(trained_trainer(), kind)
     n = 200
     rng = np.random.default_rng(3)
     first = np.zeros((n, 3), dtype=bool)
@@ -123,14 +139,15 @@ def test_masked_actions_are_never_chosen() -> None:
     assert (taken.discrete[:, 1] == 0).all()
 
 
-def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_deterministic_network_settings_act_with_the_mean_and_the_argmax(kind: str) -> None:
     """``network_settings.deterministic``: the continuous actions are the Gaussian's mean and the discrete ones the
     most likely allowed action of each branch, as computed from the trainer's own actor, whatever the random state;
     the same weights without ``deterministic`` sample around them."""
     trainer = trained_trainer()
     weights = trainer.weights_snapshot()
     settings = NetworkSettings(hidden_units=16, normalize=True, deterministic=True)
-    deterministic = InferencePolicy(BEHAVIOR, SPEC, settings)
+    deterministic = build(kind, settings)
     deterministic.load_weights(weights.version, weights.state)
     n = 32
     disabled = [np.zeros((n, 3), bool), np.zeros((n, 2), bool)]
@@ -153,13 +170,13 @@ def test_deterministic_network_settings_act_with_the_mean_and_the_argmax() -> No
     assert (taken.discrete[: n // 2, 0] != 0).all(), "a deterministic action broke its mask"
     # Sampling with the same weights differs from the mean: the check above can tell the two modes apart.
     torch.manual_seed(2)
-    sampled = loaded_policy(trainer).act(BEHAVIOR, steps)
+    sampled = loaded_policy(trainer, kind).act(BEHAVIOR, steps)
     assert not np.allclose(sampled.continuous, mean.numpy(), atol=1e-3)
 
 
 def test_torch_inference_runs_on_one_thread_and_leaves_the_process_setting_alone() -> None:
-    """An actor that acts in torch (plain actors act in numpy unless told not to) does so on one thread."""
-    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK, numpy_acting=False)
+    """An actor that acts in torch does so on one thread."""
+    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
     policy.load_weights(0, {k: v.numpy() for k, v in policy.actor.state_dict().items()})
     seen: list[int] = []
     policy.actor.network_body.register_forward_pre_hook(lambda module, inputs: seen.append(torch.get_num_threads()))
@@ -173,8 +190,9 @@ def test_torch_inference_runs_on_one_thread_and_leaves_the_process_setting_alone
         torch.set_num_threads(before)
 
 
-def test_a_policy_refuses_to_act_without_weights_or_for_another_behavior() -> None:
-    policy = InferencePolicy(BEHAVIOR, SPEC, NETWORK)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_policy_refuses_to_act_without_weights_or_for_another_behavior(kind: str) -> None:
+    policy = build(kind)
     with pytest.raises(RuntimeError, match="load_weights"):
         policy.act(BEHAVIOR, decision_steps(2, np.random.default_rng(6)))
     policy.load_weights(0, trained_trainer().weights_snapshot().state)
@@ -182,12 +200,19 @@ def test_a_policy_refuses_to_act_without_weights_or_for_another_behavior() -> No
         policy.act("Other?team=0", decision_steps(2, np.random.default_rng(6)))
 
 
-def test_weights_of_another_network_are_refused_and_leave_the_policy_unchanged() -> None:
-    policy = loaded_policy(trained_trainer())
-    before = {k: v.clone() for k, v in policy.actor.state_dict().items()}
+@pytest.mark.parametrize("kind", KINDS)
+def test_weights_of_another_network_are_refused_and_leave_the_policy_unchanged(kind: str) -> None:
+    trainer = trained_trainer()
+    settings = NetworkSettings(hidden_units=16, normalize=True, deterministic=True)
+    policy = build(kind, settings)
+    policy.load_weights(1, trainer.weights_snapshot().state)
+    steps = decision_steps(8, np.random.default_rng(7))
+    before = policy.act(BEHAVIOR, steps)
     bigger = InferencePolicy(BEHAVIOR, SPEC, NetworkSettings(hidden_units=32, normalize=True))
     state = {k: v.numpy() for k, v in bigger.actor.state_dict().items()}
     with pytest.raises(ValueError, match="network_settings"):
         policy.load_weights(5, state)
     assert policy.version == 1
-    assert all(torch.equal(before[k], v) for k, v in policy.actor.state_dict().items())
+    after = policy.act(BEHAVIOR, steps)  # deterministic: the same weights act the same
+    np.testing.assert_array_equal(after.continuous, before.continuous)
+    np.testing.assert_array_equal(after.extras[LOG_PROBS], before.extras[LOG_PROBS])

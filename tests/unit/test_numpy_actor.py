@@ -1,10 +1,13 @@
 """NumpyActor: the plain actors act in numpy as the torch actor does (same means, argmaxes, log probabilities and
-entropies; samples from the same distributions, masks kept), other actors are left to torch, and every copy of a
-policy draws its own random numbers."""
+entropies; samples from the same distributions, masks kept), other actors are left to torch, every copy of a
+policy draws its own random numbers, and a process that acts with a NumpyPolicy never loads torch."""
 
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +15,14 @@ import torch
 
 from rayagents.configs.network import MemorySettings, NetworkSettings
 from rayagents.learner.networks import PPO_ACTOR, SAC_ACTOR, Actor, ActorKind
+from rayagents.configs.trainer import TrainerSettings
+from rayagents.learner.algorithm import ActingPolicy
 from rayagents.learner.numpy_actor import NumpyActor
+from rayagents.learner.numpy_layout import is_plain, numpy_actor_of
+from rayagents.learner.numpy_policy import NumpyPolicy, acts_in_numpy
 from rayagents.learner.policy import InferencePolicy
+from rayagents.learner.registry import trainer_entry
+from rayagents.learner.weights import actor_weights
 from rayagents.protocol.types import (
     ActionSpec,
     BehaviorSpec,
@@ -71,7 +80,7 @@ def both_actors(case: str) -> tuple[Actor, NumpyActor]:
     """The torch actor of ``case`` and its numpy copy."""
     action_spec, kind, normalize = CASES[case]
     actor = actor_for(action_spec, kind, normalize)
-    fast = NumpyActor.of(actor)
+    fast = numpy_actor_of(actor)
     assert fast is not None, "a plain actor must have a numpy copy"
     return actor, fast
 
@@ -129,7 +138,7 @@ def test_samples_follow_the_actors_distributions_and_masks() -> None:
     never; the Gaussian's standardized samples have mean 0 and standard deviation 1."""
     action_spec = ActionSpec(2, (4,))
     actor = actor_for(action_spec, PPO_ACTOR, normalize=True)
-    fast = NumpyActor.of(actor)
+    fast = numpy_actor_of(actor)
     assert fast is not None
     n = 20_000
     one = observations(1, np.random.default_rng(5))
@@ -152,24 +161,72 @@ def test_samples_follow_the_actors_distributions_and_masks() -> None:
 
 def test_actors_that_are_not_plain_are_left_to_torch() -> None:
     memory = NetworkSettings(hidden_units=16, memory=MemorySettings(sequence_length=4, memory_size=8))
-    assert NumpyActor.of(Actor(VECTORS, ActionSpec(2, ()), memory)) is None
+    assert numpy_actor_of(Actor(VECTORS, ActionSpec(2, ()), memory)) is None
     image = ObservationSpec(
         (3, 20, 20),
         (DimensionProperty.TRANSLATIONAL_EQUIVARIANCE, DimensionProperty.TRANSLATIONAL_EQUIVARIANCE, DimensionProperty.NONE),
         ObservationType.DEFAULT,
         "camera",
     )
-    assert NumpyActor.of(Actor((image,), ActionSpec(2, ()), NetworkSettings(hidden_units=16))) is None
-    assert NumpyActor.of(Actor(VECTORS, ActionSpec(2, ()), NetworkSettings(hidden_units=16))) is not None
+    assert numpy_actor_of(Actor((image,), ActionSpec(2, ()), NetworkSettings(hidden_units=16))) is None
+    assert numpy_actor_of(Actor(VECTORS, ActionSpec(2, ()), NetworkSettings(hidden_units=16))) is not None
+    # What the EnvActors are handed follows: torch for the others, numpy for the plain one.
+    image_spec = BehaviorSpec((image,), ActionSpec(2, ()))
+    assert isinstance(policy_for(image_spec, NetworkSettings(hidden_units=16)), InferencePolicy)
+    vectors = BehaviorSpec(VECTORS, ActionSpec(2, ()))
+    assert isinstance(policy_for(vectors, memory), InferencePolicy)
+    plain = policy_for(BehaviorSpec(VECTORS, ActionSpec(2, ())), NetworkSettings(hidden_units=16))
+    assert isinstance(plain, NumpyPolicy)
 
 
-def test_each_copy_of_a_policy_draws_its_own_random_numbers() -> None:
-    """The driver pickles one InferencePolicy to every EnvActor: the copies must not share a random stream."""
+def policy_for(spec: BehaviorSpec, network: NetworkSettings, trainer_type: str = "ppo") -> ActingPolicy:
+    """The policy the registry gives an EnvActor for a behavior of ``spec``."""
+    return trainer_entry(trainer_type).make_policy("Plain?team=0", spec, TrainerSettings(network_settings=network))
+
+
+def goal_and_entities() -> tuple[ObservationSpec, ObservationSpec]:
+    """A goal signal and a variable-length (buffer sensor) observation."""
+    goal = ObservationSpec((2,), (DimensionProperty.NONE,), ObservationType.GOAL_SIGNAL, "goal")
+    entities = ObservationSpec(
+        (4, 3), (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE), ObservationType.DEFAULT, "entities"
+    )
+    return goal, entities
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_behavior_acts_in_numpy_only_where_the_torch_actor_is_plain(case: str) -> None:
+    """The registry decides without torch (from the spec and the settings) which actors act in numpy; every one it
+    sends to numpy is plain in torch, and the ones with goal signals or entities stay in torch."""
+    action_spec, kind, normalize = CASES[case]
+    network = NetworkSettings(hidden_units=16, normalize=normalize)
+    assert acts_in_numpy(BehaviorSpec(VECTORS, action_spec), network)
+    assert is_plain(Actor(VECTORS, action_spec, network, kind))
+    goal, entities = goal_and_entities()
+    for observations in ((*VECTORS, goal), (*VECTORS, entities)):
+        assert not acts_in_numpy(BehaviorSpec(observations, action_spec), network)
+        policy = policy_for(BehaviorSpec(observations, action_spec), network, "sac" if kind == SAC_ACTOR else "ppo")
+        assert isinstance(policy, InferencePolicy)
+
+
+def test_weights_of_another_actor_are_refused_by_a_numpy_policy() -> None:
     spec = BehaviorSpec(VECTORS, ActionSpec(2, (3,)))
-    policy = InferencePolicy("Plain?team=0", spec, NetworkSettings(hidden_units=16))
-    policy.load_weights(0, {k: v.numpy() for k, v in policy.actor.state_dict().items()})
-    n = 8
-    steps = DecisionSteps(
+    policy = policy_for(spec, NetworkSettings(hidden_units=16))
+    other = ActionSpec(2, (4,))  # another branch size
+    with pytest.raises(ValueError, match="network_settings"):
+        policy.load_weights(0, actor_weights(Actor(VECTORS, other, NetworkSettings(hidden_units=16))))
+    memory = NetworkSettings(hidden_units=16, memory=MemorySettings(sequence_length=4, memory_size=8))
+    with pytest.raises(ValueError, match="not those of a plain actor"):
+        policy.load_weights(0, actor_weights(Actor(VECTORS, spec.action_spec, memory)))
+    assert policy.version == -1
+    policy.load_weights(1, actor_weights(Actor(VECTORS, spec.action_spec, NetworkSettings(hidden_units=16))))
+    with pytest.raises(ValueError, match="network_settings"):  # later versions must keep the first one's shapes
+        policy.load_weights(2, actor_weights(Actor(VECTORS, spec.action_spec, NetworkSettings(hidden_units=32))))
+    assert policy.version == 1
+
+
+def plain_steps(n: int) -> DecisionSteps:
+    """``n`` agents of the plain behavior ``Plain`` (VECTORS, 2 continuous actions and a branch of 3)."""
+    return DecisionSteps(
         obs=observations(n, np.random.default_rng(7)),
         reward=np.zeros(n, dtype=np.float32),
         agent_id=np.arange(n, dtype=np.int32),
@@ -177,8 +234,47 @@ def test_each_copy_of_a_policy_draws_its_own_random_numbers() -> None:
         group_id=np.zeros(n, dtype=np.int32),
         group_reward=np.zeros(n, dtype=np.float32),
     )
+
+
+def plain_policy() -> tuple[NumpyPolicy, dict[str, np.ndarray]]:
+    """The NumpyPolicy the driver hands out for ``Plain``, and weights for it (a fresh torch actor's)."""
+    spec = BehaviorSpec(VECTORS, ActionSpec(2, (3,)))
+    network = NetworkSettings(hidden_units=16, normalize=True)
+    policy = policy_for(spec, network)
+    assert isinstance(policy, NumpyPolicy)
+    return policy, actor_weights(Actor(VECTORS, spec.action_spec, network))
+
+
+def test_each_copy_of_a_policy_draws_its_own_random_numbers() -> None:
+    """The driver pickles one policy to every EnvActor: the copies must not share a random stream."""
+    policy, weights = plain_policy()
+    policy.load_weights(0, weights)
+    steps = plain_steps(8)
     policy.act("Plain?team=0", steps)
     shipped = pickle.dumps(policy)
     first, second = pickle.loads(shipped), pickle.loads(shipped)
     a, b = first.act("Plain?team=0", steps), second.act("Plain?team=0", steps)
     assert not np.allclose(a.continuous, b.continuous)
+
+
+ACT_WITHOUT_TORCH = """
+import pickle, sys
+policy, weights, steps = pickle.loads(open(sys.argv[1], "rb").read())
+policy.load_weights(3, weights)
+taken = policy.act("Plain?team=0", steps)
+assert taken.policy_version == 3 and taken.continuous.shape == (4, 2), taken
+print("torch loaded:", "torch" in sys.modules)
+"""
+
+
+def test_a_process_that_acts_with_a_numpy_policy_never_loads_torch(tmp_path: Path) -> None:
+    """What an EnvActor does with a plain behavior's policy (unpickle it, load a weights version, act) in a fresh
+    interpreter: torch stays out of the process (each EnvActor saves its start-up and memory)."""
+    policy, weights = plain_policy()
+    shipped = tmp_path / "policy.pickle"
+    shipped.write_bytes(pickle.dumps((policy, weights, plain_steps(4))))
+    done = subprocess.run(
+        [sys.executable, "-c", ACT_WITHOUT_TORCH, str(shipped)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "torch loaded: False", done.stdout + done.stderr

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from rayagents.configs.network import NetworkSettings
-from rayagents.learner.distributions import allowed_from_disabled, clip_continuous
+from rayagents.learner.acting import allowed_from_disabled
+from rayagents.learner.distributions import clip_continuous
 from rayagents.learner.export import export_policy_model
 from rayagents.learner.networks import Actor
 from rayagents.protocol.types import ActionSpec, DimensionProperty, ObservationSpec, ObservationType

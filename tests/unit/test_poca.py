@@ -228,7 +228,7 @@ def test_the_policy_exports_as_each_agents_onnx(tmp_path: Path) -> None:
 
 def test_registry_and_play_rules() -> None:
     entry = TRAINERS["poca"]
-    assert entry.make_algorithm is POCA
+    assert isinstance(entry.make_algorithm(SPEC, settings(), torch.device("cpu"), 0), POCA)
     rules = poca_play_rules(settings())
     assert rules.groupmates and not rules.whole_sequences and rules.max_policy_lag is not None
 
