@@ -278,3 +278,20 @@ def test_a_process_that_acts_with_a_numpy_policy_never_loads_torch(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "torch loaded: False", done.stdout + done.stderr
+
+
+ENV_ACTOR_IMPORTS = """
+import sys
+import rayagents.actors.env_actor  # the EnvActor's own class
+import rayagents.learner.learner_actor  # what Ray loads for the learner's handle an EnvActor is given
+import rayagents.learner.registry  # the PolicyFactory the driver hands it
+print("torch loaded:", "torch" in sys.modules)
+"""
+
+
+def test_the_modules_an_env_actor_loads_import_no_torch() -> None:
+    """Ray imports, in an EnvActor's process, its class, the class of every actor handle it receives (the
+    LearnerActor's) and the modules of what it unpickles (the registry's PolicyFactory): none of them loads torch."""
+    done = subprocess.run([sys.executable, "-c", ENV_ACTOR_IMPORTS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "torch loaded: False", done.stdout + done.stderr
