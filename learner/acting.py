@@ -9,7 +9,7 @@ learner's code, so it never loads torch. The torch modules (:mod:`~rayagents.lea
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,23 @@ NORMALIZED_CLIP = 5.0
 ENTROPY = "entropy"
 """The extra an acting policy keeps per step: float32 ``(n,)``, the entropy of each agent's action distribution
 (``Policy/Entropy``)."""
+
+
+def check_weights(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, np.ndarray]) -> None:
+    """ValueError unless ``state`` (published weights) has exactly the keys of ``expected``, each with its shape."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{name} {tuple(np.shape(state[name]))} vs {tuple(shape)}"
+        for name, shape in expected.items()
+        if name in state and tuple(np.shape(state[name])) != tuple(shape)
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            "the policy weights do not fit this policy's network (missing "
+            f"{missing}, unexpected {unexpected}, mismatched shapes {mismatched}): the learner and the EnvActor "
+            "must build the network from the same behavior spec and network_settings"
+        )
 
 
 def allowed_from_disabled(disabled: np.ndarray | Sequence[np.ndarray] | None, n_agents: int, total: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from rayagents.learner.acting import (
     MASKED_LOGIT,
     NORMALIZED_CLIP,
     SQUASH_EPSILON,
+    check_weights,
 )
 
 GAUSSIAN_ENTROPY_CONSTANT = 0.5 * math.log(2.0 * math.pi * math.e)
@@ -141,19 +142,7 @@ class NumpyLayout:
 
     def check(self, state: Mapping[str, np.ndarray]) -> None:
         """ValueError unless ``state`` has exactly this actor's keys, each with its shape."""
-        missing = sorted(set(self.shapes) - set(state))
-        unexpected = sorted(set(state) - set(self.shapes))
-        mismatched = [
-            f"{name} {tuple(np.shape(state[name]))} vs {shape}"
-            for name, shape in self.shapes.items()
-            if name in state and tuple(np.shape(state[name])) != tuple(shape)
-        ]
-        if missing or unexpected or mismatched:
-            raise ValueError(
-                "the policy weights do not fit this policy's network (missing "
-                f"{missing}, unexpected {unexpected}, mismatched shapes {mismatched}): the learner and the EnvActor "
-                "must build the network from the same behavior spec and network_settings"
-            )
+        check_weights(self.shapes, state)
 
 
 def _linear(keys: LinearKeys, state: Mapping[str, np.ndarray]) -> LinearWeights:

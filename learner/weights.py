@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rayagents.learner.acting import check_weights
 from rayagents.protocol.weights import PolicyWeights
 
 __all__ = ["PolicyWeights", "actor_weights", "load_actor_weights"]
@@ -28,19 +29,7 @@ def actor_weights(actor: nn.Module) -> dict[str, np.ndarray]:
 def load_actor_weights(actor: nn.Module, state: Mapping[str, np.ndarray]) -> None:
     """Copies ``state`` into ``actor``'s tensors; ValueError (and nothing copied) unless every key and shape fits."""
     own = actor.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [
-        f"{name} {tuple(np.shape(state[name]))} vs {tuple(own[name].shape)}"
-        for name in own
-        if name in state and tuple(np.shape(state[name])) != tuple(own[name].shape)
-    ]
-    if missing or unexpected or mismatched:
-        raise ValueError(
-            "the policy weights do not fit this policy's network (missing "
-            f"{missing}, unexpected {unexpected}, mismatched shapes {mismatched}): the learner and the EnvActor "
-            "must build the network from the same behavior spec and network_settings"
-        )
+    check_weights({name: tuple(tensor.shape) for name, tensor in own.items()}, state)
     with torch.no_grad():
         for name, tensor in own.items():
             tensor.copy_(torch.tensor(np.asarray(state[name])))
