@@ -105,7 +105,7 @@ def stop_ray_cluster(gcs_port: int, timeout_s: float = STOP_GRACE_S) -> None:
     a developer's training runs included): SIGTERM, then SIGKILL to what is left after ``timeout_s``. The processes
     are found before the first signal: a raylet's agents, once their raylet is gone, no longer show whose they are
     (left alone, they spun a core for about two minutes)."""
-    targets = set(ray_cluster_pids(gcs_port))
+    targets: set[int] = set()
     for signal_number in (signal.SIGTERM, signal.SIGKILL):
         targets.update(ray_cluster_pids(gcs_port))
         for pid in sorted(targets):

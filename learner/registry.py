@@ -60,25 +60,28 @@ class TrainerEntry:
     """The policy lag it accepts and whether it trains on whole sequences."""
 
 
-def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> ActingPolicy:
-    """A stochastic actor that keeps log probabilities and entropies (PPO's and POCA's acting policy)."""
+def _policy(
+    behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings, squashed: bool
+) -> ActingPolicy:
+    """The acting policy of a behavior id: in numpy for a plain actor, else in torch (only then is torch loaded);
+    ``squashed`` for SAC's tanh-squashed Gaussian with a state-dependent standard deviation."""
     network = settings.network_settings
     if acts_in_numpy(spec, network):
-        return NumpyPolicy(behavior, spec, squash=False, deterministic=network.deterministic)
-    from rayagents.learner.policy import InferencePolicy  # torch: an actor that acts in torch
+        return NumpyPolicy(behavior, spec, squash=squashed, deterministic=network.deterministic)
+    from rayagents.learner.networks import PPO_ACTOR, SAC_ACTOR  # torch: an actor that acts in torch
+    from rayagents.learner.policy import InferencePolicy
 
-    return InferencePolicy(behavior, spec, network)
+    return InferencePolicy(behavior, spec, network, SAC_ACTOR if squashed else PPO_ACTOR)
+
+
+def _actor_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> ActingPolicy:
+    """A stochastic actor that keeps log probabilities and entropies (PPO's and POCA's acting policy)."""
+    return _policy(behavior, spec, settings, squashed=False)
 
 
 def _squashed_policy(behavior: BehaviorName, spec: BehaviorSpec, settings: TrainerSettings) -> ActingPolicy:
     """SAC's acting policy: a tanh-squashed Gaussian with a state-dependent standard deviation."""
-    network = settings.network_settings
-    if acts_in_numpy(spec, network):
-        return NumpyPolicy(behavior, spec, squash=True, deterministic=network.deterministic)
-    from rayagents.learner.networks import SAC_ACTOR  # torch: an actor that acts in torch
-    from rayagents.learner.policy import InferencePolicy
-
-    return InferencePolicy(behavior, spec, network, SAC_ACTOR)
+    return _policy(behavior, spec, settings, squashed=True)
 
 
 TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
