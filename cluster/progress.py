@@ -22,8 +22,7 @@ from rayagents.cluster.timers import GaugeRecorder
 from rayagents.cluster.training_status import ELO_KEY, TrainingStatus
 from rayagents.configs import RunOptions, TrainerSettings, to_dict
 from rayagents.learner.learner_messages import LearnerProgress
-from rayagents.learner.self_play import ELO_STAT
-from rayagents.learner.trainer import CUMULATIVE_REWARD, GROUP_CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
+from rayagents.learner.summaries import CUMULATIVE_REWARD, ELO_STAT, GROUP_CUMULATIVE_REWARD, POLICY_LAG, TrainerSummary
 
 CLUSTER_ENV_ACTORS_UP = "Cluster/Env Actors Up"
 """TensorBoard tag: EnvActors whose player runs."""

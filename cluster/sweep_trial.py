@@ -26,13 +26,13 @@ from ray import tune
 from rayagents.cluster.arguments import PROG, parse_command_line
 from rayagents.cluster.cli import options_from_command_line
 from rayagents.cluster.console import ConsoleView
-from rayagents.cluster.placement import learner_gpus, run_bundles
+from rayagents.cluster.placement import run_bundles
 from rayagents.cluster.sweep_config import SampledKey, sample_yaml
 from rayagents.cluster.training import TrainingRun
 from rayagents.configs import RunOptions, apply_cli_overrides
 from rayagents.configs.loader import run_options_from_yaml_text
 from rayagents.learner.results_storage import ResultsStorage, join
-from rayagents.learner.trainer import CUMULATIVE_REWARD, TrainerSummary
+from rayagents.learner.summaries import CUMULATIVE_REWARD, TrainerSummary
 
 REWARD = CUMULATIVE_REWARD
 """The metric each trial reports and the scheduler compares: the mean episode return of a summary period."""

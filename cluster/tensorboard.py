@@ -13,31 +13,35 @@ A run whose results go to a URI (``s3://…``) writes its events to a local stag
 ``<results>/<behavior>/`` (each upload replaces the object with the whole file so far) and ``close`` uploads
 what is left and removes the staging folder. Each writer's files have names of their own, so a resumed run adds
 files beside the old ones and never overwrites them.
+
+tensorboardX is imported on first use, not with this module: it imports torch whenever torch is installed, a
+second of CPU that the driver need not spend before Ray starts (:func:`import_tensorboardx_in_background`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event
-from tensorboardX.proto.plugin_text_pb2 import TextPluginData
-from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
-from tensorboardX.proto.tensor_pb2 import TensorProto
-from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
-from tensorboardX.summary import make_histogram
 
 from rayagents.learner.results_storage import EVENT_FILE_PREFIX, ResultsStorage, StorageError, join
+
+if TYPE_CHECKING:
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,19 @@ HISTOGRAM_SUFFIX = "_hist"
 
 HYPERPARAMETERS_TAG = "Hyperparameters"
 """The tag of the text summary that holds a behavior's settings."""
+
+
+def import_tensorboardx_in_background() -> threading.Thread:
+    """Starts importing what the writer uses of tensorboardX (and the torch it imports) in a thread; returns it.
+
+    The driver starts it before Ray's start, which mostly waits for Ray's processes, so that the import costs the run
+    no time of its own; the first write waits for it, as any import of a module that another thread is importing
+    does."""
+    thread = threading.Thread(
+        target=importlib.import_module, args=("tensorboardX.summary",), name="import-tensorboardX", daemon=False
+    )
+    thread.start()
+    return thread
 
 
 def hyperparameters_markdown(text: str) -> str:
@@ -140,6 +157,10 @@ class TensorBoardWriter:
         Each scalar goes under its key as the tag; each non-empty histogram under ``<key>_hist`` (values that
         are not finite are left out of it). Hidden keys ("Is Training", "Step") are skipped.
         """
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+        from tensorboardX.summary import make_histogram
+
         values = [
             Summary.Value(tag=key, simple_value=float(value))
             for key, value in scalars.items()
@@ -163,6 +184,12 @@ class TensorBoardWriter:
         later calls for the same behavior do nothing."""
         if behavior_name in self._hyperparameters_written:
             return
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.plugin_text_pb2 import TextPluginData
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+
         metadata = SummaryMetadata(
             plugin_data=SummaryMetadata.PluginData(
                 plugin_name="text", content=TextPluginData(version=0).SerializeToString()
@@ -200,6 +227,8 @@ class TensorBoardWriter:
         """The behavior's open event file writer, opened (and the folder prepared) on first use."""
         writer = self._writers.get(behavior_name)
         if writer is None:
+            from tensorboardX.event_file_writer import EventsWriter
+
             logdir = self.logdir(behavior_name)
             logdir.mkdir(parents=True, exist_ok=True)
             if not self._resume and behavior_name not in self._cleared:
@@ -215,6 +244,8 @@ class TensorBoardWriter:
 def read_events(folder: Path) -> list[Event]:
     """Every event of every event file in ``folder``, file by file in name order (records are length-prefixed
     and checksummed; the checksums are not verified)."""
+    from tensorboardX.proto.event_pb2 import Event
+
     events: list[Event] = []
     for path in sorted(Path(folder).glob("events.out.tfevents.*")):
         data = path.read_bytes()

@@ -46,7 +46,7 @@ from rayagents.cluster.run_directory import (
 )
 from rayagents.cluster.demo_paths import resolve_demo_paths
 from rayagents.cluster.progress import ClusterFigures, ProgressReporter
-from rayagents.cluster.tensorboard import TensorBoardWriter
+from rayagents.cluster.tensorboard import TensorBoardWriter, import_tensorboardx_in_background
 from rayagents.cluster.timers import GaugeRecorder, write_timers
 from rayagents.cluster.training_status import ELO_KEY, TrainingStatus
 from rayagents.configs import ConfigError, RunOptions
@@ -55,7 +55,7 @@ from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings, LearnerStart
 from rayagents.learner.registry import PolicyFactory
 from rayagents.learner.results_storage import StorageError, absolute_location, join, redact, run_locations
-from rayagents.learner.trainer import TrainerSummary
+from rayagents.learner.summaries import TrainerSummary
 from rayagents.protocol.exceptions import first_line
 
 logger = logging.getLogger(__name__)
@@ -285,6 +285,7 @@ class TrainingRun:
             self.curriculum.lesson_scalars,
             None if self.watcher is None else self.watcher.summary,
         )
+        import_tensorboardx_in_background()  # a second of imports, done while Ray starts
         connection = connect(self.options)
         start = time.time()
         interrupted = False

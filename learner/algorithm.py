@@ -18,34 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from rayagents.learner.checkpoint_format import Saveable
+from rayagents.learner.play_rules import PlayRules
 from rayagents.protocol.trajectories import ActionTaken, Trajectory
 from rayagents.protocol.types import AgentId, BehaviorName, DecisionSteps
 
+if TYPE_CHECKING:
+    from rayagents.learner.checkpoint_format import Saveable
 
-@dataclass(frozen=True)
-class PlayRules:
-    """What an algorithm asks of the data it trains on."""
-
-    max_policy_lag: int | None
-    """The most weights versions an experience's acting weights may be behind the trainer's when it is trained on
-    (0: only the current version); None: any age (an off-policy algorithm with a replay buffer)."""
-    whole_sequences: bool = False
-    """The algorithm trains on whole sequences of steps (a recurrent network): trajectories are kept whole."""
-    groupmates: bool = False
-    """The algorithm trains on what each agent's groupmates did (a centralized critic, POCA): the EnvActors record
-    it in :attr:`Trajectory.groupmates`."""
-
-    def trainable(self, lags: np.ndarray) -> np.ndarray:
-        """bool, per experience: whether an experience with this lag (trainer version − acting version) may be
-        trained on. A negative lag (weights this trainer never made, e.g. from before a restart) never may."""
-        if self.max_policy_lag is None:
-            return lags >= 0
-        return (lags >= 0) & (lags <= self.max_policy_lag)
+__all__ = ["ActingPolicy", "Algorithm", "Ingested", "PlayRules"]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any, Mapping, Protocol, Union
 import torch
 from torch import nn
 
+from rayagents.learner.checkpoints import CheckpointError
+
 logger = logging.getLogger(__name__)
 
 POLICY = "Policy"
@@ -37,10 +39,6 @@ class SavedRecords(Protocol):
 
 Saveable = Union[nn.Module, torch.optim.Optimizer, SavedRecords]
 """What a checkpoint entry is made from: a module, an optimizer, or saved records."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read at all (damaged, cut short, or not a checkpoint): names the file."""
 
 
 class GlobalSteps(nn.Module):

@@ -12,6 +12,9 @@ is written atomically, the data first (``.onnx``, ``.pt``) and the pointer last 
 scratch folder and uploaded, and a checkpoint to restore is downloaded first. Reading is lenient like ML-Agents'
 (a module that does not fit keeps its fresh initialization, with a warning), and a ``checkpoint.pt`` that cannot be
 read at all is named in a warning and replaced by the newest readable ``<behavior>-<step>.pt``.
+
+The module itself loads no torch: the driver keeps the records and lists the checkpoints a lost learner left; the
+``.pt`` format (:mod:`checkpoint_format`, torch) is imported by the first write or read.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rayagents.learner.checkpoint_format import CheckpointError, Saveable, load_checkpoint, save_checkpoint
 from rayagents.learner.results_storage import ResultsStorage, StorageError, join, redact
+
+if TYPE_CHECKING:
+    from rayagents.learner.checkpoint_format import Saveable
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,10 @@ LATEST_CHECKPOINT = "checkpoint.pt"
 REPLAY_BUFFER = "last_replay_buffer.pt"
 """The file name of a behavior's saved replay buffer (SAC's ``save_replay_buffer``), overwritten at each
 checkpoint: one copy, not one per step (ML-Agents' ``last_replay_buffer.hdf5``)."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read at all (damaged, cut short, or not a checkpoint): names the file."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,8 @@ class CheckpointStore:
         """Writes ``<behavior>-<step>.onnx``, then ``.pt``, then (``buffers``, a replay buffer)
         ``last_replay_buffer.pt``, then ``checkpoint.pt``; returns the new record. A learner killed in between leaves at most a model without its
         ``.pt``, never a ``.pt`` without its model."""
+        from rayagents.learner.checkpoint_format import save_checkpoint  # torch, which the driver never loads
+
         with self._local_folder() as local:
             stem = checkpoint_stem(local, self.behavior_name, step)
             onnx_file = export(stem.with_suffix(".onnx"))
@@ -253,6 +265,8 @@ class CheckpointStore:
 
     def _load(self, location: str, modules: Mapping[str, Saveable], reset_global_step: bool) -> list[str]:
         """Loads one checkpoint file (downloaded to a scratch folder first when it is not a local file)."""
+        from rayagents.learner.checkpoint_format import load_checkpoint  # torch, which the driver never loads
+
         local = self.storage.local_path(location)
         if local is not None:
             return load_checkpoint(local, modules, reset_global_step)

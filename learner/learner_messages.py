@@ -13,7 +13,7 @@ from typing import Mapping
 
 from rayagents.learner.checkpoints import CheckpointRecord
 from rayagents.learner.results_storage import join
-from rayagents.learner.trainer import TrainerSummary
+from rayagents.learner.summaries import TrainerSummary
 
 
 @dataclass(frozen=True)

@@ -46,14 +46,12 @@ from torch import nn
 from rayagents.configs.hyperparameters import POCASettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.acting import ENTROPY
-from rayagents.learner.algorithm import Ingested, PlayRules
+from rayagents.learner.algorithm import Ingested
 from rayagents.learner.memory import MEMORY, AgentMemories, SequenceLayout, sequence_layout
 from rayagents.learner.networks import Actor
 from rayagents.learner.poca_networks import GroupCritic
 from rayagents.learner.ppo import (
     PPO,
-    PPO_MAX_POLICY_LAG,
-    PPO_MAX_POLICY_LAG_THREADED,
     VALUE_LOSS_COEFFICIENT,
     PPOLosses,
     batched_gae,
@@ -101,15 +99,6 @@ def baseline_estimates_key(stream: str) -> str:
 def baseline_estimate_stat(stream: str) -> str:
     """The statistic of a reward signal's baseline estimate, e.g. ``Policy/Extrinsic Baseline Estimate``."""
     return f"Policy/{stream.capitalize()} Baseline Estimate"
-
-
-def poca_play_rules(settings: TrainerSettings) -> PlayRules:
-    """PPO's policy lag bound; the EnvActors record each agent's groupmates; with memory, whole sequences."""
-    return PlayRules(
-        max_policy_lag=PPO_MAX_POLICY_LAG_THREADED if settings.threaded else PPO_MAX_POLICY_LAG,
-        whole_sequences=settings.network_settings.memory is not None,
-        groupmates=True,
-    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ experience (ML-Agents' own in-progress trajectories age the same way). The loss 
 acted, so such experiences are trained on (Sample Factory trains PPO on lagged experience too, dropping only what is
 older than its ``max_policy_lag``).
 Older experiences are dropped: ``threaded: false`` (ML-Agents' default) trains on what the
-last :data:`PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to :data:`PPO_MAX_POLICY_LAG_THREADED`.
+last :data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to
+:data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG_THREADED`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from torch import nn
 from rayagents.configs.hyperparameters import POCASettings, PPOSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.acting import ENTROPY, allowed_from_disabled
-from rayagents.learner.algorithm import Ingested, PlayRules
+from rayagents.learner.algorithm import Ingested
 from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.encoders import observation_tensor
@@ -95,20 +96,6 @@ VALUE_LOSS_COEFFICIENT = 0.5
 IMPORTANCE_WEIGHT_CLIP = 1.0
 """The truncation of the importance weight of an experience acted by older weights (V-trace's rho-bar)."""
 ADVANTAGE_EPSILON = 1e-10
-
-PPO_MAX_POLICY_LAG = 4
-"""The most updates behind the trainer the acting weights of an experience may be, with ``threaded: false``."""
-PPO_MAX_POLICY_LAG_THREADED = 8
-"""The same with ``threaded: true`` (ML-Agents: the players step on while the model updates)."""
-
-
-def ppo_play_rules(settings: TrainerSettings) -> PlayRules:
-    """PPO's policy lag bound (see the module's docstring); with memory it trains on whole sequences."""
-    return PlayRules(
-        max_policy_lag=PPO_MAX_POLICY_LAG_THREADED if settings.threaded else PPO_MAX_POLICY_LAG,
-        whole_sequences=settings.network_settings.memory is not None,
-    )
-
 
 def gae(rewards: np.ndarray, value_estimates: np.ndarray, value_next: float, gamma: float, lambd: float) -> np.ndarray:
     """Generalized advantage estimates of one trajectory (float32, the length of ``rewards``).

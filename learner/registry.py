@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from rayagents.configs import ConfigWarning, RunOptions, TrainerSettings, behavior_settings
 from rayagents.learner.numpy_policy import NumpyPolicy, acts_in_numpy
+from rayagents.learner.play_rules import PlayRules, poca_play_rules, ppo_play_rules, sac_play_rules
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
 
 if TYPE_CHECKING:
     import torch
 
-    from rayagents.learner.algorithm import ActingPolicy, Algorithm, PlayRules
+    from rayagents.learner.algorithm import ActingPolicy, Algorithm
 
 AlgorithmFactory = Callable[[BehaviorSpec, TrainerSettings, "torch.device", "int | None"], "Algorithm"]
 """Builds the learner side of a behavior: (spec, settings, device, seed) → the algorithm."""
@@ -56,7 +57,7 @@ class TrainerEntry:
     """The learner side."""
     make_policy: PolicyBuilder
     """The policy the EnvActors act with."""
-    play_rules: Callable[[TrainerSettings], "PlayRules"]
+    play_rules: Callable[[TrainerSettings], PlayRules]
     """The policy lag it accepts and whether it trains on whole sequences."""
 
 
@@ -90,19 +91,19 @@ TRAINERS: Mapping[str, TrainerEntry] = MappingProxyType(
             "ppo",
             make_algorithm=_imported("rayagents.learner.ppo", "PPO"),
             make_policy=_actor_policy,
-            play_rules=_imported("rayagents.learner.ppo", "ppo_play_rules"),
+            play_rules=ppo_play_rules,
         ),
         "sac": TrainerEntry(
             "sac",
             make_algorithm=_imported("rayagents.learner.sac", "SAC"),
             make_policy=_squashed_policy,
-            play_rules=_imported("rayagents.learner.sac", "sac_play_rules"),
+            play_rules=sac_play_rules,
         ),
         "poca": TrainerEntry(
             "poca",
             make_algorithm=_imported("rayagents.learner.poca", "POCA"),
             make_policy=_actor_policy,
-            play_rules=_imported("rayagents.learner.poca", "poca_play_rules"),
+            play_rules=poca_play_rules,
         ),
     }
 )

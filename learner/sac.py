@@ -61,7 +61,7 @@ from torch import nn
 from rayagents.configs.hyperparameters import SACSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.acting import ENTROPY, allowed_from_disabled
-from rayagents.learner.algorithm import Ingested, PlayRules
+from rayagents.learner.algorithm import Ingested
 from rayagents.learner.behavioral_cloning import behavioral_cloning
 from rayagents.learner.checkpoint_format import POLICY, Saveable
 from rayagents.learner.encoders import NetworkBody, observation_tensor
@@ -112,12 +112,6 @@ up (``1 / steps_per_update`` when the rule holds)."""
 def value_stat(stream: str) -> str:
     """The statistic of a reward signal's value estimate under SAC, e.g. ``Policy/Extrinsic Value``."""
     return f"Policy/{stream.capitalize()} Value"
-
-
-def sac_play_rules(settings: TrainerSettings) -> PlayRules:
-    """SAC trains on experiences of any policy lag (it learns off policy from its replay buffer); with memory, on
-    whole sequences."""
-    return PlayRules(max_policy_lag=None, whole_sequences=settings.network_settings.memory is not None)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,11 @@ import torch
 from rayagents.learner.elo import game_result, rating_change
 from rayagents.learner.league import SELF_PLAY, League, RotationState
 from rayagents.learner.publisher import WeightsPublisher
+from rayagents.learner.summaries import ELO_STAT
 from rayagents.learner.trainer import Trainer
 from rayagents.protocol.trajectories import Trajectory
 from rayagents.protocol.types import BehaviorId, BehaviorName
 
-ELO_STAT = "Self-play/ELO"
-"""The learning policy's rating, added at each game its team finishes (ML-Agents' statistic)."""
 
 
 class TeamRotation:

@@ -16,8 +16,7 @@ What ML-Agents' ``RLTrainer`` does each ``advance()`` (spec §8.3), around the a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,36 +29,17 @@ from rayagents.learner.checkpoint_format import GLOBAL_STEP, GlobalSteps, Saveab
 from rayagents.learner.checkpoints import CheckpointRecord, CheckpointStore, rotate
 from rayagents.learner.registry import trainer_entry
 from rayagents.learner.stats import StatsAccumulator
+from rayagents.learner.summaries import (
+    CUMULATIVE_REWARD,
+    DROPPED_STEPS,
+    EPISODE_LENGTH,
+    GROUP_CUMULATIVE_REWARD,
+    POLICY_LAG,
+    TrainerSummary,
+)
 from rayagents.learner.weights import PolicyWeights
 from rayagents.protocol.trajectories import EpisodeStats, Trajectory
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
-
-CUMULATIVE_REWARD = "Environment/Cumulative Reward"
-GROUP_CUMULATIVE_REWARD = "Environment/Group Cumulative Reward"
-"""The group rewards of an agent's episode that ended with its whole group's (ML-Agents' POCA reports it)."""
-EPISODE_LENGTH = "Environment/Episode Length"
-DROPPED_STEPS = "Policy/Dropped Steps"
-"""rayagents' own statistic: steps received in the summary period but not trained on (acted by weights older than
-the algorithm accepts, or sent after ``max_steps``)."""
-POLICY_LAG = "Policy/Policy Lag"
-"""rayagents' own statistic: how many updates behind the trainer's weights the acting weights were, averaged over
-the experiences received."""
-
-
-@dataclass(frozen=True)
-class TrainerSummary:
-    """One summary of a trainer: what TensorBoard and the console show every ``summary_freq`` steps."""
-
-    behavior_name: str
-    """The behavior name (without ``?team=``): the TensorBoard category."""
-    step: int
-    """The step the summary is written at."""
-    scalars: Mapping[str, float]
-    """Each statistic's mean over the period, under ML-Agents' names."""
-    cumulative_rewards: tuple[float, ...]
-    """The returns of the episodes that ended in the period (the ``Environment/Cumulative Reward`` histogram)."""
-    training: bool
-    """The trainer was still training (ML-Agents' console "Training." / "Not Training.")."""
 
 
 def reward_stat(stream: str) -> str:

@@ -27,7 +27,7 @@ from rayagents.actors.env_actor import CollectReport
 from rayagents.configs import run_options_from_dict
 from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings
-from rayagents.learner.ppo import PPO_MAX_POLICY_LAG
+from rayagents.learner.play_rules import PPO_MAX_POLICY_LAG
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
 from rayagents.protocol.trajectories import LOG_PROBS, Trajectory, TrajectoryBatch
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType

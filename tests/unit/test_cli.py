@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -366,3 +368,39 @@ def test_a_failed_run_says_what_it_left_behind() -> None:
         "step 1,000) is saved under results/run (--resume carries on from there)."
     )
     assert "what was learned is lost" in failed(True, False, {})
+
+
+DRIVER_IMPORTS = """
+import sys
+import rayagents.cluster.cli  # the program: arguments, configs, the run, the console, TensorBoard's writer
+import rayagents.cluster.jobs  # rayagents submit / stop / logs
+from rayagents.configs import run_options_from_dict
+from rayagents.learner.registry import PolicyFactory, play_rules, trainer_types
+
+options = run_options_from_dict({"behaviors": {t: {"trainer_type": t} for t in trainer_types()}})
+PolicyFactory(options)  # what the driver hands every EnvActor
+rules = [play_rules(settings) for settings in options.behaviors.values()]  # read when the EnvActors start
+print("torch loaded:", "torch" in sys.modules, "tensorboardX loaded:", "tensorboardX" in sys.modules)
+"""
+
+
+def test_the_driver_starts_a_run_without_importing_torch() -> None:
+    """What the driver imports and runs before Ray is up (the program's modules, the play rules of every trainer
+    type, the policy factory) loads neither torch nor tensorboardX, which imports torch: that second of CPU is
+    spent in a thread while Ray starts."""
+    done = subprocess.run([sys.executable, "-c", DRIVER_IMPORTS], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "torch loaded: False tensorboardX loaded: False", done.stdout + done.stderr
+
+
+def test_the_program_exits_with_mains_code(tmp_path: Path) -> None:
+    """``python -m rayagents.cluster.cli`` (and the ``rayagents-learn`` script, which calls the same function)
+    exits with what :func:`main` returns: 0 for a valid dry run, 2 for a configuration it refuses."""
+    program = [sys.executable, "-m", "rayagents.cluster.cli"]
+    valid = subprocess.run([*program, CARTPOLE, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert valid.returncode == EXIT_OK, valid.stderr
+    assert "CartPole" in valid.stdout
+    missing = tmp_path / "missing.yaml"
+    refused = subprocess.run([*program, str(missing), "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == EXIT_USAGE, refused.stdout + refused.stderr
+    assert "missing.yaml" in refused.stderr

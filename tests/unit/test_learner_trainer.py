@@ -18,7 +18,8 @@ from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.checkpoint_format import POLICY, CheckpointError
 from rayagents.learner.checkpoints import CheckpointStore
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.ppo import PPO, PPO_MAX_POLICY_LAG, PPO_MAX_POLICY_LAG_THREADED
+from rayagents.learner.play_rules import PPO_MAX_POLICY_LAG, PPO_MAX_POLICY_LAG_THREADED
+from rayagents.learner.ppo import PPO
 from rayagents.learner.results_storage import ResultsStorage
 from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG, Trainer
 from rayagents.learner.weights import PolicyWeights

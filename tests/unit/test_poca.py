@@ -24,8 +24,8 @@ from rayagents.learner.poca import (
     baseline_estimates_key,
     group_batch,
     groupmate_obs_key,
-    poca_play_rules,
 )
+from rayagents.learner.play_rules import poca_play_rules
 from rayagents.learner.poca_networks import GroupCritic
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.registry import TRAINERS

@@ -6,6 +6,8 @@ needs no TensorBoard install.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,29 @@ def test_read_scalars_gives_steps_and_values_by_tag(tmp_path: Path) -> None:
     writer.close()
     scalars = read_scalars(tmp_path / "Walker")
     assert scalars == {"Losses/Value Loss": [(100, 0.5), (200, 0.25)]}
+
+
+BACKGROUND_IMPORT = """
+import sys
+from pathlib import Path
+from rayagents.cluster.tensorboard import TensorBoardWriter, import_tensorboardx_in_background, read_scalars
+
+assert "tensorboardX" not in sys.modules
+thread = import_tensorboardx_in_background()
+writer = TensorBoardWriter(Path(sys.argv[1]), resume=False)
+writer.write("Walker", 100, {"Environment/Cumulative Reward": 2.5})  # waits for the import if it is not done
+thread.join(timeout=60)
+assert not thread.is_alive() and "tensorboardX.summary" in sys.modules
+writer.close()
+print(read_scalars(Path(sys.argv[1]) / "Walker")["Environment/Cumulative Reward"])
+"""
+
+
+def test_a_write_during_the_background_import_waits_for_it(tmp_path: Path) -> None:
+    """The driver imports tensorboardX in a thread while Ray starts; a summary written meanwhile (in a fresh
+    interpreter, where nothing has imported it yet) is written once the import is done."""
+    done = subprocess.run(
+        [sys.executable, "-c", BACKGROUND_IMPORT, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(100, 2.5)]", done.stdout + done.stderr
