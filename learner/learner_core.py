@@ -34,6 +34,7 @@ behavior's checkpoints are written and read by its :class:`CheckpointStore`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -79,6 +80,20 @@ INBOX_POLL_S = 0.05
 _Result = TypeVar("_Result")
 
 
+def load_lazy_imports() -> None:
+    """Imports now what torch and the exporter import on first use: ``torch._dynamo`` (a second or more of CPU), which
+    torch's optimizers import when the first one is made, and ``onnx`` (half a second), which the first ``.onnx``
+    export imports.
+
+    A :class:`Learner` is made while the EnvActors start their players, so these imports cost the run no time there;
+    made at the first behavior's registration they held up every EnvActor waiting for its first weights, and at the
+    first checkpoint they held up training. A missing ``onnx`` is left to the export, which says what to install."""
+    import torch._dynamo  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import onnx  # noqa: F401
+
+
 class Learner:
     """Trains every behavior's policy from the EnvActors' trajectories (the LearnerActor's work).
 
@@ -111,6 +126,7 @@ class Learner:
         self._stop = threading.Event()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._train, name="rayagents-learner", daemon=True)
+        load_lazy_imports()
 
     def start(self) -> LearnerStart:
         """Opens the run's results on this node and starts training; the first call a driver makes. Raises
