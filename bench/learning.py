@@ -23,7 +23,7 @@ from bench.runs import layout_arguments, learn
 from bench.table import Row, report
 from rayagents.cluster.tensorboard import read_scalars
 from rayagents.configs.examples import example_config
-from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
+from rayagents.learner.summaries import DROPPED_STEPS, POLICY_LAG
 
 COMMAND = "python -m bench.learning"
 SECTION = "Learning"

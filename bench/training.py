@@ -61,7 +61,8 @@ from rayagents.configs.loader import run_options_from_dict
 from rayagents.configs.run import ClusterSettings
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.policy import ENTROPY
-from rayagents.learner.trainer import DROPPED_STEPS, Trainer
+from rayagents.learner.summaries import DROPPED_STEPS
+from rayagents.learner.trainer import Trainer
 from rayagents.protocol.side_channels import StatsSideChannel
 from rayagents.protocol.trajectories import LOG_PROBS, Trajectory
 from rayagents.protocol.types import BehaviorSpec

@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,9 +57,9 @@ HYPERPARAMETERS_TAG = "Hyperparameters"
 def import_tensorboardx_in_background() -> threading.Thread:
     """Starts importing what the writer uses of tensorboardX (and the torch it imports) in a thread; returns it.
 
-    The driver starts it before Ray's start, which mostly waits for Ray's processes, so that the import costs the run
-    no time of its own; the first write waits for it, as any import of a module that another thread is importing
-    does."""
+    The driver starts it before Ray's start, which mostly waits for Ray's processes: where a core is free the import
+    then costs the run no time of its own. The first write waits for it, as any import of a module that another
+    thread is importing does."""
     thread = threading.Thread(
         target=importlib.import_module, args=("tensorboardX.summary",), name="import-tensorboardX", daemon=False
     )

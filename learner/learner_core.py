@@ -62,7 +62,8 @@ from rayagents.learner.learner_messages import (
 from rayagents.learner.publisher import WeightsPublisher
 from rayagents.learner.results_storage import ResultsStorage, StorageError, is_uri, join, redact
 from rayagents.learner.self_play import SelfPlay
-from rayagents.learner.trainer import Trainer, TrainerSummary
+from rayagents.learner.summaries import TrainerSummary
+from rayagents.learner.trainer import Trainer
 from rayagents.protocol.side_channels.stats import StatsAggregationMethod
 from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
 from rayagents.protocol.types import BehaviorName, BehaviorSpec
@@ -85,9 +86,9 @@ def load_lazy_imports() -> None:
     torch's optimizers import when the first one is made, and ``onnx`` (half a second), which the first ``.onnx``
     export imports.
 
-    A :class:`Learner` is made while the EnvActors start their players, so these imports cost the run no time there;
-    made at the first behavior's registration they held up every EnvActor waiting for its first weights, and at the
-    first checkpoint they held up training. A missing ``onnx`` is left to the export, which says what to install."""
+    A :class:`Learner` is made while the EnvActors start their players, so these imports overlap with them; made at
+    the first behavior's registration they held up every EnvActor waiting for its first weights, and at the first
+    checkpoint they held up training. A missing ``onnx`` is left to the export, which says what to install."""
     import torch._dynamo  # noqa: F401
 
     with contextlib.suppress(ImportError):

@@ -5,10 +5,10 @@ the EnvActors run, and the play rules. The generic trainer, the LearnerActor, th
 checkpoint code take what an entry builds and never ask which algorithm it is; adding SAC or POCA is a new module
 and a new line here.
 
-The registry imports no torch itself. An entry imports its algorithm's module when the learner side or the play
-rules are first asked for, and the acting policy of a plain actor is a
-:class:`~rayagents.learner.numpy_policy.NumpyPolicy`: an EnvActor that builds its policies here (the driver hands it
-a :class:`PolicyFactory`) loads torch only for an actor that acts in torch.
+The registry imports no torch itself. An entry imports its algorithm's module when the learner side is first asked
+for; the play rules are torch-free (:mod:`play_rules`: the driver reads them), and the acting policy of a plain actor
+is a :class:`~rayagents.learner.numpy_policy.NumpyPolicy`: an EnvActor that builds its policies here (the driver hands
+it a :class:`PolicyFactory`) loads torch only for an actor that acts in torch.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ PolicyBuilder = Callable[[BehaviorName, BehaviorSpec, TrainerSettings], "ActingP
 
 def _imported(module: str, name: str) -> Callable[..., Any]:
     """``module.name``, called through an import at the first call: the algorithm's module (and torch) is loaded
-    only where its learner side or its play rules are used."""
+    only where its learner side is made."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)

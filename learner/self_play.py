@@ -33,7 +33,6 @@ from rayagents.protocol.trajectories import Trajectory
 from rayagents.protocol.types import BehaviorId, BehaviorName
 
 
-
 class TeamRotation:
     """The learning team, and the teams waiting for their turn (ML-Agents' ``GhostController``)."""
 

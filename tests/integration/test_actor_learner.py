@@ -28,7 +28,7 @@ from rayagents.configs import run_options_from_dict
 from rayagents.learner.learner_actor import remote_learner
 from rayagents.learner.learner_messages import LearnerProgress, LearnerSettings
 from rayagents.learner.play_rules import PPO_MAX_POLICY_LAG
-from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG
+from rayagents.learner.summaries import DROPPED_STEPS, POLICY_LAG
 from rayagents.protocol.trajectories import LOG_PROBS, Trajectory, TrajectoryBatch
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType
 from rayagents.protocol.weights import LearnerReply, WeightsNotice

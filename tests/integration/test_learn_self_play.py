@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from learn_runs import SUMMARY_LINE, run_learn
+from learn_runs import run_learn
 
 from rayagents.cluster.tensorboard import read_scalars
 
@@ -67,7 +67,8 @@ def test_connect_four_self_play_reports_elo_changes_teams_and_resumes_the_league
     scalars = read_scalars(run / BEHAVIOR)
     tensorboard_elo = scalars["Self-play/ELO"]
     assert [step for step, _ in tensorboard_elo] == [1000, 2000, 3000]
-    # TensorBoard keeps float32 (about 0.0001 apart near 1,200) and the console prints 3 decimals: the same ELO within both.
+    # TensorBoard keeps float32 (about 0.0001 apart near 1,200) and the console prints 3 decimals: the same ELO
+    # within both.
     assert [value for _, value in tensorboard_elo] == pytest.approx([elo for _, elo in elo_lines], abs=1e-3)
     status = json.loads((run / "run_logs" / "training_status.json").read_text())
 

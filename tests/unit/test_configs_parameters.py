@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rayagents.configs.examples import all_example_configs, example_config, example_configs
+from rayagents.configs.examples import all_example_configs, example_config
 from rayagents.configs import (
     CompletionCriteriaSettings,
     ConfigError,

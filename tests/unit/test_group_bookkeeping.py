@@ -11,7 +11,8 @@ from rayagents.actors.trajectories import TrajectoryBuilder, global_agent_id
 from rayagents.configs.hyperparameters import PPOSettings
 from rayagents.configs.network import NetworkSettings
 from rayagents.configs.trainer import TrainerSettings
-from rayagents.learner.trainer import CUMULATIVE_REWARD, GROUP_CUMULATIVE_REWARD, Trainer
+from rayagents.learner.summaries import CUMULATIVE_REWARD, GROUP_CUMULATIVE_REWARD
+from rayagents.learner.trainer import Trainer
 from rayagents.protocol.trajectories import ActionTaken, EpisodeStats, GroupmateSteps, Trajectory
 from rayagents.protocol.types import (
     ActionSpec,

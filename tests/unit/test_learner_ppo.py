@@ -10,7 +10,7 @@ import torch
 
 from rayagents.configs.hyperparameters import PPOSettings, ScheduleType
 from rayagents.configs.network import NetworkSettings
-from rayagents.configs.reward_signals import CuriositySettings, RewardSignalSettings, RewardSignalType
+from rayagents.configs.reward_signals import RewardSignalSettings, RewardSignalType
 from rayagents.configs.trainer import TrainerSettings
 from rayagents.learner.acting import ENTROPY
 from rayagents.learner.ppo import PPO, batched_gae, gae

@@ -21,7 +21,8 @@ from rayagents.learner.policy import ENTROPY
 from rayagents.learner.play_rules import PPO_MAX_POLICY_LAG, PPO_MAX_POLICY_LAG_THREADED
 from rayagents.learner.ppo import PPO
 from rayagents.learner.results_storage import ResultsStorage
-from rayagents.learner.trainer import DROPPED_STEPS, POLICY_LAG, Trainer
+from rayagents.learner.summaries import DROPPED_STEPS, POLICY_LAG
+from rayagents.learner.trainer import Trainer
 from rayagents.learner.weights import PolicyWeights
 from rayagents.protocol.trajectories import LOG_PROBS, EpisodeStats, Trajectory
 from rayagents.protocol.types import ActionSpec, BehaviorSpec, DimensionProperty, ObservationSpec, ObservationType

@@ -17,7 +17,7 @@ from rayagents.cluster.training_status import TrainingStatus
 from rayagents.configs import RunOptions
 from rayagents.learner.checkpoints import CheckpointRecord
 from rayagents.learner.learner_messages import BehaviorState, LearnerProgress
-from rayagents.learner.trainer import TrainerSummary
+from rayagents.learner.summaries import TrainerSummary
 
 BEHAVIOR = "Walker"
 

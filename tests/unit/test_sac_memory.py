@@ -26,7 +26,6 @@ from rayagents.learner.sac import SAC
 from rayagents.learner.trainer import Trainer
 from rayagents.learner.trajectory import (
     ACTION_MASKS,
-    CONTINUOUS_ACTIONS,
     CRITIC_MEMORY,
     DONES,
     LOSS_MASKS,

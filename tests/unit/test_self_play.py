@@ -18,7 +18,8 @@ from rayagents.learner.elo import DRAW, LOSS, WIN, expected_score, game_result, 
 from rayagents.learner.league import LATEST, League
 from rayagents.learner.publisher import WeightsPublisher
 from rayagents.learner.results_storage import ResultsStorage
-from rayagents.learner.self_play import ELO_STAT, SelfPlay
+from rayagents.learner.self_play import SelfPlay
+from rayagents.learner.summaries import ELO_STAT
 from rayagents.learner.trainer import Trainer
 from rayagents.learner.policy import ENTROPY
 from rayagents.learner.weights import PolicyWeights
