@@ -6,8 +6,10 @@ exchange and behavior, the policy acts on the agents that asked for a decision, 
 cuts experiences into trajectories where ML-Agents does (``time_horizon``, episode ends), the actions go back,
 the player steps. Every ``seconds_per_batch`` the trajectories completed meanwhile go to the learner as one
 :class:`TrajectoryBatch` (``learner.submit.remote``) without waiting for the answer; only while
-``max_calls_in_flight`` batches are unanswered does the actor wait (backpressure). It never waits for an update:
-each experience carries the weights version that acted, and the learner decides what is recent enough to train on.
+``max_calls_in_flight`` batches are unanswered does the actor wait (backpressure). It never waits for an update
+to end: each experience carries the weights version that acted, and the learner decides what is recent enough to
+train on. The learner answers late only when the actors are more than about an update's worth of steps ahead of it
+(PPO's ``buffer_size``) or while it catches up on updates due: a fleet faster than the learner is held to its pace.
 
 Each answer (:class:`LearnerReply`) says what every behavior id plays now (a :class:`WeightsNotice` with a
 publication number); the actor checks for answers between exchanges, fetches a newer publication's weights from

@@ -12,7 +12,7 @@
 
 The HalfCheetah example config trains SAC, whose learner sets the players' pace (one gradient step per
 ``steps_per_update`` agent steps: ``python -m bench.sac`` measures it); this benchmark measures the streaming core,
-which PPO, whose EnvActors never wait, shows, so HalfCheetah is trained with the example made PPO (:func:`halfcheetah_ppo_config`): its network, reward signal, ``time_horizon`` and checkpoints, with the
+which PPO, whose EnvActors wait only when they are an update's worth ahead of the learner, shows, so HalfCheetah is trained with the example made PPO (:func:`halfcheetah_ppo_config`): its network, reward signal, ``time_horizon`` and checkpoints, with the
 PPO hyperparameters in :data:`HALFCHEETAH_PPO_HYPERPARAMETERS`.
 
 A training run is ``rayagents-learn`` in a subprocess with a fresh results folder, ``max_steps`` out of reach and

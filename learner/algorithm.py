@@ -88,6 +88,17 @@ class Algorithm(Protocol):
         """Whether an update is due at trainer step ``step``."""
         ...
 
+    def experiences_per_update(self) -> int | None:
+        """The experiences one update trains on (PPO's ``buffer_size``): the learner lets the EnvActors send at
+        most that many ahead of what it takes in. None: no such bound (SAC, which learns from a replay buffer)."""
+        ...
+
+    def experiences_before_update(self) -> int | None:
+        """How many more trainable experiences taken in make the next update due; the trainer takes in no more
+        before it updates, so that the updates per step do not depend on how much arrived at once. None: everything
+        that arrived is taken in first (SAC, whose gradient steps then catch up with the steps taken in)."""
+        ...
+
     def update(self, step: int) -> Mapping[str, float]:
         """One update at trainer step ``step`` (schedules read it), after which the acting policy's weights are
         published as a new version; returns the statistics under ML-Agents' names."""

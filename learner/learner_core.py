@@ -12,16 +12,17 @@ in its process and passes every call on to it. EnvActors call it directly:
   do the EnvActors that have too many batches unanswered (backpressure).
 
 A training thread empties the inbox: the trajectories that arrived are taken together, per behavior, in one
-batched pass on the learner's device (:meth:`Trainer.ingest`), the ended episodes and the player's statistics are
-recorded, a trainer whose update is due updates, and each new version is put into Ray's object store once and
-published to every id of its behavior (``Name?team=N``) with a publication number of its own. A behavior with
-``self_play`` goes through :class:`~rayagents.learner.self_play.SelfPlay` first: only its learning team's
-trajectories reach the trainer, and the ids of its other teams are pinned to the league's opponent. EnvActors never
-wait for an on-policy update: what they send while one runs joins the inbox and is taken after it. When more than
-one update is due at once (SAC's gradient steps, one per ``steps_per_update`` agent steps, run behind the steps
-taken in), the learner runs them all before it takes more in, and ``submit`` waits meanwhile: the EnvActors are
-throttled to the pace of the learner instead of the ratio of updates to steps drifting
-(:attr:`LearnerProgress.throttled_s` says how long they waited).
+batched pass on the learner's device (:meth:`Trainer.take_in`, up to an update's worth), the ended episodes and the
+player's statistics are recorded, a trainer whose update is due updates, and each new version is put into Ray's
+object store once and published to every id of its behavior (``Name?team=N``) with a publication number of its own.
+A behavior with ``self_play`` goes through :class:`~rayagents.learner.self_play.SelfPlay` first: only its learning
+team's trajectories reach the trainer, and the ids of its other teams are pinned to the league's opponent. EnvActors
+do not wait for an on-policy update to end: what they send while one runs joins the inbox and is taken after it, up
+to about an update's worth of steps (:func:`inbox_step_limit`); beyond it ``submit`` waits. When more than one
+update is due at once (SAC's gradient steps, one per ``steps_per_update`` agent steps, run behind the steps taken
+in; PPO's, when more than ``buffer_size`` experiences arrived while one ran), the learner runs them all before it
+takes more in, and ``submit`` waits meanwhile: the EnvActors are throttled to the pace of the learner instead of
+the ratio of updates to steps drifting (:attr:`LearnerProgress.throttled_s` says how long they waited).
 
 The driver polls :meth:`Learner.progress` for the summaries (TensorBoard, console), the checkpoints written
 (``training_status.json``) and whether training is over, and calls :meth:`Learner.save` at the end (or on
@@ -41,7 +42,7 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -121,6 +122,9 @@ class Learner:
         self._training_done = False
         self._lock = threading.RLock()
         self._inbox: queue.Queue[TrajectoryBatch] = queue.Queue(maxsize=INBOX_BATCHES)
+        self._inbox_steps = 0  # the steps of the batches in the inbox
+        self._inbox_step_limit: int | None = None  # the most the inbox takes more of (see _register)
+        self._room = threading.Condition()  # notified when the training thread empties the inbox
         self._open = threading.Event()  # cleared while the trainers catch up on updates due: submits wait
         self._open.set()
         self._throttled_s = 0.0
@@ -149,6 +153,7 @@ class Learner:
         if trainer is None:
             trainer = self._make_trainer(behavior, behavior_spec)
             self._trainers[name] = trainer
+            self._inbox_step_limit = inbox_step_limit(self._trainers.values())
         self._publisher.add(behavior, trainer.version, trainer.weights_snapshot)
         self._self_play.register(behavior, trainer)
         return self._publisher.notice(behavior)
@@ -180,14 +185,20 @@ class Learner:
 
     # ---- trajectories --------------------------------------------------------------------------------------------
     def submit(self, batch: TrajectoryBatch) -> LearnerReply:
-        """Takes a batch into the inbox (waiting while the trainers catch up on the updates due, and while the inbox
-        is full); answers with what every behavior id plays."""
+        """Takes a batch into the inbox (waiting while the trainers catch up on the updates due, while the inbox holds
+        an update's worth of steps, and while it is full); answers with what every behavior id plays."""
         self._raise_failure()
-        if not self._open.is_set():
-            waited_from = time.monotonic()
-            while not self._open.wait(INBOX_POLL_S) and not self._stop.is_set():
+        waited_from = time.monotonic()
+        while not self._open.wait(INBOX_POLL_S) and not self._stop.is_set():
+            self._raise_failure()
+        with self._room:
+            while not self._has_room() and not self._stop.is_set():
+                self._room.wait(INBOX_POLL_S)
                 self._raise_failure()
-            self._throttled_s += time.monotonic() - waited_from
+            self._inbox_steps += batch.num_steps
+        waited = time.monotonic() - waited_from
+        if waited > INBOX_POLL_S / 10:  # a gate was closed (not the few microseconds of passing open ones)
+            self._throttled_s += waited
         while not self._stop.is_set():
             try:
                 self._inbox.put(batch, timeout=INBOX_POLL_S)
@@ -195,6 +206,10 @@ class Learner:
             except queue.Full:
                 self._raise_failure()
         return LearnerReply(notices=self._publisher.notices, training_done=self._training_done)
+
+    def _has_room(self) -> bool:
+        """Whether the inbox takes another batch: it holds fewer steps than :func:`inbox_step_limit` allows."""
+        return self._inbox_step_limit is None or self._inbox_steps < self._inbox_step_limit
 
     def _train(self) -> None:
         """The training thread: takes what arrived, trains, publishes; keeps the first error for the next call."""
@@ -210,13 +225,13 @@ class Learner:
             self._failure = error
 
     def _catch_up(self) -> None:
-        """Runs the updates still due after the first (SAC's gradient steps behind the steps taken in), a turn of
-        one update per trainer at a time, the submits waiting meanwhile; the lock is let go between turns so the
-        driver's calls get through."""
+        """Runs the updates still due after the first (SAC's gradient steps behind the steps taken in, PPO's updates
+        of the trajectories waiting beyond the first update's), a turn of one update per trainer at a time, the
+        submits waiting meanwhile; the lock is let go between turns so the driver's calls get through."""
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    due = [trainer for trainer in self._trainers.values() if trainer.update_due]
+                    due = [trainer for trainer in self._trainers.values() if trainer.behind]
                     if not due:
                         return
                     self._open.clear()
@@ -235,20 +250,25 @@ class Learner:
             try:
                 batches.append(self._inbox.get_nowait())
             except queue.Empty:
-                return batches
+                break
+        with self._room:
+            self._inbox_steps -= sum(batch.num_steps for batch in batches)
+            self._room.notify_all()
+        return batches
 
     def _train_on(self, batches: list[TrajectoryBatch]) -> None:
-        """Takes in everything that arrived, each behavior's trajectories in one batched pass, records the episodes
-        and player statistics, then updates (and publishes), summarizes and checkpoints what is due. As in
-        ML-Agents, an update trains on everything taken in since the last one: what arrived while an update ran is
-        taken in together, acted by the weights before it, rather than held back a version longer."""
+        """Hands what arrived to each behavior's trainer, records the episodes and player statistics, then takes the
+        trajectories in (up to an update's worth, in one batched pass), updates (and publishes), summarizes and
+        checkpoints what is due. What is left waits for that update and is taken in by :meth:`_catch_up`, the
+        EnvActors waiting meanwhile: an update comes every ``buffer_size`` experiences however much arrived while
+        the last one ran."""
         arrived: dict[str, list[Trajectory]] = {}
         for batch in batches:
             for trajectory in batch.trajectories:
                 arrived.setdefault(self._trainer_of(trajectory.behavior).behavior_name, []).append(trajectory)
         for name, trajectories in arrived.items():
             trainer = self._trainers[name]
-            trainer.ingest(self._self_play.take(trainer, trajectories))
+            trainer.receive(self._self_play.take(trainer, trajectories))
         for batch in batches:
             for episodes in batch.episodes:
                 self._trainer_of(episodes.behavior).record_episodes(episodes)
@@ -284,11 +304,14 @@ class Learner:
                     trainer.record_player_stat(key, value)
 
     def _advance(self, trainer: Trainer) -> None:
-        """Updates (and publishes) when an update is due; makes the summaries and checkpoints that are due."""
+        """Takes in what waits (up to an update's worth), updates (and publishes) when an update is due; makes the
+        checkpoints that are due, and the summaries once the trainer caught up (so that a summary's losses and
+        ``Policy/Updates per Step`` include the end of the catch-up, whose updates count in its period anyway)."""
+        trainer.take_in()
         if trainer.maybe_update():
             self._publisher.publish(trainer.behavior_name, trainer.version, trainer.weights_snapshot)
         self._self_play.advance(trainer)
-        while trainer.should_summarize:
+        while trainer.should_summarize and not trainer.behind:
             self._summaries.append(trainer.summarize())
         if trainer.training and trainer.should_checkpoint:
             self._save_checkpoint(trainer, self._store(trainer))
@@ -388,6 +411,22 @@ class Learner:
                     latest = self._save_checkpoint(trainer, store)
                 finals[name] = store.write_final_model(latest, join(self.settings.write_path, f"{name}.onnx"))
         return finals
+
+
+def inbox_step_limit(trainers: Iterable[Trainer]) -> int | None:
+    """The steps the learner's inbox holds before ``submit`` waits: one update's worth of each training trainer whose
+    algorithm has such a bound (PPO's and POCA's ``buffer_size``), summed; None when none has one (SAC only, or
+    ``--inference``).
+
+    So the EnvActors play at most about an update ahead of the learner. Left to play on while a slow learner updates,
+    they sent several updates' worth, which either made fewer, larger updates (fewer updates per step than
+    ML-Agents) or, taken in an update's worth at a time, aged past the lag bound and were dropped."""
+    limits = [
+        limit
+        for trainer in trainers
+        if trainer.training and (limit := trainer.algorithm.experiences_per_update()) is not None
+    ]
+    return sum(limits) if limits else None
 
 
 def open_results(write_path: str) -> ResultsStorage:

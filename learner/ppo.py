@@ -27,15 +27,18 @@ Hyperparameter names are ML-Agents' (``batch_size``, ``buffer_size``, ``learning
    CartPole with 64 agents and the acting weights two updates behind, that version solved 0 of 3 seeds within
    100k steps where this one solved 2, as many as with no lag at all.
 
-The policy lag PPO accepts (:func:`ppo_play_rules`): an EnvActor never waits for an update, so what it plays while
-the learner updates, and the start of a trajectory that was in progress when new weights arrived, was acted by
-older weights: about ``time_horizon`` × agents ÷ ``buffer_size`` updates older for a trajectory's first
+The policy lag PPO accepts (:func:`ppo_play_rules`): an EnvActor does not wait for an update to end, so what it
+plays while the learner updates, and the start of a trajectory that was in progress when new weights arrived, was
+acted by older weights: about ``time_horizon`` × agents ÷ ``buffer_size`` updates older for a trajectory's first
 experience (ML-Agents' own in-progress trajectories age the same way). The loss above corrects for the weights that
 acted, so such experiences are trained on (Sample Factory trains PPO on lagged experience too, dropping only what is
 older than its ``max_policy_lag``).
 Older experiences are dropped: ``threaded: false`` (ML-Agents' default) trains on what the
 last :data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to
-:data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG_THREADED`.
+:data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG_THREADED`. However fast the EnvActors are, an update comes
+every ``buffer_size`` experiences (:meth:`experiences_before_update`: the trainer takes in no more before it
+updates) and the learner's inbox holds about one update's worth (:meth:`experiences_per_update`): EnvActors far
+ahead of a slow learner wait, rather than send what would age past the bound.
 """
 
 from __future__ import annotations
@@ -260,6 +263,14 @@ class PPO:
     def ready_for_update(self, step: int) -> bool:
         """Whether the buffer holds more than ``buffer_size`` experiences."""
         return self._buffered_experiences > self.hyperparameters.buffer_size
+
+    def experiences_per_update(self) -> int:
+        """``buffer_size``."""
+        return self.hyperparameters.buffer_size
+
+    def experiences_before_update(self) -> int:
+        """The experiences that bring the buffer past ``buffer_size`` (at least 1)."""
+        return max(self.hyperparameters.buffer_size + 1 - self._buffered_experiences, 1)
 
     def restored(self, step: int) -> None:
         """Empties the update buffer: it was acted by weights that no longer exist."""

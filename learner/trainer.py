@@ -6,7 +6,9 @@ What ML-Agents' ``RLTrainer`` does each ``advance()`` (spec §8.3), around the a
 1. :meth:`Trainer.ingest` the trajectories that arrived, together: the step grows by their length (agent
    decisions, summed over agents); each experience's policy lag (the trainer's version minus the version that
    acted) is measured, those beyond the algorithm's bound are counted as dropped, and the algorithm takes the
-   trajectories in one batched pass, training only on the experiences within the bound.
+   trajectories in one batched pass, training only on the experiences within the bound. The LearnerActor hands
+   over what arrived with :meth:`Trainer.receive` and ingests it with :meth:`Trainer.take_in`, an update's worth at a
+   time, updating in between (:attr:`Trainer.behind` says whether more waits).
 2. :meth:`Trainer.record_episodes` with the episodes the EnvActors saw end.
 3. :meth:`Trainer.maybe_update`: an update when the algorithm says one is due; each update makes a new weights
    version (:meth:`Trainer.weights_snapshot`).
@@ -93,6 +95,7 @@ class Trainer:
         self._returns_since_update: list[float] = []
         self._returns_in_period: list[float] = []
         self._returns_since_taken: list[float] = []
+        self._waiting: list[Trajectory] = []
         self._next_summary_step = next_interval_step(self.step, settings.summary_freq)
         self._next_checkpoint_step = next_interval_step(self.step, settings.checkpoint_interval)
 
@@ -161,6 +164,35 @@ class Trainer:
             self._stats.add(name, value)
         for name, rewards in ingested.signal_rewards.items():
             self._collect_signal_rewards(trajectories, name, rewards)
+
+    def receive(self, trajectories: Sequence[Trajectory]) -> None:
+        """Queues trajectories that arrived; :meth:`take_in` ingests them, an update's worth at a time."""
+        self._waiting.extend(trajectories)
+
+    @property
+    def waiting_steps(self) -> int:
+        """Steps received but not yet taken in (not yet counted in :attr:`step`)."""
+        return sum(len(t) for t in self._waiting)
+
+    def take_in(self) -> None:
+        """Ingests the trajectories waiting, up to the one that makes the algorithm's next update due; the rest wait
+        for that update (:attr:`behind` says so). However much arrives at once, an on-policy update thus comes
+        every ``buffer_size`` experiences, as in ML-Agents, whose players step in turn with its updates: folding
+        a pile that arrived while the learner was busy into one larger update would leave fewer updates per step
+        (on CartPole with the learner starved of CPU, 44 updates of 2,170 experiences instead of 94 of about
+        1,060, and 100k steps no longer solved)."""
+        if not self._waiting:
+            return
+        limit = self.algorithm.experiences_before_update() if self.training and self.should_still_train else None
+        taken = len(self._waiting)
+        if limit is not None:
+            steps = 0
+            for taken, trajectory in enumerate(self._waiting, start=1):
+                steps += len(trajectory)
+                if steps >= limit:
+                    break
+        part, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        self.ingest(part)
 
     def _within_max_steps(self, trajectories: Sequence[Trajectory]) -> Sequence[Trajectory]:
         """The trajectories taken in one by one while the step has not passed ``max_steps``, as ML-Agents counts
@@ -235,6 +267,11 @@ class Trainer:
     def update_due(self) -> bool:
         """Whether the algorithm has an update due (and the trainer still trains)."""
         return self.training and self.should_still_train and self.algorithm.ready_for_update(self.step)
+
+    @property
+    def behind(self) -> bool:
+        """Whether an update is due or trajectories wait to be taken in: the learner lets no more in meanwhile."""
+        return self.update_due or bool(self._waiting)
 
     def maybe_update(self) -> bool:
         """An update if the algorithm has one due; True (a new version) if so."""

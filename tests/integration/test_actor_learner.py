@@ -3,7 +3,8 @@ LearnerActor, without the driver's loop in between.
 
 The tests play the driver's part by hand (one ``collect`` call at a time per EnvActor) and check what the core
 promises: every step an EnvActor sends is counted by the learner; the EnvActors pick up new weights versions while
-they play (nobody waits for an update); experiences acted within PPO's lag bound are trained on, and when the
+they play (nobody waits for an update to end); a learner slower than its EnvActors still updates every
+``buffer_size`` experiences, holding them to its pace; experiences acted within PPO's lag bound are trained on, and when the
 learner updates past the bound while an EnvActor's trajectories are unfinished (here it is paused between two calls)
 the experiences acted by weights older than the bound are dropped, one at a time, and reported as such; weights are
 published per behavior id (``Name?team=N``), each with a publication counter of its own.
@@ -65,14 +66,14 @@ class Played:
 
 
 @contextmanager
-def running(tmp_path: Path, buffer_size: int) -> Iterator[tuple[Any, list[Any]]]:
+def running(tmp_path: Path, buffer_size: int, num_epoch: int = 2) -> Iterator[tuple[Any, list[Any]]]:
     """A learner and two started EnvActors × 4 areas of CartPole feeding it; all closed and killed after."""
     options = run_options_from_dict(
         {
             "behaviors": {
                 BEHAVIOR: {
                     "trainer_type": "ppo",
-                    "hyperparameters": {"batch_size": 32, "buffer_size": buffer_size, "num_epoch": 2},
+                    "hyperparameters": {"batch_size": 32, "buffer_size": buffer_size, "num_epoch": num_epoch},
                     "network_settings": {"hidden_units": 16},
                     "time_horizon": TIME_HORIZON,
                     "summary_freq": 200,
@@ -142,6 +143,31 @@ def test_env_actors_stream_and_pick_up_new_versions_while_they_play(local_ray: N
     assert state.dropped_steps <= 0.01 * sent
     lags = [s[POLICY_LAG] for s in played.summaries if POLICY_LAG in s]
     assert lags and max(lags) <= PPO_MAX_POLICY_LAG
+
+
+def test_a_learner_slower_than_its_env_actors_still_updates_every_buffer_size_experiences(
+    local_ray: None, tmp_path: Path
+) -> None:
+    # 100 epochs over a buffer of 256 (time_horizon × the 8 agents, so a trajectory spans about one update): an update
+    # takes longer than the EnvActors take to play the next 256 steps.
+    # The learner takes in no more than an update's worth before it updates, and its inbox holds about one update's
+    # worth, so the EnvActors wait for it (throttled) rather than piling up steps that would make fewer, larger
+    # updates (a pile ingested at once is one update) or age past the lag bound.
+    buffer_size = 256
+    with running(tmp_path, buffer_size=buffer_size, num_epoch=100) as (learner, actors):
+        reports: list[CollectReport] = []
+        for _ in range(25):
+            reports += ray.get([actor.collect.remote() for actor in actors])
+        played = taken_in(learner, actors, reports)
+    (state,) = played.progress.behaviors
+    sent = sum(report.steps for report in played.reports)
+    assert sent > 8 * buffer_size
+    assert state.step == sent
+    # Each update takes in buffer_size + 1 to buffer_size + time_horizon experiences (trajectories are taken whole);
+    # the last one may still be running.
+    assert state.version >= sent // (buffer_size + TIME_HORIZON) - 1, (state.version, sent)
+    assert played.progress.throttled_s > 0, "the EnvActors waited for the learner"
+    assert state.dropped_steps <= 0.01 * sent, "nothing piled up past the lag bound"
 
 
 def test_experiences_older_than_the_lag_bound_are_dropped_and_reported(local_ray: None, tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ def train_example(
         process.wait()
         raise AssertionError(f"the run did not end within {timeout_s:.0f} s:\n{''.join(lines)}") from None
     reader.join(timeout=10)
+    if process.stdout is not None and not reader.is_alive():  # a reader still at it keeps the pipe open
+        process.stdout.close()
     output = "".join(lines)
     assert returncode == 0, output
     summaries = [(int(step), float(reward)) for step, reward in summary.findall(output)]

@@ -209,6 +209,34 @@ def test_update_happens_once_the_buffer_exceeds_buffer_size_and_makes_a_new_vers
     assert all(np.array_equal(copy.state[k], second.state[k]) for k in second.state)
 
 
+def test_what_arrives_at_once_is_taken_in_an_update_at_a_time() -> None:
+    # Ten trajectories of 10 arrive together (a learner slow beside its EnvActors): with buffer_size 32, an update
+    # is due after each 40 experiences taken in, so 100 steps make two updates and leave 20 buffered, as if they had
+    # arrived one by one; ingested together they would make one update of 100.
+    ppo = trainer(buffer_size=32)
+    ppo.receive([trajectory(10, seed=seed) for seed in range(10)])
+    assert ppo.step == 0 and ppo.waiting_steps == 100 and ppo.behind
+    taken: list[tuple[int, int]] = []
+    updates = 0
+    while ppo.behind:
+        ppo.take_in()
+        taken.append((ppo.step, ppo.buffered_steps))
+        updates += ppo.maybe_update()
+    assert taken == [(40, 40), (80, 40), (100, 20)]
+    assert updates == ppo.version == 2 and ppo.waiting_steps == 0 and ppo.buffered_steps == 20
+    # The second update's experiences were acted one version before it: trained on, within the bound.
+    assert ppo.dropped_steps == 0
+
+
+def test_past_max_steps_everything_waiting_is_taken_in_at_once_and_dropped() -> None:
+    ppo = Trainer(BEHAVIOR, SPEC, dataclasses.replace(settings(buffer_size=32), max_steps=50), seed=0)
+    ppo.receive([trajectory(10, seed=seed) for seed in range(10)])
+    while ppo.behind:
+        ppo.take_in()
+        ppo.maybe_update()
+    assert ppo.version == 1 and ppo.step == 60 and ppo.dropped_steps == 40 and ppo.waiting_steps == 0
+
+
 # ---- summaries ------------------------------------------------------------------------------------------------------
 
 
