@@ -89,14 +89,11 @@ class Algorithm(Protocol):
         ...
 
     def experiences_per_update(self) -> int | None:
-        """The experiences one update trains on (PPO's ``buffer_size``): the learner lets the EnvActors send at
-        most that many ahead of what it takes in. None: no such bound (SAC, which learns from a replay buffer)."""
-        ...
-
-    def experiences_before_update(self) -> int | None:
-        """How many more trainable experiences taken in make the next update due; the trainer takes in no more
-        before it updates, so that the updates per step do not depend on how much arrived at once. None: everything
-        that arrived is taken in first (SAC, whose gradient steps then catch up with the steps taken in)."""
+        """The experiences one update trains on: an update is due once more than this many are buffered (PPO's
+        ``buffer_size``). The trainer takes in no more before it updates, so that the updates per step do not depend
+        on how much arrived at once, and the learner lets the EnvActors send at most about this many ahead of what it
+        takes in. None: everything that arrived is taken in first, without a bound (SAC, whose gradient steps then
+        catch up with the steps taken in, from a replay buffer of experiences of any age)."""
         ...
 
     def update(self, step: int) -> Mapping[str, float]:

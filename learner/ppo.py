@@ -36,9 +36,9 @@ older than its ``max_policy_lag``).
 Older experiences are dropped: ``threaded: false`` (ML-Agents' default) trains on what the
 last :data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG` updates acted, ``threaded: true`` on up to
 :data:`~rayagents.learner.play_rules.PPO_MAX_POLICY_LAG_THREADED`. However fast the EnvActors are, an update comes
-every ``buffer_size`` experiences (:meth:`experiences_before_update`: the trainer takes in no more before it
-updates) and the learner's inbox holds about one update's worth (:meth:`experiences_per_update`): EnvActors far
-ahead of a slow learner wait, rather than send what would age past the bound.
+every ``buffer_size`` experiences (:meth:`experiences_per_update`: the trainer takes in no more before it
+updates) and the learner's inbox holds about one update's worth: EnvActors far ahead of a slow learner wait,
+rather than send what would age past the bound.
 """
 
 from __future__ import annotations
@@ -267,10 +267,6 @@ class PPO:
     def experiences_per_update(self) -> int:
         """``buffer_size``."""
         return self.hyperparameters.buffer_size
-
-    def experiences_before_update(self) -> int:
-        """The experiences that bring the buffer past ``buffer_size`` (at least 1)."""
-        return max(self.hyperparameters.buffer_size + 1 - self._buffered_experiences, 1)
 
     def restored(self, step: int) -> None:
         """Empties the update buffer: it was acted by weights that no longer exist."""

@@ -274,12 +274,8 @@ class SAC:
         return self._due(step, self.update_steps, self.hyperparameters.steps_per_update)
 
     def experiences_per_update(self) -> None:
-        """None: SAC learns from its replay buffer, of experiences of any age."""
-        return None
-
-    def experiences_before_update(self) -> None:
         """None: SAC takes in everything that arrived, then makes the gradient steps due (one per
-        ``steps_per_update`` steps taken in)."""
+        ``steps_per_update`` steps taken in), from its replay buffer of experiences of any age."""
         return None
 
     def _copy_normalization(self) -> None:

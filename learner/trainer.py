@@ -179,13 +179,14 @@ class Trainer:
         for that update (:attr:`behind` says so). However much arrives at once, an on-policy update thus comes
         every ``buffer_size`` experiences, as in ML-Agents, whose players step in turn with its updates: folding
         a pile that arrived while the learner was busy into one larger update would leave fewer updates per step
-        (on CartPole with the learner starved of CPU, 44 updates of 2,170 experiences instead of 94 of about
-        1,060, and 100k steps no longer solved)."""
+        (on CartPole with the learner starved of CPU, 44 updates of 2,170 experiences instead of about 95 of
+        1,040, and 100k steps no longer solved)."""
         if not self._waiting:
             return
-        limit = self.algorithm.experiences_before_update() if self.training and self.should_still_train else None
+        per_update = self.algorithm.experiences_per_update() if self.training and self.should_still_train else None
         taken = len(self._waiting)
-        if limit is not None:
+        if per_update is not None:  # the experiences that bring the buffer past per_update
+            limit = max(per_update + 1 - self.algorithm.buffered_steps, 1)
             steps = 0
             for taken, trajectory in enumerate(self._waiting, start=1):
                 steps += len(trajectory)

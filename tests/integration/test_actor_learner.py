@@ -116,6 +116,17 @@ def taken_in(learner: Any, actors: list[Any], reports: list[CollectReport]) -> P
     return Played(reports, progress, summaries)
 
 
+def played_rounds(tmp_path: Path, rounds: int, buffer_size: int, num_epoch: int = 2) -> tuple[Played, int]:
+    """Every EnvActor plays ``rounds`` collect calls side by side (see :func:`running`); what was played, once the
+    learner took it all in, and the steps sent."""
+    with running(tmp_path, buffer_size=buffer_size, num_epoch=num_epoch) as (learner, actors):
+        reports: list[CollectReport] = []
+        for _ in range(rounds):
+            reports += ray.get([actor.collect.remote() for actor in actors])
+        played = taken_in(learner, actors, reports)
+    return played, sum(report.steps for report in played.reports)
+
+
 def _progress(learner: Any, summaries: list[dict[str, float]], wait: float = 0.0) -> LearnerProgress:
     time.sleep(wait)
     progress: LearnerProgress = ray.get(learner.progress.remote())
@@ -124,13 +135,8 @@ def _progress(learner: Any, summaries: list[dict[str, float]], wait: float = 0.0
 
 
 def test_env_actors_stream_and_pick_up_new_versions_while_they_play(local_ray: None, tmp_path: Path) -> None:
-    with running(tmp_path, buffer_size=512) as (learner, actors):
-        reports: list[CollectReport] = []
-        for _ in range(50):
-            reports += ray.get([actor.collect.remote() for actor in actors])
-        played = taken_in(learner, actors, reports)
+    played, sent = played_rounds(tmp_path, rounds=50, buffer_size=512)
     (state,) = played.progress.behaviors
-    sent = sum(report.steps for report in played.reports)
     assert sent > 2000
     assert state.step == sent, "every step an EnvActor sent is counted by the learner"
     assert state.version >= 4, "the learner updated as data streamed in"
@@ -154,13 +160,8 @@ def test_a_learner_slower_than_its_env_actors_still_updates_every_buffer_size_ex
     # worth, so the EnvActors wait for it (throttled) rather than piling up steps that would make fewer, larger
     # updates (a pile ingested at once is one update) or age past the lag bound.
     buffer_size = 256
-    with running(tmp_path, buffer_size=buffer_size, num_epoch=100) as (learner, actors):
-        reports: list[CollectReport] = []
-        for _ in range(25):
-            reports += ray.get([actor.collect.remote() for actor in actors])
-        played = taken_in(learner, actors, reports)
+    played, sent = played_rounds(tmp_path, rounds=25, buffer_size=buffer_size, num_epoch=100)
     (state,) = played.progress.behaviors
-    sent = sum(report.steps for report in played.reports)
     assert sent > 8 * buffer_size
     assert state.step == sent
     # Each update takes in buffer_size + 1 to buffer_size + time_horizon experiences (trajectories are taken whole);
