@@ -50,6 +50,9 @@ _HANDLER_SLICE_S = 0.5
 _DISCONNECT_GRACE_S = 2.0
 """After the player's call was cancelled, how long to wait for its process to be seen exiting."""
 
+_GOODBYE_WAIT_S = 1.0
+"""On close after an answer whose next request was not read: how long to wait for that request, to say goodbye."""
+
 PLAYER_CHECK_INTERVAL_S = 0.25
 """The longest a wait for the player's next request goes before its process is checked again (a cheap poll)."""
 
@@ -214,6 +217,7 @@ class TrainerServer:
         self._requests: "queue.SimpleQueue[_Pending]" = queue.SimpleQueue()
         self._stopped = threading.Event()
         self._pending: _Pending | None = None
+        self._unread = False  # send() answered the player, and receive() has not read its next request yet
         self._closed = False
         self._player_quit = False
         if port != 0:
@@ -271,11 +275,22 @@ class TrainerServer:
 
         ``message`` is sent as it is (build it with ``input_message``): no copy is made on the way.
         """
+        self.send(message)
+        return self.receive(wait)
+
+    def send(self, message: UnityMessageProto) -> None:
+        """Answers the pending request with ``message``: the first half of :meth:`exchange`. The player computes its
+        next step while the caller works; :meth:`receive` then reads it."""
         if self._player_quit:
             raise UnityCommunicatorStoppedException(
                 f"Communicator has exited: the player on port {self._port} closed the connection earlier."
             )
         self._respond(message)
+        self._unread = True
+
+    def receive(self, wait: WaitSettings) -> UnityOutputProto:
+        """The output of the player's next request (after :meth:`send`): the second half of :meth:`exchange`."""
+        self._unread = False
         return self._next_request(wait).unity_output
 
     def close(self) -> None:
@@ -283,6 +298,14 @@ class TrainerServer:
         if self._closed:
             return
         self._closed = True
+        if self._pending is None and self._unread and not self._player_quit:
+            # A step was sent and its answer not read (a caller cut short): take the player's request to answer it.
+            try:
+                pending = self._requests.get(timeout=_GOODBYE_WAIT_S)
+                if pending.request is not None:
+                    self._pending = pending
+            except queue.Empty:
+                pass
         if self._pending is not None:
             self._respond(_shutdown_message())
         # A short grace lets the goodbye reach the player before the remaining calls are cancelled.

@@ -2,9 +2,10 @@
 
 The driver creates one per ``--num-envs`` as a Ray actor (``ray.remote(EnvActor)``) and calls :meth:`EnvActor.collect`
 again and again; each call plays the player for about ``seconds_per_call`` seconds. The actor streams: per
-exchange and behavior, the policy acts on the agents that asked for a decision, the :class:`TrajectoryBuilder`
-cuts experiences into trajectories where ML-Agents does (``time_horizon``, episode ends), the actions go back,
-the player steps. Every ``seconds_per_batch`` the trajectories completed meanwhile go to the learner as one
+exchange and behavior, the policy acts on the agents that asked for a decision and the actions go back; while the
+player steps, the :class:`TrajectoryBuilder` cuts experiences into trajectories where ML-Agents does
+(``time_horizon``, episode ends) and batches go out (:func:`play_exchange`, ``step_async``/``step_wait``: the
+actor's own work is not added to the player's step time). Every ``seconds_per_batch`` the trajectories completed meanwhile go to the learner as one
 :class:`TrajectoryBatch` (``learner.submit.remote``) without waiting for the answer; only while
 ``max_calls_in_flight`` batches are unanswered does the actor wait (backpressure). It never waits for an update
 to end: each experience carries the weights version that acted, and the learner decides what is recent enough to
@@ -60,8 +61,8 @@ from rayagents.protocol.exceptions import (
     first_line,
 )
 from rayagents.protocol.side_channels import EnvironmentParametersChannel, StatsSideChannel
-from rayagents.protocol.trajectories import Trajectory, TrajectoryBatch
-from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec
+from rayagents.protocol.trajectories import ActionTaken, Trajectory, TrajectoryBatch
+from rayagents.protocol.types import AgentId, BehaviorName, BehaviorSpec, DecisionSteps, TerminalSteps
 from rayagents.protocol.weights import LearnerReply, PolicyWeights, WeightsNotice
 
 logger = logging.getLogger(__name__)
@@ -214,19 +215,29 @@ class PlayerFailedError(RuntimeError):
     """The player failed and may not be restarted again (the restart budget is spent)."""
 
 
-def play_behavior(
-    env: UnityEnvironment, behavior: BehaviorName, policy: VersionedPolicy, builder: TrajectoryBuilder
-) -> list[Trajectory]:
-    """One exchange of one behavior, before ``env.step()``: the policy forgets the agents whose episodes ended (their
-    next decisions start a new episode), acts for the agents that request a decision, and the builder turns the
-    steps into experiences; returns the trajectories completed."""
-    decision_steps, terminal_steps = env.get_steps(behavior)
-    if len(terminal_steps):
-        policy.forget(terminal_steps.agent_id.tolist())
-    taken = policy.act(behavior, decision_steps) if len(decision_steps) else None
-    trajectories = builder.add(decision_steps, terminal_steps, taken)
-    if taken is not None:
-        env.set_actions(behavior, taken.env_actions)
+BehaviorPlayers = Sequence[tuple[BehaviorName, VersionedPolicy, TrajectoryBuilder]]
+"""Each behavior of an exchange with the policy that acts for it and the builder of its trajectories."""
+
+
+def play_exchange(env: UnityEnvironment, behaviors: BehaviorPlayers) -> list[Trajectory]:
+    """The first half of one exchange with the player; the caller ends it with ``env.step_wait()``.
+
+    Per behavior, the policy forgets the agents whose episodes ended (their next decisions start a new episode) and
+    acts for the agents that request a decision; the actions go to the player (``env.step_async()``), and while it
+    steps the builders turn the steps into experiences. Returns the trajectories completed."""
+    turns: list[tuple[TrajectoryBuilder, DecisionSteps, TerminalSteps, ActionTaken | None]] = []
+    for behavior, policy, builder in behaviors:
+        decision_steps, terminal_steps = env.get_steps(behavior)
+        if len(terminal_steps):
+            policy.forget(terminal_steps.agent_id.tolist())
+        taken = policy.act(behavior, decision_steps) if len(decision_steps) else None
+        if taken is not None:
+            env.set_actions(behavior, taken.env_actions)
+        turns.append((builder, decision_steps, terminal_steps, taken))
+    env.step_async()
+    trajectories: list[Trajectory] = []
+    for builder, decision_steps, terminal_steps, taken in turns:
+        trajectories += builder.add(decision_steps, terminal_steps, taken)
     return trajectories
 
 
@@ -353,11 +364,13 @@ class EnvActor:
                 reset_failure, self._reset_failure = self._reset_failure, None
                 raise reset_failure
             env = self._player()
+            env.step_wait()  # a step the last call sent before it was cut short (a lost learner)
             while exchanges == 0 or time.monotonic() < started + self.settings.seconds_per_call:
+                plays = []
                 for behavior, spec in env.behavior_specs.items():
                     played = self._played(behavior, spec)
-                    self._pending.extend(play_behavior(env, behavior, played.policy, played.builder))
-                env.step()
+                    plays.append((behavior, played.policy, played.builder))
+                self._pending.extend(play_exchange(env, plays))  # the player steps from here to step_wait()
                 exchanges += 1
                 now = time.monotonic()
                 if self._pending and now >= last_sent + self.settings.seconds_per_batch:
@@ -366,6 +379,7 @@ class EnvActor:
                 if now >= last_received + RECEIVE_INTERVAL_S:
                     self._receive(block=False)  # newer weights act from the next decision on
                     last_received = now
+                env.step_wait()  # the player's next step
         except (UnityActionException, UnityObservationException):
             raise  # a mismatch between the policy and the player: a restart would not help
         except UnityException as error:

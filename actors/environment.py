@@ -153,6 +153,7 @@ class UnityEnvironment:
         self._env_state: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] = {}
         self._env_actions: dict[BehaviorName, ActionTuple] = {}
         self._is_first_message = True
+        self._stepping = False  # step_async() sent actions whose answer step_wait() has not read yet
         self._loaded = False
         self._player: PlayerProcess | None = None
         self._log_path: str | None = None
@@ -278,6 +279,7 @@ class UnityEnvironment:
     def reset(self) -> None:
         """Resets the environment (sends RESET and the queued side-channel messages) and reads the new state."""
         self._assert_loaded()
+        self.step_wait()  # the player's pending request, which RESET answers
         message = input_message()
         rl_input = message.unity_input.rl_input
         rl_input.command = RESET
@@ -293,10 +295,22 @@ class UnityEnvironment:
 
         The first call after launch resets instead.
         """
+        self.step_async()
+        self.step_wait()
+
+    def step_async(self) -> None:
+        """The first half of :meth:`step`: sends the actions set since the last step (zeros for behaviors without
+        any), and returns while the player computes its next step. :meth:`step_wait` reads the new state; until
+        then ``get_steps`` still gives the state the actions answer, and actions cannot be set.
+
+        The first call after launch resets instead (and :meth:`step_wait` has nothing left to read).
+        """
         if self._is_first_message:
             self.reset()
             return
         self._assert_loaded()
+        if self._stepping:
+            raise UnityEnvironmentException("step_async() was called twice without step_wait() in between")
         message = input_message()
         rl_input = message.unity_input.rl_input
         rl_input.command = STEP
@@ -309,10 +323,19 @@ class UnityEnvironment:
             if actions is None:
                 actions = self._env_specs[behavior].action_spec.empty_action(n_agents)
             self._encoders[behavior].write(actions, rl_input.agent_actions[behavior])
-        output = self._server.exchange(message, wait=self._wait)
+        self._server.send(message)
+        self._env_actions.clear()
+        self._stepping = True
+
+    def step_wait(self) -> None:
+        """The second half of :meth:`step`: waits for the player's next step and reads the new state (nothing
+        when no :meth:`step_async` is waiting for its answer)."""
+        if not self._stepping:
+            return
+        self._stepping = False
+        output = self._server.receive(self._wait)
         self._update_behavior_specs(output)
         self._update_state(output.rl_output)
-        self._env_actions.clear()
 
     def get_steps(self, behavior_name: BehaviorName) -> tuple[DecisionSteps, TerminalSteps]:
         """The agents of ``behavior_name`` that request a decision, and those whose episode ended, this step."""
@@ -329,6 +352,7 @@ class UnityEnvironment:
         UnityActionException.
         """
         self._assert_behavior_exists(behavior_name)
+        self._assert_not_stepping()
         if behavior_name not in self._env_state:
             return
         n_agents = len(self._env_state[behavior_name][0])
@@ -340,6 +364,7 @@ class UnityEnvironment:
         Raises IndexError when the agent did not request a decision this step.
         """
         self._assert_behavior_exists(behavior_name)
+        self._assert_not_stepping()
         if behavior_name not in self._env_state:
             return
         spec = self._env_specs[behavior_name]
@@ -382,6 +407,13 @@ class UnityEnvironment:
         if not self._loaded:
             raise UnityEnvironmentException(
                 f"No Unity environment is loaded on port {self.port}: it was closed, or it failed to start."
+            )
+
+    def _assert_not_stepping(self) -> None:
+        if self._stepping:
+            raise UnityActionException(
+                "Actions were set between step_async() and step_wait(): they would answer a step the player has not "
+                "sent yet. Call step_wait() first."
             )
 
     def _assert_behavior_exists(self, behavior_name: str) -> None:

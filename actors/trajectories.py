@@ -4,10 +4,11 @@ An EnvActor's loop, per behavior, each exchange with the player::
 
     decision_steps, terminal_steps = env.get_steps(behavior)
     taken = policy.act(behavior, decision_steps) if len(decision_steps) else None
-    trajectories = builder.add(decision_steps, terminal_steps, taken)
     if taken is not None:
         env.set_actions(behavior, taken.env_actions)
-    env.step()
+    env.step_async()  # the player steps meanwhile
+    trajectories = builder.add(decision_steps, terminal_steps, taken)
+    env.step_wait()
 
 The builder remembers, per agent, the decision it was just given (the observation it was made on, the mask the
 agent saw, the raw action, the weights version that acted and the policy's extras, such as PPO's log

@@ -159,6 +159,47 @@ def test_actions_reach_the_player_in_decision_order(tmp_path: Path) -> None:
         env.close()
 
 
+def test_a_step_in_two_halves_lets_the_caller_work_while_the_player_steps(tmp_path: Path) -> None:
+    env = scripted(tmp_path, "normal")
+    try:
+        env.step_async()  # the first call resets, and step_wait has nothing left to read
+        env.step_wait()
+        decisions, _ = env.get_steps(BALL)
+        np.testing.assert_allclose(decisions.obs[0], [[0, 0, 0], [0, 0, 0]])
+        env.set_actions(
+            BALL, ActionTuple(continuous=np.array([[0.5, 0.0], [-0.25, 0.0]], np.float32), discrete=np.array([[1], [2]]))
+        )
+        env.step_async()
+        held, _ = env.get_steps(BALL)  # until step_wait, the state the actions answer
+        np.testing.assert_allclose(held.obs[0], [[0, 0, 0], [0, 0, 0]])
+        with pytest.raises(UnityActionException, match="step_wait"):
+            env.set_actions(BALL, ActionTuple(continuous=np.zeros((2, 2), np.float32), discrete=np.zeros((2, 1))))
+        with pytest.raises(UnityEnvironmentException, match="twice"):
+            env.step_async()
+        env.step_wait()
+        decisions, _ = env.get_steps(BALL)
+        np.testing.assert_allclose(decisions.obs[0], [[1, 0.5, 1], [1, -0.25, 2]])
+        env.step_wait()  # nothing sent: nothing to read, the state stays
+        np.testing.assert_allclose(env.get_steps(BALL)[0].obs[0], decisions.obs[0])
+        env.step_async()
+        env.reset()  # reads the pending step first, then resets
+        np.testing.assert_allclose(env.get_steps(BALL)[0].obs[0], [[0, 0, 0], [0, 0, 0]])
+        env.step()
+        np.testing.assert_allclose(env.get_steps(BALL)[0].obs[0], [[1, 0, 0], [1, 0, 0]])
+    finally:
+        env.close()
+
+
+def test_closing_between_the_halves_of_a_step_still_says_goodbye(tmp_path: Path) -> None:
+    env = scripted(tmp_path, "normal")
+    env.reset()
+    env.step_async()
+    pid = env.pid
+    env.close()  # the player's next request is taken and answered with status 400
+    assert pid is not None and not pid_alive(pid)
+    assert "the trainer said goodbye (status 400)" in (tmp_path / "logs" / "Player-0.log").read_text()
+
+
 def test_a_behavior_appearing_later(tmp_path: Path) -> None:
     env = scripted(tmp_path, "late_behavior")
     try:

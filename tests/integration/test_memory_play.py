@@ -1,4 +1,4 @@
-"""The EnvActor's exchange (:func:`rayagents.actors.env_actor.play_behavior`) with a policy that has memory, against
+"""The EnvActor's exchange (:func:`rayagents.actors.env_actor.play_exchange`) with a policy that has memory, against
 a real player: every agent's memory starts from zeros at each of its episodes, is carried from one step to the next
 across trajectory cuts, and is each agent's own although 4 areas act in one batch."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rayagents.actors.env_actor import play_behavior
+from rayagents.actors.env_actor import play_exchange
 from rayagents.actors.environment import UnityEnvironment
 from rayagents.actors.trajectories import TrajectoryBuilder
 from rayagents.configs.network import MemorySettings, NetworkSettings
@@ -38,8 +38,8 @@ def test_memories_start_at_zero_each_episode_and_carry_across_cuts(tmp_path: Pat
         policy.load_weights(0, actor_weights(Actor(spec.observation_specs, spec.action_spec, NETWORK)))
         builder = TrajectoryBuilder(BEHAVIOR, 0, TIME_HORIZON)
         for _ in range(200):
-            trajectories += play_behavior(env, BEHAVIOR, policy, builder)
-            env.step()
+            trajectories += play_exchange(env, [(BEHAVIOR, policy, builder)])
+            env.step_wait()
 
     by_agent: dict[str, list[Trajectory]] = defaultdict(list)
     for trajectory in trajectories:
