@@ -134,6 +134,11 @@ def test_training_status_lists_only_checkpoints_that_exist_after_the_learner_is_
     rotated: list[Path] = []
     try:
         learn.wait_for_step(1000, timeout=120)
+        # The driver prints a poll's summaries before it saves the poll's checkpoints: a fleet fast enough to reach
+        # step 1000 by the first poll that lists one leaves the file unwritten for a moment after the line.
+        deadline = time.monotonic() + 30
+        while not status_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         (learner,) = learn.learner_pids()
         for _ in range(20):
             written_at = status_path.stat().st_mtime_ns
