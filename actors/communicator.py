@@ -288,6 +288,11 @@ class TrainerServer:
         self._respond(message)
         self._unread = True
 
+    @property
+    def awaiting_request(self) -> bool:
+        """Whether :meth:`send` answered the player and :meth:`receive` has not read its next request yet."""
+        return self._unread
+
     def receive(self, wait: WaitSettings) -> UnityOutputProto:
         """The output of the player's next request (after :meth:`send`): the second half of :meth:`exchange`."""
         self._unread = False

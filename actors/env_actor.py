@@ -5,8 +5,8 @@ again and again; each call plays the player for about ``seconds_per_call`` secon
 exchange and behavior, the policy acts on the agents that asked for a decision and the actions go back; while the
 player steps, the :class:`TrajectoryBuilder` cuts experiences into trajectories where ML-Agents does
 (``time_horizon``, episode ends) and batches go out (:func:`play_exchange`, ``step_async``/``step_wait``: the
-actor's own work is not added to the player's step time). Every ``seconds_per_batch`` the trajectories completed meanwhile go to the learner as one
-:class:`TrajectoryBatch` (``learner.submit.remote``) without waiting for the answer; only while
+actor's own work is not added to the player's step time). Every ``seconds_per_batch`` the trajectories completed
+meanwhile go to the learner as one :class:`TrajectoryBatch` (``learner.submit.remote``) without waiting for the answer; only while
 ``max_calls_in_flight`` batches are unanswered does the actor wait (backpressure). It never waits for an update
 to end: each experience carries the weights version that acted, and the learner decides what is recent enough to
 train on. The learner answers late only when the actors are more than about an update's worth of steps ahead of it

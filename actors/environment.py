@@ -153,7 +153,6 @@ class UnityEnvironment:
         self._env_state: dict[BehaviorName, tuple[DecisionSteps, TerminalSteps]] = {}
         self._env_actions: dict[BehaviorName, ActionTuple] = {}
         self._is_first_message = True
-        self._stepping = False  # step_async() sent actions whose answer step_wait() has not read yet
         self._loaded = False
         self._player: PlayerProcess | None = None
         self._log_path: str | None = None
@@ -309,7 +308,7 @@ class UnityEnvironment:
             self.reset()
             return
         self._assert_loaded()
-        if self._stepping:
+        if self._server.awaiting_request:
             raise UnityEnvironmentException("step_async() was called twice without step_wait() in between")
         message = input_message()
         rl_input = message.unity_input.rl_input
@@ -325,14 +324,12 @@ class UnityEnvironment:
             self._encoders[behavior].write(actions, rl_input.agent_actions[behavior])
         self._server.send(message)
         self._env_actions.clear()
-        self._stepping = True
 
     def step_wait(self) -> None:
         """The second half of :meth:`step`: waits for the player's next step and reads the new state (nothing
         when no :meth:`step_async` is waiting for its answer)."""
-        if not self._stepping:
+        if not self._server.awaiting_request:
             return
-        self._stepping = False
         output = self._server.receive(self._wait)
         self._update_behavior_specs(output)
         self._update_state(output.rl_output)
@@ -410,7 +407,7 @@ class UnityEnvironment:
             )
 
     def _assert_not_stepping(self) -> None:
-        if self._stepping:
+        if self._server.awaiting_request:
             raise UnityActionException(
                 "Actions were set between step_async() and step_wait(): they would answer a step the player has not "
                 "sent yet. Call step_wait() first."
