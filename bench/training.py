@@ -2,7 +2,8 @@
 
 - ``HalfCheetah``, 2 players × 8 areas: (a) random actions, each player stepped by its own process (two
   ``multiprocessing`` processes, 'spawn' context, measuring over the same seconds), agent steps/s summed;
-  (b) ``rayagents-learn`` training PPO with 2 EnvActors × 8 areas. Target: (b) ≥ 0.6 × (a) on a machine with fewer
+  (b) ``rayagents-learn`` training PPO with 2 EnvActors × 8 areas. (a) and (b) alternate :data:`PAIRS` times
+  (``--pairs``) and the ratio is the median of the pairs' ratios. Target: (b) ≥ 0.6 × (a) on a machine with fewer
   cores than the run's busy processes, ≥ 0.9 × (a) with a core for each; at most 1% of the steps dropped.
 - ``CartPole``: ``rayagents-learn`` with the CartPole example config, 2 EnvActors × 8 areas.
 - The learner on HalfCheetah experiences, on the CPU with the LearnerActor's torch threads and on CUDA when there
@@ -23,7 +24,7 @@ after the first summary and the first poll ``--seconds`` later (:func:`measure_w
 SIGINT, saves and exits. Steps are every experience the EnvActors sent, including those the learner drops (acted
 by weights older than PPO's lag bound); the dropped share is shown beside the rate.
 
-    python -m bench.training [--seconds N] [--no-readme]
+    python -m bench.training [--seconds N] [--pairs N] [--no-readme]
     python -m bench              # every benchmark, and rewrites the README tables
 """
 
@@ -80,6 +81,10 @@ RATIO_TARGET_SHARED = 0.6
 training run has busy processes (a player and an EnvActor per EnvActor, the learner, the driver)."""
 RATIO_TARGET_CORE_PER_PROCESS = 0.9
 """The same ratio with a core per busy process."""
+PAIRS = 3
+"""How many times the HalfCheetah random and training measurements alternate. The machine's speed drifts (random
+rates of one 2-core machine ranged over a third from one run to the next), so one pair measures the drift as much as
+the trainer; the median of several pairs, each measured back to back, much less."""
 DROPPED_TARGET = 0.01
 """The most of a training run's steps the learner may drop."""
 WARMUP_S = 10.0
@@ -522,17 +527,78 @@ def _report(name: str, measurement: TrainingMeasurement, printed: set[str]) -> N
             print(f"  rayagents-learn ({name}) printed: {message}", file=sys.stderr)
 
 
-def run(seconds: float = 5.0) -> list[Row]:
-    """Every training measurement, as README rows (the HalfCheetah pair measured back to back)."""
+@dataclass(frozen=True)
+class RatioPair:
+    """One HalfCheetah random-action measurement and the training measurement right after it."""
+
+    random_rate: float
+    """Agent steps/s with random actions."""
+    trained: TrainingMeasurement
+    """The training run's measurement."""
+
+    @property
+    def ratio(self) -> float:
+        """Training ÷ random."""
+        return self.trained.steps_per_s / self.random_rate
+
+
+def ratio_pairs(config: Mapping[str, Any], seconds: float, pairs: int) -> list[RatioPair]:
+    """``pairs`` HalfCheetah measurements, each random actions then training on ``config``, back to back."""
+    measured = []
+    for _ in range(pairs):
+        random_rate = random_agent_steps_per_s("sim:HalfCheetah", seconds)
+        trained = training_steps_per_s(config, "sim:HalfCheetah", "HalfCheetah", seconds)
+        measured.append(RatioPair(random_rate, trained))
+    return measured
+
+
+def median_pair(pairs: Sequence[RatioPair]) -> RatioPair:
+    """The pair of the median ratio (the lower middle one of an even count)."""
+    ordered = sorted(pairs, key=lambda pair: pair.ratio)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def ratio_rows(pairs: Sequence[RatioPair], layout: str, cpus: int) -> list[Row]:
+    """The random, training and ratio rows of the pairs: the median pair's figures, every pair's ratio, and the
+    largest share any training run dropped."""
+    middle = median_pair(pairs)
+    target = ratio_target(cpus)
+    shares = [pair.trained.dropped_share for pair in pairs]
+    known = [share for share in shares if share is not None]
+    dropped = None if len(known) < len(shares) else max(known)
+    several = len(pairs) > 1
+    trained = _training_value(dataclasses.replace(middle.trained, dropped_share=dropped))
+    if several:
+        trained += f"; the median pair's, the largest share of {len(pairs)} runs"
+    ratio = f"{middle.ratio:.2f}"
+    if several:
+        ratio += f" (median of {len(pairs)} pairs: {', '.join(f'{p.ratio:.2f}' for p in pairs)})"
+    random_rate = f"{middle.random_rate:,.0f} agent steps/s"
+    if several:
+        random_rate += f" (the median pair's; {', '.join(f'{p.random_rate:,.0f}' for p in pairs)})"
+    return [
+        _row(f"HalfCheetah, random actions, {layout} (one process per player)", random_rate),
+        _row(
+            f"HalfCheetah, PPO training, {layout} (`rayagents-learn`, {NUM_ENVS} EnvActors)",
+            trained,
+            f"≤ {DROPPED_TARGET:.0%} dropped",
+            None if dropped is None else dropped <= DROPPED_TARGET,
+        ),
+        _row(f"training ÷ random (HalfCheetah, {layout})", ratio, f"≥ {target}", middle.ratio >= target),
+    ]
+
+
+def run(seconds: float = 5.0, pairs: int = PAIRS) -> list[Row]:
+    """Every training measurement, as README rows (the HalfCheetah random and training runs alternating ``pairs``
+    times)."""
     layout = f"{NUM_ENVS} × {NUM_AREAS} areas"
     cheetah = benchmark_config(halfcheetah_ppo_config(load_example("HalfCheetah")))
-    random_rate = random_agent_steps_per_s("sim:HalfCheetah", seconds)
-    trained = training_steps_per_s(cheetah, "sim:HalfCheetah", "HalfCheetah", seconds)
-    ratio = trained.steps_per_s / random_rate
-    target = ratio_target(os.cpu_count() or 1)
+    measured = ratio_pairs(cheetah, seconds, pairs)
     cartpole = training_steps_per_s(benchmark_config(load_example("CartPole")), "sim:CartPole", "CartPole", seconds)
     printed: set[str] = set()
-    _report("HalfCheetah", trained, printed)
+    for index, pair in enumerate(measured):
+        print(f"  pair {index + 1}: random {pair.random_rate:,.0f} steps/s, ratio {pair.ratio:.2f}", file=sys.stderr)
+        _report("HalfCheetah", pair.trained, printed)
     _report("CartPole", cartpole, printed)
 
     settings = trainer_settings(cheetah, "HalfCheetah")
@@ -545,9 +611,7 @@ def run(seconds: float = 5.0) -> list[Row]:
     )
     cpu = learner_rates(spec, settings, "cpu", seconds)
     rows = [
-        _row(f"HalfCheetah, random actions, {layout} (one process per player)", f"{random_rate:,.0f} agent steps/s"),
-        _dropped_row(f"HalfCheetah, PPO training, {layout} (`rayagents-learn`, {NUM_ENVS} EnvActors)", trained),
-        _row(f"training ÷ random (HalfCheetah, {layout})", f"{ratio:.2f}", f"≥ {target}", ratio >= target),
+        *ratio_rows(measured, layout, os.cpu_count() or 1),
         _dropped_row(f"CartPole, PPO training, {layout} (example config)", cartpole),
     ]
     cpu_name = f"CPU ({threads} torch thread{'s' if threads > 1 else ''}, as the LearnerActor)"
@@ -569,9 +633,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Runs the training benchmarks, prints them and (unless ``--no-readme``) writes them into the README."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each measurement runs")
+    parser.add_argument(
+        "--pairs", type=int, default=PAIRS, help="how many times the HalfCheetah random and training runs alternate"
+    )
     parser.add_argument("--no-readme", action="store_true", help="print only; leave README.md as it is")
     options = parser.parse_args(argv)
-    report(SECTION, run(options.seconds), write_readme=not options.no_readme)
+    if options.pairs < 1:
+        parser.error(f"--pairs {options.pairs}: give at least 1")
+    report(SECTION, run(options.seconds, options.pairs), write_readme=not options.no_readme)
 
 
 if __name__ == "__main__":

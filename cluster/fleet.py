@@ -17,7 +17,8 @@ loop. The fleet is elastic:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,22 +217,23 @@ class EnvFleet:
             logger.info("could not ask the autoscaler for the env actors' resources: %s", error)
 
     # ---- the loop ------------------------------------------------------------------------------------------------
-    def poll(self, timeout: float) -> FleetPoll:
-        """Waits up to ``timeout`` seconds for a start or collect call to return, takes every one that did, and
-        makes the next collect calls. Raises what an EnvActor raised (a player past its restart budget) and
-        :class:`EnvActorLost` past the replacement budget."""
+    def poll(self, timeout: float, also: Sequence[Any] = ()) -> FleetPoll:
+        """Waits up to ``timeout`` seconds for a start or collect call to return (or for one of the object refs
+        ``also``, the caller's own calls), takes every start or collect that did, and makes the next collect calls.
+        Raises what an EnvActor raised (a player past its restart budget) and :class:`EnvActorLost` past the
+        replacement budget."""
         self._dispatch()
         calls = {ref: (index, "start") for index, m in enumerate(self._members) if (ref := m.start_ref) is not None}
         calls.update(
             {ref: (index, "collect") for index, m in enumerate(self._members) if (ref := m.collect_ref) is not None}
         )
         done = learner_lost = False
-        if not calls:
+        waited = [*calls, *also]
+        if not waited:
+            time.sleep(timeout)  # nothing in flight (every actor waits for the learner): no busy loop
             return FleetPoll(training_done=False, learner_lost=False)
-        ready, _ = ray.wait(list(calls), num_returns=1, timeout=timeout)
-        if ready:
-            more, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
-            ready = list(dict.fromkeys([*ready, *more]))
+        ray.wait(waited, num_returns=1, timeout=timeout)
+        ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0) if calls else ([], [])
         for ref in ready:
             index, kind = calls[ref]
             member = self._members[index]

@@ -66,6 +66,8 @@ TIMERS = "timers.json"
 """The file in ``run_logs/`` with the gauges of the run."""
 PROGRESS_INTERVAL_S = 1.0
 """How often the driver asks the learner for its progress."""
+POLL_S = 0.2
+"""The longest the driver waits for an EnvActor's call or the learner's answer before it looks at the stop request."""
 CURRICULUM_PROGRESS_INTERVAL_S = 0.25
 """How often it asks while a curriculum lesson can still change: a lesson changes at most this late (ML-Agents checks
 after every environment step)."""
@@ -479,24 +481,43 @@ class TrainingRun:
         )
 
     def _loop(self, fleet: EnvFleet, start: float) -> None:
+        """Keeps the EnvActors collecting and asks the learner for its progress every ``PROGRESS_INTERVAL_S`` (at
+        once when an EnvActor reports the training done or the learner lost) until the training is done.
+
+        The progress call is not waited for: the learner answers between two of its updates, and an update may take
+        longer than a collect call (about a second of HalfCheetah's PPO on one core). Waiting for it left the
+        EnvActors whose calls returned meanwhile without their next call, and a core idle."""
         next_progress = 0.0
+        asked: Any = None  # the progress call in flight
+        urgent = False  # an EnvActor reported the training done or the learner lost: ask again at once
+        lost_reported = asked_after_loss = False
         while True:
-            polled = fleet.poll(timeout=0.2)
+            polled = fleet.poll(timeout=POLL_S, also=() if asked is None else (asked,))
             if self.watcher is not None and self.watcher.stop_requested():
                 raise _Stopped
+            urgent = urgent or polled.training_done or polled.learner_lost
+            lost_reported = lost_reported or polled.learner_lost
             now = time.monotonic()
-            if not (polled.training_done or polled.learner_lost or now >= next_progress):
+            if asked is None:
+                if not (urgent or now >= next_progress):
+                    continue
+                asked, asked_after_loss, urgent = self._learner.progress.remote(), lost_reported, False
+                next_progress = now + (
+                    PROGRESS_INTERVAL_S if self.curriculum.in_last_lessons else CURRICULUM_PROGRESS_INTERVAL_S
+                )
+            answered, _ = ray.wait([asked], timeout=0)
+            if not answered:
                 continue
-            next_progress = now + (
-                PROGRESS_INTERVAL_S if self.curriculum.in_last_lessons else CURRICULUM_PROGRESS_INTERVAL_S
-            )
             try:
-                progress: LearnerProgress = ray.get(self._learner.progress.remote())
+                progress: LearnerProgress = ray.get(asked)
             except RayActorError as lost:
+                asked, lost_reported = None, False
                 self._restart_learner(fleet, lost)
                 continue
-            if polled.learner_lost:  # the learner answers: an EnvActor lost only its weights; it carries on
+            asked = None
+            if asked_after_loss:  # the learner answers: an EnvActor lost only its weights; it carries on
                 fleet.set_learner(self._learner, 0)
+                lost_reported = False
             self._show(progress, time.time() - start, fleet)
             self._advance_curriculum(progress, fleet)
             if progress.training_done:

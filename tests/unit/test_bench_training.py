@@ -118,3 +118,25 @@ def test_the_envactor_loop_rows_give_each_stage_per_agent_step_and_acting_numpy_
     assert numpy_row.value == "110 µs: wire 80, acting 20, trajectories 10"
     assert torch_row.value == "150 µs: wire 80, acting 60, trajectories 10"
     assert ratio.value == "0.33"
+
+
+def _pair(random_rate: float, trained_rate: float, dropped: float | None) -> training.RatioPair:
+    window = training.Window(start_step=0, start_s=0.0, end_step=int(trained_rate * 10), end_s=10.0)
+    return training.RatioPair(random_rate, training.TrainingMeasurement(window, dropped, ()))
+
+
+def test_the_ratio_rows_give_the_median_pair_every_ratio_and_the_largest_dropped_share() -> None:
+    pairs = [_pair(10_000, 5_000, 0.0), _pair(8_000, 5_600, 0.02), _pair(9_000, 5_400, 0.0)]
+    assert [round(p.ratio, 2) for p in pairs] == [0.5, 0.7, 0.6]
+    assert training.median_pair(pairs) is pairs[2]
+    random_row, trained_row, ratio_row = training.ratio_rows(pairs, "2 × 8 areas", cpus=2)
+    assert random_row.value == "9,000 agent steps/s (the median pair's; 10,000, 8,000, 9,000)"
+    assert trained_row.value.startswith("5,400 agent steps/s (2% dropped as too old)")
+    assert trained_row.met is False  # one run of three dropped more than 1%
+    assert ratio_row.value == "0.60 (median of 3 pairs: 0.50, 0.70, 0.60)"
+    assert (ratio_row.target, ratio_row.met) == ("≥ 0.6", True)
+    # An even count takes the lower middle ratio; a single pair reads as before.
+    assert training.median_pair(pairs[:2]) is pairs[0]
+    _, trained_row, ratio_row = training.ratio_rows([_pair(10_000, 9_500, None)], "2 × 8 areas", cpus=16)
+    assert (trained_row.value, trained_row.met) == ("9,500 agent steps/s", None)
+    assert (ratio_row.value, ratio_row.target, ratio_row.met) == ("0.95", "≥ 0.9", True)
