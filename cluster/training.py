@@ -489,24 +489,21 @@ class TrainingRun:
         EnvActors whose calls returned meanwhile without their next call, and a core idle."""
         next_progress = 0.0
         asked: Any = None  # the progress call in flight
-        urgent = False  # an EnvActor reported the training done or the learner lost: ask again at once
-        lost_reported = asked_after_loss = False
+        lost_reported = False  # an EnvActor could not reach the learner: an answer shows it is still there
         while True:
             polled = fleet.poll(timeout=POLL_S, also=() if asked is None else (asked,))
             if self.watcher is not None and self.watcher.stop_requested():
                 raise _Stopped
-            urgent = urgent or polled.training_done or polled.learner_lost
-            lost_reported = lost_reported or polled.learner_lost
             now = time.monotonic()
-            if asked is None:
-                if not (urgent or now >= next_progress):
-                    continue
-                asked, asked_after_loss, urgent = self._learner.progress.remote(), lost_reported, False
+            if polled.training_done or polled.learner_lost:
+                next_progress = now  # ask at once (once the call in flight, if any, is answered)
+            lost_reported = lost_reported or polled.learner_lost
+            if asked is None and now >= next_progress:
+                asked = self._learner.progress.remote()
                 next_progress = now + (
                     PROGRESS_INTERVAL_S if self.curriculum.in_last_lessons else CURRICULUM_PROGRESS_INTERVAL_S
                 )
-            answered, _ = ray.wait([asked], timeout=0)
-            if not answered:
+            if asked is None or not ray.wait([asked], timeout=0)[0]:
                 continue
             try:
                 progress: LearnerProgress = ray.get(asked)
@@ -515,7 +512,7 @@ class TrainingRun:
                 self._restart_learner(fleet, lost)
                 continue
             asked = None
-            if asked_after_loss:  # the learner answers: an EnvActor lost only its weights; it carries on
+            if lost_reported:  # the learner answers: an EnvActor lost only its weights; it carries on
                 fleet.set_learner(self._learner, 0)
                 lost_reported = False
             self._show(progress, time.time() - start, fleet)
